@@ -1,0 +1,3 @@
+// The entry module functions-framework loads: it registers every function of this codebase.
+// Each deployment picks one with --entry-point (FUNCTION_TARGET).
+import './profile/index.js';

@@ -1,0 +1,20 @@
+import type { Catalog } from '../../shared/catalog/catalog.js';
+import type { ProfileConfig } from '../../shared/config.js';
+import type { IdTypeRegistry } from '../../shared/id-types.js';
+import type { Logger } from '../../shared/logger.js';
+import type { MappingIndex } from '../../shared/mapping/mapping-index.js';
+import type { ProfileStore } from '../../shared/profiles/profile-store.js';
+import type { RefreshingCache } from '../../shared/refreshing-cache.js';
+import type { LoadedSnapshot } from '../../shared/snapshots/load-snapshot.js';
+
+/** Everything the profile handler needs, injected so tests can pass fakes. */
+export interface ProfileDeps {
+  readonly config: ProfileConfig;
+  readonly registry: IdTypeRegistry;
+  readonly catalog: RefreshingCache<LoadedSnapshot<Catalog>>;
+  readonly mapping: RefreshingCache<LoadedSnapshot<MappingIndex>>;
+  readonly store: ProfileStore;
+  readonly log: Logger;
+  /** Wall clock in epoch milliseconds (segment expiry, snapshot age). */
+  readonly now: () => number;
+}

@@ -1,0 +1,100 @@
+import { catalogCodec } from '../../shared/catalog/catalog-codec.js';
+import { loadProfileConfig, type ProfileConfig } from '../../shared/config.js';
+import { describeError } from '../../shared/errors.js';
+import type { HttpHandler } from '../../shared/http/http-event.js';
+import { createLogger, type Logger } from '../../shared/logger.js';
+import { mappingCodec } from '../../shared/mapping/mapping-codec.js';
+import type { MappingIndex } from '../../shared/mapping/mapping-index.js';
+import { simpleMappingIndexBuilder } from '../../shared/mapping/simple-mapping-index.js';
+import { createProfileStore } from '../../shared/profiles/create-profile-store.js';
+import { RefreshingCache } from '../../shared/refreshing-cache.js';
+import { createSnapshotStore } from '../../shared/snapshots/create-snapshot-store.js';
+import { type LoadedSnapshot, loadSnapshot } from '../../shared/snapshots/load-snapshot.js';
+import type { SnapshotCodec } from '../../shared/snapshots/snapshot-codec.js';
+import type { SnapshotStore } from '../../shared/snapshots/snapshot-store.js';
+import { createProfileHandler } from './handler.js';
+import type { ProfileDeps } from './profile-deps.js';
+
+/** A wired profile function: its handler and the dependencies behind it. */
+export interface ProfileRuntime {
+  readonly handler: HttpHandler;
+  readonly deps: ProfileDeps;
+  /** Starts both first snapshot loads and the store's first contact, without waiting. */
+  warmUp(): void;
+}
+
+/** Wires the profile function from configuration: snapshot caches, profile store, handler. */
+export function createProfileRuntime(config: ProfileConfig, log: Logger): ProfileRuntime {
+  const snapshots = createSnapshotStore(config.SNAPSHOT_URI);
+  const catalog = snapshotCache(snapshots, catalogCodec, config, log);
+  const mapping = snapshotCache<MappingIndex>(
+    snapshots,
+    mappingCodec(config.ID_TYPES_JSON, simpleMappingIndexBuilder),
+    config,
+    log,
+  );
+  const store = createProfileStore(config);
+  const deps: ProfileDeps = {
+    config,
+    registry: config.ID_TYPES_JSON,
+    catalog,
+    mapping,
+    store,
+    log,
+    now: Date.now,
+  };
+  return {
+    handler: createProfileHandler(deps),
+    deps,
+    warmUp: () => {
+      catalog.warmUp();
+      mapping.warmUp();
+      store.ping({ timeoutMs: config.FIRST_LOAD_TIMEOUT_MS }).catch((err: unknown) => {
+        log.warn('profile store did not answer at start-up', { err });
+      });
+    },
+  };
+}
+
+function snapshotCache<V>(
+  store: SnapshotStore,
+  codec: SnapshotCodec<never, V>,
+  config: ProfileConfig,
+  log: Logger,
+): RefreshingCache<LoadedSnapshot<V>> {
+  return new RefreshingCache<LoadedSnapshot<V>>(
+    (current) =>
+      loadSnapshot(store, codec, current, { stallTimeoutMs: config.SNAPSHOT_TIMEOUT_MS }),
+    {
+      refreshIntervalMs: config.REFRESH_INTERVAL_SECS * 1000,
+      retryMinMs: Math.min(1_000, config.REFRESH_RETRY_MAX_SECS * 1000),
+      retryMaxMs: config.REFRESH_RETRY_MAX_SECS * 1000,
+      onError: (err, failures) =>
+        log.error(`${codec.kind} snapshot load failed`, {
+          err,
+          failures,
+          location: store.location,
+          detail: describeError(err),
+        }),
+      onSwap: (loaded) => {
+        const { manifest } = loaded as LoadedSnapshot<V>;
+        log.info(`${codec.kind} snapshot ${manifest.version} loaded`, {
+          version: manifest.version,
+          rows: manifest.rows,
+          bytes: manifest.bytes,
+        });
+      },
+    },
+  );
+}
+
+let runtime: ProfileRuntime | undefined;
+
+/** The module-scope runtime of this instance, built from process.env on first use. */
+export function profileRuntime(): ProfileRuntime {
+  if (!runtime) {
+    const config = loadProfileConfig(process.env);
+    runtime = createProfileRuntime(config, createLogger({ minSeverity: config.LOG_LEVEL }));
+  }
+  return runtime;
+}

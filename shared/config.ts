@@ -1,0 +1,98 @@
+import { z } from 'zod';
+import { ConfigError } from './errors.js';
+import {
+  createIdTypeRegistry,
+  DEFAULT_ID_TYPE_SPECS,
+  type IdTypeRegistry,
+  idTypeSpecSchema,
+} from './id-types.js';
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const flag = z.stringbool().default(false);
+
+const idTypesJson = z
+  .string()
+  .optional()
+  .transform((raw, ctx): IdTypeRegistry => {
+    let specs: unknown = DEFAULT_ID_TYPE_SPECS;
+    if (raw !== undefined && raw.trim() !== '') {
+      try {
+        specs = JSON.parse(raw);
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'not valid JSON' });
+        return z.NEVER;
+      }
+    }
+    const parsed = z.array(idTypeSpecSchema).min(1).safeParse(specs);
+    if (!parsed.success) {
+      ctx.addIssue({ code: 'custom', message: z.prettifyError(parsed.error) });
+      return z.NEVER;
+    }
+    try {
+      return createIdTypeRegistry(parsed.data);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      return z.NEVER;
+    }
+  });
+
+/** Where snapshots live: `gs://bucket/prefix` or a local directory (`file:path`, `file:///abs`). */
+export const snapshotUriSchema = z
+  .string()
+  .regex(
+    /^(gs:\/\/[a-z0-9][a-z0-9._-]{1,220}(\/.*)?|file:.+)$/,
+    'expected gs://bucket[/prefix] or file:<dir>',
+  );
+
+const commonSchema = z.object({
+  SNAPSHOT_URI: snapshotUriSchema.default('file:.data/demo/snapshots'),
+  SNAPSHOT_TIMEOUT_MS: int(100, 600_000).default(30_000),
+  ID_TYPES_JSON: idTypesJson,
+  LOG_USER_IDS: flag,
+  LOG_LEVEL: z.enum(['DEBUG', 'INFO', 'WARNING', 'ERROR']).default('INFO'),
+  GOOGLE_CLOUD_PROJECT: z.string().optional(),
+});
+
+const profileSchema = commonSchema.extend({
+  PROFILE_STORE: z.enum(['embedded', 'aerospike']).default('embedded'),
+  EMBEDDED_PROFILES_PATH: z.string().min(1).default('.data/demo/profiles.ndjson.gz'),
+  SEGMENTS_BIN: z.string().min(1).max(15).default('segments'),
+  LINKED_IDS_MAX: int(0, 10_000).default(50),
+  MAX_ID_LENGTH: int(8, 4096).default(128),
+  REFRESH_INTERVAL_SECS: int(1, 86_400).default(60),
+  REFRESH_RETRY_MAX_SECS: int(1, 86_400).default(600),
+  MAX_STALENESS_SECS: int(60, 30 * 86_400).default(172_800),
+  FIRST_LOAD_TIMEOUT_MS: int(100, 600_000).default(30_000),
+  REQUEST_BUDGET_MS: int(50, 60_000).default(1_500),
+  RETRY_AFTER_SECS: int(1, 3_600).default(5),
+});
+
+/** Everything the `profile` function reads from its environment. */
+export type ProfileConfig = Readonly<z.output<typeof profileSchema>>;
+
+/** Validates the `profile` function's environment once; throws ConfigError naming the variable. */
+export function loadProfileConfig(env: Env): ProfileConfig {
+  return parseEnv(profileSchema, env);
+}
+
+/** The settings every function shares (snapshot location, id types, logging). */
+export type CommonConfig = Readonly<z.output<typeof commonSchema>>;
+
+/** Parses `env` with `schema` into a frozen object, or throws one ConfigError listing each bad variable. */
+export function parseEnv<S extends z.ZodType>(schema: S, env: Env): Readonly<z.output<S>> {
+  // Empty strings count as unset: deploy tooling often writes VAR= for "no value".
+  const cleaned: Record<string, string> = {};
+  for (const [key, value] of Object.entries(env)) {
+    if (value !== undefined && value !== '') cleaned[key] = value;
+  }
+  const result = schema.safeParse(cleaned);
+  if (!result.success) {
+    const problems = result.error.issues.map((i) => `${i.path.join('.') || '(env)'}: ${i.message}`);
+    throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
+  }
+  return Object.freeze(result.data);
+}
+
+export { commonSchema };

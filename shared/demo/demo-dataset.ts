@@ -1,0 +1,183 @@
+import type { Segment } from '../catalog/segment.js';
+import type { MappingPerson } from '../mapping/mapping-codec.js';
+import type { EmbeddedProfileRecord } from '../profiles/embedded-profile-store.js';
+import { SeededRandom } from './random.js';
+
+/** Sizes of a generated dataset. */
+export interface DemoDatasetOptions {
+  readonly seed: number;
+  readonly persons: number;
+  readonly segments: number;
+  /** Ids that have a profile but are absent from the mapping. */
+  readonly orphanProfiles: number;
+  /** Linked ids of one extra "super-node" person (a shared device), to show the fan-out cap. */
+  readonly superNodeIds: number;
+}
+
+/** A generated dataset in the shapes the snapshots and the embedded store take. */
+export interface DemoDataset {
+  readonly segments: Segment[];
+  readonly persons: MappingPerson[];
+  readonly profiles: EmbeddedProfileRecord[];
+  /** Ids worth trying, by what they show. */
+  readonly samples: DemoSamples;
+}
+
+/** Demo ids worth trying, with what each shows. */
+export interface DemoSamples {
+  /** A person with several linked ids, all with profiles. */
+  readonly linked: string;
+  /** A profile with no entry in the mapping. */
+  readonly orphan: string;
+  /** A member of the super-node person, whose linked ids are capped. */
+  readonly superNode: string;
+  /** A mapped id that has no profile of its own. */
+  readonly noProfile: string;
+}
+
+export const DEFAULT_DEMO_OPTIONS: DemoDatasetOptions = {
+  seed: 20_261_126,
+  persons: 10_000,
+  segments: 500,
+  orphanProfiles: 500,
+  superNodeIds: 120,
+};
+
+/** Segment ids from this base upward exist in the catalog; UNKNOWN_BASE upward do not. */
+const SEGMENT_ID_BASE = 1000;
+const UNKNOWN_SEGMENT_BASE = 90_000;
+/** Expiry stamps (epoch seconds) for map-form segments: long past, and far future. */
+const EXPIRED_AT = 1_600_000_000;
+const EXPIRES_LATER = 4_102_444_800;
+
+const TYPE_CODES = ['111111', '222222', '333333', '444444'] as const;
+const SEGMENT_TYPES = ['behavioral', 'demographic', 'interest', 'lookalike', 'contextual'];
+const TOPICS = [
+  'auto',
+  'travel',
+  'finance',
+  'sports',
+  'fashion',
+  'gaming',
+  'food',
+  'tech',
+  'home',
+  'health',
+];
+const COUNTRIES = ['FR', 'DE', 'ES', 'IT', 'GB', 'US', 'NL', 'BE'];
+const DEVICES = ['mobile', 'desktop', 'tablet', 'ctv'];
+
+/** Builds a deterministic dataset (same options, same data) over the default four id types. */
+export function generateDemoDataset(
+  options: DemoDatasetOptions = DEFAULT_DEMO_OPTIONS,
+): DemoDataset {
+  const rng = new SeededRandom(options.seed);
+  const segments = makeSegments(rng, options.segments);
+  const persons: MappingPerson[] = [];
+  const profiles: EmbeddedProfileRecord[] = [];
+  const withProfile = new Set<string>();
+  let noProfile: string | undefined;
+  let linked: string | undefined;
+
+  const addProfile = (id: string, typeCode: string) => {
+    profiles.push({ set: typeCode, key: id, bins: makeBins(rng, options.segments) });
+    withProfile.add(id);
+  };
+
+  for (let p = 0; p < options.persons; p++) {
+    const person: { id: string; typeCode: string }[] = [];
+    for (let n = rng.int(1, 4); n > 0; n--) {
+      const typeCode = rng.pick(TYPE_CODES);
+      person.push({ id: makeId(rng, typeCode), typeCode });
+    }
+    for (const { id, typeCode } of person) {
+      // One mapped id in ten has no profile of its own.
+      if (rng.chance(0.9)) addProfile(id, typeCode);
+      else noProfile ??= id;
+    }
+    if (!linked && person.length >= 3 && person.every(({ id }) => withProfile.has(id))) {
+      linked = person[0]?.id;
+    }
+    persons.push(person);
+  }
+
+  const superNode = Array.from({ length: options.superNodeIds + 1 }, (_, i) => {
+    const typeCode = i === 0 ? '222222' : rng.pick(TYPE_CODES);
+    return { id: makeId(rng, typeCode), typeCode };
+  });
+  for (const { id, typeCode } of superNode) addProfile(id, typeCode);
+  persons.push(superNode);
+
+  let orphan: string | undefined;
+  for (let i = 0; i < options.orphanProfiles; i++) {
+    const typeCode = rng.pick(TYPE_CODES);
+    const id = makeId(rng, typeCode);
+    addProfile(id, typeCode);
+    orphan ??= id;
+  }
+
+  if (!linked || !orphan || !noProfile) throw new Error('demo dataset too small for its samples');
+  const superNodeId = (superNode[0] as { id: string }).id;
+  return {
+    segments,
+    persons,
+    profiles,
+    samples: { linked, orphan, superNode: superNodeId, noProfile },
+  };
+}
+
+function makeSegments(rng: SeededRandom, count: number): Segment[] {
+  return Array.from({ length: count }, (_, i) => {
+    const topic = rng.pick(TOPICS);
+    const type = rng.pick(SEGMENT_TYPES);
+    return {
+      id: String(SEGMENT_ID_BASE + i),
+      name: `${topic}-${type}-${i}`,
+      type,
+      size: rng.int(1_000, 5_000_000),
+      provider: rng.pick(['first-party', 'partner-a', 'partner-b']),
+      cpm: Math.round(rng.next() * 300) / 100,
+    };
+  });
+}
+
+function makeBins(rng: SeededRandom, segmentCount: number): Record<string, unknown> {
+  const n = rng.int(5, 100);
+  const ids = new Set<number>();
+  while (ids.size < n) {
+    // About one reference in fifty points at a segment the catalog does not know.
+    ids.add(
+      rng.chance(0.02)
+        ? UNKNOWN_SEGMENT_BASE + rng.int(0, 99)
+        : SEGMENT_ID_BASE + rng.int(0, segmentCount - 1),
+    );
+  }
+  let segments: unknown = [...ids];
+  if (rng.chance(0.3)) {
+    // Map form: segment id -> expiry; some already expired, some never (0).
+    const map: Record<string, number> = {};
+    for (const id of ids) map[String(id)] = rng.pick([EXPIRED_AT, EXPIRES_LATER, EXPIRES_LATER, 0]);
+    segments = map;
+  }
+  return {
+    segments,
+    country: rng.pick(COUNTRIES),
+    device: rng.pick(DEVICES),
+    first_seen: `2026-${String(rng.int(1, 10)).padStart(2, '0')}-${String(rng.int(1, 28)).padStart(2, '0')}`,
+    score: Math.round(rng.next() * 1000) / 1000,
+  };
+}
+
+/** An id in the default syntax of each original type. */
+export function makeId(rng: SeededRandom, typeCode: string): string {
+  switch (typeCode) {
+    case '111111':
+      return [rng.hex(7), rng.hex(4), rng.hex(4), rng.hex(4), rng.hex(10)].join('-').toUpperCase();
+    case '222222':
+      return [rng.hex(8), rng.hex(4), rng.hex(4), rng.hex(4), rng.hex(12)].join('-');
+    case '333333':
+      return rng.hex(64);
+    default:
+      return rng.digits(10);
+  }
+}

@@ -1,0 +1,37 @@
+/**
+ * An HTTP request as an AWS-style handler sees it: the subset of API Gateway's HTTP API
+ * (payload format 2.0) event that our handlers use. Header names are lower-case.
+ */
+export interface HttpEvent {
+  readonly rawPath: string;
+  readonly rawQueryString: string;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: string;
+  readonly isBase64Encoded: boolean;
+  readonly requestContext: {
+    readonly requestId: string;
+    readonly timeEpoch: number;
+    readonly http: {
+      readonly method: string;
+      readonly path: string;
+      readonly sourceIp: string;
+      readonly userAgent: string;
+    };
+  };
+}
+
+/** What a handler returns, as API Gateway expects it. */
+export interface HttpResult {
+  readonly statusCode: number;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: string;
+}
+
+/** Per-invocation extras, like Lambda's context object. */
+export interface HandlerContext {
+  /** Aborted when the platform times the request out or the client goes away. */
+  readonly signal?: AbortSignal;
+}
+
+/** An AWS-style HTTP handler: a plain async function from event to result. */
+export type HttpHandler = (event: HttpEvent, context: HandlerContext) => Promise<HttpResult>;

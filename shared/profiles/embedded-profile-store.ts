@@ -1,0 +1,66 @@
+import { createReadStream } from 'node:fs';
+import { createGunzip } from 'node:zlib';
+import { z } from 'zod';
+import { BackendUnavailableError } from '../errors.js';
+import { chain } from '../streams.js';
+import { textLines } from '../text-lines.js';
+import type { ProfileBins, ProfileKey, ProfileStore } from './profile-store.js';
+
+const recordSchema = z.object({
+  set: z.string().min(1),
+  key: z.string().min(1),
+  bins: z.record(z.string(), z.unknown()),
+});
+
+/** One line of an embedded profile file. */
+export type EmbeddedProfileRecord = z.infer<typeof recordSchema>;
+
+/**
+ * An in-memory profile store read from a gzip NDJSON file of `{set, key, bins}` lines: the
+ * embedded default for local runs with no Aerospike. The file is read on first use.
+ */
+export class EmbeddedProfileStore implements ProfileStore {
+  readonly name = 'embedded';
+  private records: Promise<Map<string, ProfileBins>> | undefined;
+
+  constructor(private readonly path: string) {}
+
+  async getMany(keys: readonly ProfileKey[]): Promise<(ProfileBins | undefined)[]> {
+    const records = await this.load();
+    return keys.map((key) => records.get(storeKey(key.set, key.id)));
+  }
+
+  async ping(): Promise<void> {
+    await this.load();
+  }
+
+  async close(): Promise<void> {
+    this.records = undefined;
+  }
+
+  private load(): Promise<Map<string, ProfileBins>> {
+    this.records ??= readProfiles(this.path).catch((err: unknown) => {
+      this.records = undefined; // let the next call try again
+      throw new BackendUnavailableError('embedded', `cannot read profiles from ${this.path}`, {
+        cause: err,
+      });
+    });
+    return this.records;
+  }
+}
+
+async function readProfiles(path: string): Promise<Map<string, ProfileBins>> {
+  const records = new Map<string, ProfileBins>();
+  let lineNo = 0;
+  for await (const line of textLines(chain(createReadStream(path), createGunzip()))) {
+    lineNo++;
+    const parsed = recordSchema.safeParse(JSON.parse(line));
+    if (!parsed.success) throw new Error(`line ${lineNo} of ${path} is not a profile record`);
+    records.set(storeKey(parsed.data.set, parsed.data.key), parsed.data.bins);
+  }
+  return records;
+}
+
+function storeKey(set: string, id: string): string {
+  return `${set}\u0000${id}`;
+}

@@ -1,0 +1,31 @@
+/** Where one profile lives: the set (the id type's code) and the id. */
+export interface ProfileKey {
+  readonly set: string;
+  readonly id: string;
+}
+
+/** A profile record's bins as the store returns them (segments bin plus attribute bins). */
+export type ProfileBins = Readonly<Record<string, unknown>>;
+
+/** Limits for one store call. */
+export interface StoreCallOptions {
+  /** The whole call, retries included, must finish within this. */
+  readonly timeoutMs: number;
+}
+
+/** The profile store: Aerospike in production, an in-memory store in the embedded default. */
+export interface ProfileStore {
+  /** Short name for health and logs (`embedded`, `aerospike`). */
+  readonly name: string;
+  /**
+   * Reads all keys in one round trip; the result has one entry per key, in order, undefined
+   * where there is no record. Throws BackendUnavailableError when the store cannot answer in time.
+   */
+  getMany(
+    keys: readonly ProfileKey[],
+    options: StoreCallOptions,
+  ): Promise<(ProfileBins | undefined)[]>;
+  /** Resolves when the store answers; throws BackendUnavailableError otherwise. */
+  ping(options: StoreCallOptions): Promise<void>;
+  close(): Promise<void>;
+}

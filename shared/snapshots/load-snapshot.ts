@@ -1,0 +1,101 @@
+import { createGunzip } from 'node:zlib';
+import { BackendUnavailableError, SnapshotIntegrityError } from '../errors.js';
+import { chain, digestTap, stallGuard } from '../streams.js';
+import { type Manifest, parseManifest } from './manifest.js';
+import type { SnapshotCodec } from './snapshot-codec.js';
+import type { SnapshotStore } from './snapshot-store.js';
+
+/** A verified snapshot in memory, with the manifest it came from. */
+export interface LoadedSnapshot<V> {
+  readonly value: V;
+  readonly manifest: Manifest;
+  readonly loadedAt: number;
+}
+
+/** Limits for one load. */
+export interface LoadOptions {
+  /** Fail when the store sends nothing for this long (manifest read or object download). */
+  readonly stallTimeoutMs: number;
+  readonly now?: () => number;
+}
+
+/**
+ * Loads the current snapshot of a kind unless `current` already is that version (then
+ * undefined). The data object is checked against the manifest (bytes, sha256, rows) and
+ * decoded before it is returned, so a caller only ever swaps in a whole, verified value.
+ */
+export async function loadSnapshot<V>(
+  store: SnapshotStore,
+  codec: SnapshotCodec<unknown, V>,
+  current: LoadedSnapshot<V> | undefined,
+  options: LoadOptions,
+): Promise<LoadedSnapshot<V> | undefined> {
+  const { kind } = codec;
+  const stored = await withTimeout(
+    (signal) => store.readManifest(kind, signal),
+    options.stallTimeoutMs,
+    `reading the ${kind} manifest from ${store.location}`,
+  );
+  if (!stored) {
+    throw new SnapshotIntegrityError(`no ${kind} snapshot has been published to ${store.location}`);
+  }
+  const manifest = parseManifest(stored.body, kind);
+  if (current && current.manifest.version === manifest.version) return undefined;
+
+  const stalled = () =>
+    new BackendUnavailableError('snapshot-store', `download of ${manifest.object} stalled`);
+  const raw = await withTimeout(
+    (signal) => store.readObject(manifest.object, signal),
+    options.stallTimeoutMs,
+    `opening ${manifest.object}`,
+  );
+  const tap = digestTap();
+  const gunzip = createGunzip();
+  const text = chain(raw, stallGuard(options.stallTimeoutMs, stalled), tap.stream, gunzip);
+
+  let decoded: Awaited<ReturnType<typeof codec.decode>>;
+  try {
+    decoded = await codec.decode(text);
+  } catch (err) {
+    text.destroy();
+    if (err instanceof BackendUnavailableError || err instanceof SnapshotIntegrityError) throw err;
+    if ((err as NodeJS.ErrnoException).code?.startsWith('Z_')) {
+      throw new SnapshotIntegrityError(`${manifest.object} is not valid gzip`, { cause: err });
+    }
+    throw new SnapshotIntegrityError(`${manifest.object} could not be read`, { cause: err });
+  }
+
+  const problems: string[] = [];
+  if (tap.bytes() !== manifest.bytes)
+    problems.push(`${tap.bytes()} bytes, manifest says ${manifest.bytes}`);
+  if (tap.sha256() !== manifest.sha256) problems.push('sha256 differs from the manifest');
+  if (decoded.rows !== manifest.rows)
+    problems.push(`${decoded.rows} rows, manifest says ${manifest.rows}`);
+  if (problems.length > 0) {
+    throw new SnapshotIntegrityError(`${manifest.object} rejected: ${problems.join('; ')}`);
+  }
+  return { value: decoded.value, manifest, loadedAt: (options.now ?? Date.now)() };
+}
+
+async function withTimeout<T>(
+  call: (signal: AbortSignal) => Promise<T>,
+  timeoutMs: number,
+  what: string,
+): Promise<T> {
+  const signal = AbortSignal.timeout(timeoutMs);
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new BackendUnavailableError('snapshot-store', `timed out ${what}`)),
+      timeoutMs,
+    );
+  });
+  try {
+    return await Promise.race([call(signal), timedOut]);
+  } catch (err) {
+    if (err instanceof BackendUnavailableError || err instanceof SnapshotIntegrityError) throw err;
+    throw new BackendUnavailableError('snapshot-store', `failed ${what}`, { cause: err });
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,33 @@
+import type { Readable } from 'node:stream';
+import type { SnapshotKind } from './manifest.js';
+
+/** A manifest body with the generation to pass back for a compare-and-swap. */
+export interface StoredManifest {
+  readonly body: string;
+  readonly generation: string;
+}
+
+/** Where snapshots live: GCS in production, a local directory in the embedded default. */
+export interface SnapshotStore {
+  /** Human-readable location, for logs and health (`gs://bucket/prefix`, `file:/dir`). */
+  readonly location: string;
+  /** The current manifest of a kind, or undefined when none was ever published. */
+  readManifest(kind: SnapshotKind, signal?: AbortSignal): Promise<StoredManifest | undefined>;
+  /**
+   * Replaces the manifest only if its generation is still `expectedGeneration`
+   * (undefined: only if there is none). Throws PreconditionFailedError when another writer won.
+   */
+  replaceManifest(
+    kind: SnapshotKind,
+    body: string,
+    expectedGeneration: string | undefined,
+  ): Promise<void>;
+  /** A stream of an object's stored bytes. */
+  readObject(name: string, signal?: AbortSignal): Promise<Readable>;
+  /** Creates an object from a stream; fails if it exists. Readers never see it half-written. */
+  writeObject(name: string, data: Readable): Promise<void>;
+  /** Deletes an object; deleting a missing object is not an error. */
+  deleteObject(name: string): Promise<void>;
+  /** Names of the objects under a prefix, in lexical order. */
+  listObjects(prefix: string): Promise<string[]>;
+}

@@ -1,0 +1,32 @@
+import { BackendUnavailableError } from '../../shared/errors.js';
+import type {
+  ProfileBins,
+  ProfileKey,
+  ProfileStore,
+  StoreCallOptions,
+} from '../../shared/profiles/profile-store.js';
+
+/** An in-memory ProfileStore that records its calls and can be told to fail. */
+export class FakeProfileStore implements ProfileStore {
+  readonly name = 'fake';
+  readonly calls: ProfileKey[][] = [];
+  failing = false;
+  private readonly records = new Map<string, ProfileBins>();
+
+  put(set: string, id: string, bins: ProfileBins): this {
+    this.records.set(`${set}\u0000${id}`, bins);
+    return this;
+  }
+
+  async getMany(keys: readonly ProfileKey[], _options: StoreCallOptions) {
+    this.calls.push([...keys]);
+    if (this.failing) throw new BackendUnavailableError('fake', 'store is down');
+    return keys.map((k) => this.records.get(`${k.set}\u0000${k.id}`));
+  }
+
+  async ping(): Promise<void> {
+    if (this.failing) throw new BackendUnavailableError('fake', 'store is down');
+  }
+
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,373 @@
+import { beforeEach, describe, expect, it } from 'vitest';
+import { createProfileHandler } from '../../functions/profile/handler.js';
+import type { ProfileDeps } from '../../functions/profile/profile-deps.js';
+import type { Catalog } from '../../shared/catalog/catalog.js';
+import type { Segment } from '../../shared/catalog/segment.js';
+import { loadProfileConfig } from '../../shared/config.js';
+import type { HttpResult } from '../../shared/http/http-event.js';
+import { createIdTypeRegistry } from '../../shared/id-types.js';
+import { silentLogger } from '../../shared/logger.js';
+import { RefreshingCache } from '../../shared/refreshing-cache.js';
+import type { LoadedSnapshot } from '../../shared/snapshots/load-snapshot.js';
+import { FakeProfileStore } from '../helpers/fake-profile-store.js';
+import { catalogSnapshot, mappingSnapshot, registry } from '../helpers/fixed-snapshots.js';
+import { httpEvent } from '../helpers/http-event.js';
+import { orderedKeys } from '../helpers/ordered-keys.js';
+
+const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa'; // id_type_2
+const B = '1234567890'; // id_type_4: integer-like, must still come after A
+const C = 'ABCDEF0-1234-5678-9ABC-DEF0123456'; // id_type_1
+const D = 'd'.repeat(64); // id_type_3, mapped but no profile
+const E = 'eeeeeeee-eeee-4eee-8eee-eeeeeeeeeeee'; // id_type_2, profile but not mapped
+const NOW_SECS = 1_800_000_000;
+
+const SEGMENTS: Segment[] = [
+  { id: '1', name: 'auto-intenders', type: 'interest', size: 100 },
+  { id: '2', name: 'frequent-travellers', type: 'behavioral', size: 200, provider: 'p' },
+];
+
+let store: FakeProfileStore;
+let clock: number;
+
+function deps(env: Record<string, string> = {}, overrides: Partial<ProfileDeps> = {}): ProfileDeps {
+  const cache = <V>(value: V) =>
+    new RefreshingCache(async () => value, {
+      refreshIntervalMs: 60_000,
+      retryMinMs: 1_000,
+      retryMaxMs: 60_000,
+      now: () => clock,
+    });
+  return {
+    config: loadProfileConfig(env),
+    registry,
+    catalog: cache(catalogSnapshot(SEGMENTS)),
+    mapping: cache(
+      mappingSnapshot([
+        [
+          [A, '222222'],
+          [B, '444444'],
+          [C, '111111'],
+          [D, '333333'],
+        ],
+      ]),
+    ),
+    store,
+    log: silentLogger,
+    now: () => clock,
+    ...overrides,
+  };
+}
+
+async function get(path: string, d: ProfileDeps = deps(), method = 'GET'): Promise<HttpResult> {
+  return createProfileHandler(d)(httpEvent(path, method), {});
+}
+
+function json(result: HttpResult): Record<string, unknown> {
+  return JSON.parse(result.body) as Record<string, unknown>;
+}
+
+beforeEach(() => {
+  clock = NOW_SECS * 1000;
+  store = new FakeProfileStore()
+    .put('222222', A, { segments: [1, 2, 999], country: 'FR', score: 0.5 })
+    .put('444444', B, { segments: { '1': NOW_SECS - 10, '2': NOW_SECS + 10 }, country: 'DE' })
+    .put('111111', C, { segments: [], device: 'ctv' })
+    .put('222222', E, { segments: ['1'], country: 'ES' });
+});
+
+describe('GET /?id=', () => {
+  it('answers the requested id first, then its linked ids, with segments resolved', async () => {
+    const res = await get(`/?id=${A}`);
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toBe('application/json; charset=utf-8');
+    // Key order is the contract: a JS object would have put the integer-like id B first.
+    expect(orderedKeys(res.body)).toEqual([A, B, C, D]);
+    const body = json(res);
+    expect(body[A]).toEqual({
+      type: 'id_type_2',
+      found: true,
+      attributes: { country: 'FR', score: 0.5 },
+      segments: SEGMENTS,
+      unknownSegmentIds: ['999'],
+    });
+    expect(body[B]).toEqual({
+      type: 'id_type_4',
+      found: true,
+      attributes: { country: 'DE' },
+      segments: [SEGMENTS[1]],
+      unknownSegmentIds: [],
+    });
+    expect(body[C]).toMatchObject({ type: 'id_type_1', found: true, segments: [] });
+    expect(body[D]).toEqual({
+      type: 'id_type_3',
+      found: false,
+      attributes: {},
+      segments: [],
+      unknownSegmentIds: [],
+    });
+  });
+
+  it('reads every profile in one store call', async () => {
+    await get(`/?id=${A}`);
+    expect(store.calls).toEqual([
+      [
+        { set: '222222', id: A },
+        { set: '444444', id: B },
+        { set: '111111', id: C },
+        { set: '333333', id: D },
+      ],
+    ]);
+  });
+
+  it('puts snapshot versions, the id type, linked counts and phase timings in headers', async () => {
+    const res = await get(`/?id=${A}`);
+    expect(res.headers['x-catalog-version']).toBe('20261126T000000Z-0000000c');
+    expect(res.headers['x-mapping-version']).toBe('20261126T000000Z-0000000a');
+    expect(res.headers['x-id-type']).toBe('id_type_2');
+    expect(res.headers['x-linked-ids-total']).toBe('3');
+    expect(res.headers['x-linked-ids-truncated']).toBeUndefined();
+    expect(res.headers['server-timing']).toMatch(
+      /^snapshots;dur=[\d.]+, mapping;dur=[\d.]+, store;dur=[\d.]+, render;dur=[\d.]+, total;dur=[\d.]+$/,
+    );
+  });
+
+  it('normalises the id for its type', async () => {
+    const res = await get(`/?id=${A.toUpperCase()}`);
+    expect(res.statusCode).toBe(200);
+    expect(orderedKeys(res.body)[0]).toBe(A);
+  });
+
+  it('honours an explicit type', async () => {
+    const res = await get(`/?id=${B}&type=id_type_4`);
+    expect(res.statusCode).toBe(200);
+    expect(orderedKeys(res.body)).toEqual([B, A, C, D]);
+    expect(res.headers['x-id-type']).toBe('id_type_4');
+  });
+
+  it('caps the linked ids and marks the cut', async () => {
+    const res = await get(`/?id=${A}`, deps({ LINKED_IDS_MAX: '2' }));
+    expect(Object.keys(json(res))).toHaveLength(3);
+    expect(res.headers['x-linked-ids-total']).toBe('3');
+    expect(res.headers['x-linked-ids-truncated']).toBe('true');
+    expect(store.calls[0]).toHaveLength(3);
+  });
+
+  it('finds an id the mapping does not know in its type set', async () => {
+    const res = await get(`/?id=${E}`);
+    expect(res.statusCode).toBe(200);
+    expect(json(res)).toEqual({
+      [E]: {
+        type: 'id_type_2',
+        found: true,
+        attributes: { country: 'ES' },
+        segments: [SEGMENTS[0]],
+        unknownSegmentIds: [],
+      },
+    });
+    expect(res.headers['x-linked-ids-total']).toBe('0');
+  });
+
+  it('looks an unmapped id up in every type set it fits, in one call', async () => {
+    const loose = createIdTypeRegistry([
+      { name: 'cookie', code: 'c1', pattern: '^[a-z0-9-]+$', normalise: 'lower' },
+      { name: 'device', code: 'd1', pattern: '^[a-z0-9-]+$', normalise: 'none' },
+    ]);
+    store.put('d1', 'shared-id', { segments: [2] });
+    const res = await get('/?id=shared-id', deps({}, { registry: loose }));
+    expect(res.statusCode).toBe(200);
+    expect(json(res)).toMatchObject({ 'shared-id': { type: 'device', found: true } });
+    expect(store.calls).toEqual([
+      [
+        { set: 'c1', id: 'shared-id' },
+        { set: 'd1', id: 'shared-id' },
+      ],
+    ]);
+  });
+
+  it('answers 404 for an id nobody knows', async () => {
+    const res = await get('/?id=ffffffff-ffff-4fff-8fff-ffffffffffff');
+    expect(res.statusCode).toBe(404);
+    expect(json(res)).toEqual({
+      error: { code: 'unknown_id', message: 'no profile is known for this id' },
+    });
+  });
+
+  it.each(['__proto__', 'constructor', 'toString', 'hasOwnProperty', '__defineGetter__'])(
+    'treats %s as an unknown id, with the default and with a permissive registry',
+    async (id) => {
+      const anything = createIdTypeRegistry([
+        { name: 'any', code: 'a1', pattern: '^.+$', normalise: 'none' },
+      ]);
+      for (const d of [deps(), deps({}, { registry: anything })]) {
+        const res = await get(`/?id=${id}`, d);
+        expect(res.statusCode).toBe(404);
+        expect(json(res)).toMatchObject({ error: { code: 'unknown_id' } });
+      }
+      expect(Object.getOwnPropertyNames(Object.prototype)).not.toContain('found');
+    },
+  );
+});
+
+describe('bad requests', () => {
+  it.each([
+    ['/', 'missing_id'],
+    ['/?type=id_type_1', 'missing_id'],
+    ['/?id=', 'empty_id'],
+    [`/?id=${A}&id=${A}`, 'repeated_parameter'],
+    [`/?id=${'1'.repeat(129)}`, 'id_too_long'],
+    ['/?id=has%20space', 'malformed_id'],
+    ['/?id=tab%09', 'malformed_id'],
+    ['/?id=%C3%A9t%C3%A9', 'malformed_id'],
+    ['/?id=%E0%A4%A', 'invalid_query'],
+    ['/?id=%', 'invalid_query'],
+    [`/?id=${A}&type=id_type_9`, 'unknown_type'],
+    [`/?id=${A}&type=`, 'unknown_type'],
+    [`/?id=${A}&type=id_type_1`, 'malformed_id'],
+    [`/?id=${A}&type=id_type_2&type=id_type_2`, 'repeated_parameter'],
+    ['/?id[]=x', 'missing_id'],
+  ])('%s -> 400 %s', async (path, code) => {
+    const res = await get(path);
+    expect(res.statusCode).toBe(400);
+    expect(res.headers['content-type']).toBe('application/json; charset=utf-8');
+    const body = json(res) as { error: { code: string; message: string } };
+    expect(body.error.code).toBe(code);
+    expect(body.error.message.length).toBeGreaterThan(0);
+  });
+
+  it.each(['POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'])('%s -> 405 with Allow', async (method) => {
+    const res = await get(`/?id=${A}`, deps(), method);
+    expect(res.statusCode).toBe(405);
+    expect(res.headers.allow).toBe('GET, HEAD');
+    expect(json(res)).toMatchObject({ error: { code: 'method_not_allowed' } });
+  });
+
+  it('answers HEAD like GET', async () => {
+    const res = await get(`/?id=${A}`, deps(), 'HEAD');
+    expect(res.statusCode).toBe(200);
+  });
+
+  it('answers 404 for other paths', async () => {
+    const res = await get(`/profiles?id=${A}`);
+    expect(res.statusCode).toBe(404);
+    expect(json(res)).toMatchObject({ error: { code: 'not_found' } });
+  });
+});
+
+describe('backend failures', () => {
+  it('answers 503 with Retry-After when the store is down, without internals', async () => {
+    store.failing = true;
+    const res = await get(`/?id=${A}`);
+    expect(res.statusCode).toBe(503);
+    expect(res.headers['retry-after']).toBe('5');
+    expect(json(res)).toEqual({
+      error: {
+        code: 'store_unavailable',
+        message: 'the profile store is unavailable; retry later',
+      },
+    });
+  });
+
+  it('answers a bare 500 when something unexpected breaks', async () => {
+    store.getMany = async () => {
+      throw new TypeError('secret driver detail at /srv/x.js:1');
+    };
+    const res = await get(`/?id=${A}`);
+    expect(res.statusCode).toBe(500);
+    expect(res.body).toBe('{"error":{"code":"internal","message":"internal error"}}');
+  });
+
+  it('answers 503 while the first snapshot load fails, then serves once it succeeds', async () => {
+    let broken = true;
+    const mapping = new RefreshingCache(
+      async () => {
+        if (broken) throw new Error('bucket unreachable');
+        return mappingSnapshot([[[A, '222222']]]);
+      },
+      { refreshIntervalMs: 60_000, retryMinMs: 1_000, retryMaxMs: 60_000, now: () => clock },
+    );
+    const d = deps({}, { mapping });
+    const first = await get(`/?id=${A}`, d);
+    expect(first.statusCode).toBe(503);
+    expect(first.headers['retry-after']).toBe('5');
+    expect(json(first)).toMatchObject({ error: { code: 'snapshots_unavailable' } });
+    expect(first.body).not.toContain('bucket');
+
+    broken = false;
+    clock += 1_000; // past the back-off
+    const second = await get(`/?id=${A}`, d);
+    expect(second.statusCode).toBe(200);
+  });
+
+  it('times the first load out after FIRST_LOAD_TIMEOUT_MS', async () => {
+    const never = new RefreshingCache<LoadedSnapshot<Catalog>>(
+      () => new Promise<never>(() => undefined),
+      {
+        refreshIntervalMs: 1,
+        retryMinMs: 1,
+        retryMaxMs: 1,
+      },
+    );
+    const res = await get(`/?id=${A}`, deps({ FIRST_LOAD_TIMEOUT_MS: '100' }, { catalog: never }));
+    expect(res.statusCode).toBe(503);
+  });
+
+  it('serves a new snapshot version after the refresh interval, without blocking', async () => {
+    let version = '20261126T000000Z-0000000a';
+    const mapping = new RefreshingCache(
+      async (current: { manifest: { version: string } } | undefined) =>
+        current?.manifest.version === version
+          ? undefined
+          : mappingSnapshot([[[A, '222222']], [[E, '222222']]], version),
+      { refreshIntervalMs: 60_000, retryMinMs: 1_000, retryMaxMs: 60_000, now: () => clock },
+    );
+    const d = deps({}, { mapping });
+    expect((await get(`/?id=${A}`, d)).headers['x-mapping-version']).toBe(version);
+    version = '20261126T010000Z-0000000b';
+    clock += 61_000;
+    // The read that notices the age still gets the old version; the refresh runs behind it.
+    expect((await get(`/?id=${A}`, d)).headers['x-mapping-version']).toBe(
+      '20261126T000000Z-0000000a',
+    );
+    await new Promise((r) => setTimeout(r, 10));
+    expect((await get(`/?id=${A}`, d)).headers['x-mapping-version']).toBe(version);
+  });
+});
+
+describe('GET /health', () => {
+  it('reports snapshot versions and ages and the store', async () => {
+    const d = deps();
+    await get(`/?id=${A}`, d); // loads both snapshots
+    const res = await get('/health', d);
+    expect(res.statusCode).toBe(200);
+    const body = json(res) as {
+      status: string;
+      snapshots: Record<string, { version: string; ageSecs: number; loaded: boolean }>;
+      store: { name: string; ok: boolean };
+    };
+    expect(body.status).toBe('degraded'); // the fixtures were created long before NOW_SECS
+    expect(body.snapshots.catalog?.version).toBe('20261126T000000Z-0000000c');
+    expect(body.snapshots.mapping?.ageSecs).toBe(
+      NOW_SECS - Date.parse('2026-11-26T00:00:00Z') / 1000,
+    );
+    expect(body.store).toMatchObject({ name: 'fake', ok: true });
+  });
+
+  it('is ok when snapshots are fresh, and unavailable when the store is down', async () => {
+    clock = Date.parse('2026-11-26T01:00:00Z');
+    const d = deps();
+    await get(`/?id=${A}`, d);
+    expect(json(await get('/health', d))).toMatchObject({ status: 'ok' });
+    store.failing = true;
+    const down = await get('/health', d);
+    expect(down.statusCode).toBe(503);
+    expect(json(down)).toMatchObject({ status: 'unavailable', store: { ok: false } });
+  });
+
+  it('is unavailable before the first load, and starts it', async () => {
+    const d = deps();
+    const res = await get('/health', d);
+    expect(res.statusCode).toBe(503);
+    await new Promise((r) => setTimeout(r, 10));
+    expect((await get('/health', d)).statusCode).toBe(200);
+  });
+});
