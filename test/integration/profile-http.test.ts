@@ -1,0 +1,138 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { getTestServer } from '@google-cloud/functions-framework/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DemoSamples } from '../../shared/demo/demo-dataset.js';
+import { ensureDemoData } from '../../shared/demo/write-demo-data.js';
+import { defaultIdTypeRegistry } from '../../shared/id-types.js';
+import { orderedKeys } from '../helpers/ordered-keys.js';
+import { makeTempDir, removeTempDir } from '../helpers/temp-dir.js';
+
+// The profile function as deployed: registered with functions-framework, configured by env,
+// reading the demo data through the local snapshot store and the embedded profile store.
+let server: Server;
+let base: string;
+let samples: DemoSamples;
+let dir: string;
+
+beforeAll(async () => {
+  dir = await makeTempDir();
+  const paths = {
+    snapshotDir: join(dir, 'snapshots'),
+    profilesPath: join(dir, 'profiles.ndjson.gz'),
+  };
+  ({ samples } = await ensureDemoData(paths, defaultIdTypeRegistry(), {
+    seed: 3,
+    persons: 500,
+    segments: 80,
+    orphanProfiles: 20,
+    superNodeIds: 60,
+  }));
+  process.env.SNAPSHOT_URI = `file:${paths.snapshotDir}`;
+  process.env.EMBEDDED_PROFILES_PATH = paths.profilesPath;
+  process.env.LOG_LEVEL = 'ERROR';
+  await import('../../functions/index.js');
+  server = getTestServer('profile');
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+
+afterAll(async () => {
+  await new Promise((resolve) => server.close(resolve));
+  await removeTempDir(dir);
+});
+
+describe('profile over HTTP (functions-framework)', () => {
+  it('answers a linked id with every profile, segments resolved, metadata in headers', async () => {
+    const res = await fetch(`${base}/?id=${samples.linked}`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('application/json; charset=utf-8');
+    expect(res.headers.get('x-catalog-version')).toMatch(/^\d{8}T\d{6}Z-[0-9a-f]{8}$/);
+    expect(res.headers.get('x-mapping-version')).toMatch(/^\d{8}T\d{6}Z-[0-9a-f]{8}$/);
+    expect(res.headers.get('server-timing')).toContain('store;dur=');
+    const text = await res.text();
+    const keys = orderedKeys(text);
+    expect(keys[0]).toBe(samples.linked);
+    expect(keys.length).toBeGreaterThanOrEqual(3);
+    expect(Number(res.headers.get('x-linked-ids-total'))).toBe(keys.length - 1);
+    const body = JSON.parse(text) as Record<
+      string,
+      { found: boolean; segments: { id: string; name: string; size: number }[] }
+    >;
+    const first = body[samples.linked];
+    expect(first?.found).toBe(true);
+    expect(first?.segments.length).toBeGreaterThan(0);
+    for (const s of first?.segments ?? []) {
+      expect(s).toMatchObject({
+        id: expect.any(String),
+        name: expect.any(String),
+        size: expect.any(Number),
+      });
+    }
+  });
+
+  it('caps a super-node and says so', async () => {
+    const res = await fetch(`${base}/?id=${samples.superNode}`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-linked-ids-truncated')).toBe('true');
+    expect(res.headers.get('x-linked-ids-total')).toBe('60');
+    expect(orderedKeys(await res.text())).toHaveLength(51);
+  });
+
+  it('answers an id with a profile but no mapping entry', async () => {
+    const res = await fetch(`${base}/?id=${samples.orphan.toUpperCase()}`);
+    expect(res.status).toBe(200);
+    expect(orderedKeys(await res.text())).toEqual([samples.orphan]);
+  });
+
+  it('answers HEAD with the headers and no body', async () => {
+    const res = await fetch(`${base}/?id=${samples.linked}`, { method: 'HEAD' });
+    expect(res.status).toBe(200);
+    expect(Number(res.headers.get('content-length'))).toBeGreaterThan(0);
+    expect(await res.text()).toBe('');
+  });
+
+  it.each([
+    ['/', 400, 'missing_id'],
+    ['/?id=', 400, 'empty_id'],
+    ['/?id=a&id=b', 400, 'repeated_parameter'],
+    [`/?id=${'9'.repeat(300)}`, 400, 'id_too_long'],
+    ['/?id=%FF', 400, 'invalid_query'],
+    ['/?id=x%00y', 400, 'malformed_id'],
+    ['/?id=1234567890&type=nope', 400, 'unknown_type'],
+    ['/?id=00000000-0000-4000-8000-000000000000', 404, 'unknown_id'],
+    ['/?id=__proto__', 404, 'unknown_id'],
+    ['/?id=constructor', 404, 'unknown_id'],
+    ['/nope', 404, 'not_found'],
+  ])('GET %s -> %i %s', async (path, status, code) => {
+    const res = await fetch(`${base}${path}`);
+    expect(res.status).toBe(status);
+    expect(res.headers.get('content-type')).toBe('application/json; charset=utf-8');
+    expect(await res.json()).toMatchObject({ error: { code, message: expect.any(String) } });
+  });
+
+  it.each(['POST', 'PUT', 'DELETE', 'PATCH'])('%s -> 405 JSON with Allow', async (method) => {
+    const res = await fetch(`${base}/?id=${samples.linked}`, {
+      method,
+      body: '{"id":"x"}',
+      headers: { 'content-type': 'application/json' },
+    });
+    expect(res.status).toBe(405);
+    expect(res.headers.get('allow')).toBe('GET, HEAD');
+    expect(await res.json()).toMatchObject({ error: { code: 'method_not_allowed' } });
+  });
+
+  it('reports health with both snapshot versions and the store', async () => {
+    const res = await fetch(`${base}/health`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({
+      status: 'ok',
+      snapshots: {
+        catalog: { loaded: true, version: expect.any(String), rows: 80 },
+        mapping: { loaded: true, version: expect.any(String) },
+      },
+      store: { name: 'embedded', ok: true },
+    });
+  });
+});
