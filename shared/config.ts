@@ -80,6 +80,69 @@ export function loadProfileConfig(env: Env): ProfileConfig {
 /** The settings every function shares (snapshot location, id types, logging). */
 export type CommonConfig = Readonly<z.output<typeof commonSchema>>;
 
+// A BigQuery table or column name as it may appear inside backticks in SQL.
+const sqlName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,299}$/, 'letters, digits and _ only');
+const tablePath = z
+  .string()
+  .regex(
+    /^[a-z][a-z0-9-]{4,61}[a-z0-9]\.[A-Za-z0-9_]{1,1024}\.[A-Za-z0-9_$-]{1,1024}$/,
+    'expected project.dataset.table',
+  );
+
+const jobSchema = commonSchema.extend({
+  MIN_ROWS_RATIO: z.coerce.number().min(0).max(1).default(0.5),
+  JOB_TIMEOUT_MS: int(1_000, 3_600_000).default(900_000),
+});
+
+const catalogJobSchema = jobSchema.extend({
+  MONGO_URI: z
+    .string()
+    .regex(/^mongodb(\+srv)?:\/\//, 'expected a mongodb:// or mongodb+srv:// URI'),
+  MONGO_DATABASE: z.string().min(1),
+  MONGO_COLLECTION: z.string().min(1).default('segments'),
+  CATALOG_ID_FIELD: z.string().min(1).default('segment_id'),
+  /** Comma-separated fields to copy besides the id; unset: every field but _id. */
+  CATALOG_FIELDS: z
+    .string()
+    .optional()
+    .transform((v) =>
+      v
+        ?.split(',')
+        .map((f) => f.trim())
+        .filter((f) => f !== ''),
+    ),
+  MONGO_BATCH_SIZE: int(1, 100_000).default(1_000),
+  MONGO_MAX_TIME_MS: int(100, 3_600_000).default(120_000),
+  MONGO_CONNECT_TIMEOUT_MS: int(100, 120_000).default(10_000),
+});
+
+/** Everything the `snapshotCatalog` job reads from its environment. */
+export type CatalogJobConfig = Readonly<z.output<typeof catalogJobSchema>>;
+
+/** Validates the `snapshotCatalog` job's environment; throws ConfigError naming the variable. */
+export function loadCatalogJobConfig(env: Env): CatalogJobConfig {
+  return parseEnv(catalogJobSchema, env);
+}
+
+const mappingJobSchema = jobSchema.extend({
+  MAPPING_TABLE: tablePath,
+  MAPPING_PERSON_COLUMN: sqlName.default('person_id'),
+  MAPPING_ID_COLUMN: sqlName.default('user_id'),
+  MAPPING_TYPE_COLUMN: sqlName.default('id_type'),
+  MAPPING_PARTITION_COLUMN: sqlName.default('partition_date'),
+  MAPPING_LOOKBACK_DAYS: int(1, 3_650).default(7),
+  BIGQUERY_PROJECT: z.string().min(1).optional(),
+  BIGQUERY_LOCATION: z.string().min(1).optional(),
+});
+
+/** Everything the `snapshotMapping` job reads from its environment. */
+export type MappingJobConfig = Readonly<z.output<typeof mappingJobSchema>>;
+
+/** Validates the `snapshotMapping` job's environment; throws ConfigError naming the variable. */
+export function loadMappingJobConfig(env: Env): MappingJobConfig {
+  return parseEnv(mappingJobSchema, env);
+}
+
 /** Parses `env` with `schema` into a frozen object, or throws one ConfigError listing each bad variable. */
 export function parseEnv<S extends z.ZodType>(schema: S, env: Env): Readonly<z.output<S>> {
   // Empty strings count as unset: deploy tooling often writes VAR= for "no value".

@@ -1,10 +1,12 @@
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../errors.js';
+import { GcsSnapshotStore } from './gcs-snapshot-store.js';
 import { LocalSnapshotStore } from './local-snapshot-store.js';
 import type { SnapshotStore } from './snapshot-store.js';
 
-/** The snapshot store a `SNAPSHOT_URI` names: `file:<dir>` (local) or `gs://bucket/prefix`. */
-export function createSnapshotStore(uri: string): SnapshotStore {
+/** The snapshot store a `SNAPSHOT_URI` names: `gs://bucket/prefix` or `file:<dir>` (local). */
+export function createSnapshotStore(uri: string, requestTimeoutMs: number): SnapshotStore {
+  if (uri.startsWith('gs://')) return new GcsSnapshotStore(uri, { requestTimeoutMs });
   if (uri.startsWith('file://')) return new LocalSnapshotStore(fileURLToPath(uri));
   if (uri.startsWith('file:')) return new LocalSnapshotStore(uri.slice('file:'.length));
   throw new ConfigError(`SNAPSHOT_URI: unsupported scheme in ${uri}`);

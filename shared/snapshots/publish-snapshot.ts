@@ -8,8 +8,11 @@ import type { SnapshotStore } from './snapshot-store.js';
 
 /** Guards and labels for one publication. */
 export interface PublishOptions {
-  /** Where the rows came from (collection, partition date...), recorded in the manifest. */
-  readonly source: Readonly<Record<string, string>>;
+  /**
+   * Where the rows came from (collection, partition date...), recorded in the manifest. A
+   * function is called once the data is written, for sources only known from the rows.
+   */
+  readonly source: Readonly<Record<string, string>> | (() => Readonly<Record<string, string>>);
   /** Refuse when the new row count is below this fraction of the current one (0 disables). */
   readonly minRowsRatio: number;
   /** Publish even an empty or shrunken snapshot. */
@@ -56,7 +59,7 @@ export async function publishSnapshot<R>(
     rows: counter.rows,
     bytes: tap.bytes(),
     sha256: tap.sha256(),
-    source: { ...options.source },
+    source: { ...(typeof options.source === 'function' ? options.source() : options.source) },
     createdAt: now().toISOString(),
   };
 

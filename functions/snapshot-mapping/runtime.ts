@@ -1,0 +1,36 @@
+import { loadMappingJobConfig, type MappingJobConfig } from '../../shared/config.js';
+import type { ScheduledHandler } from '../../shared/jobs/scheduled-job.js';
+import { createLogger } from '../../shared/logger.js';
+import { BigQueryMappingSource } from '../../shared/mapping/bigquery-mapping-source.js';
+import { createSnapshotStore } from '../../shared/snapshots/create-snapshot-store.js';
+import { createSnapshotMappingHandler } from './handler.js';
+
+/** Wires the mapping job from its configuration. */
+export function createMappingJob(config: MappingJobConfig): ScheduledHandler {
+  return createSnapshotMappingHandler({
+    config,
+    registry: config.ID_TYPES_JSON,
+    source: new BigQueryMappingSource({
+      table: config.MAPPING_TABLE,
+      personColumn: config.MAPPING_PERSON_COLUMN,
+      idColumn: config.MAPPING_ID_COLUMN,
+      typeColumn: config.MAPPING_TYPE_COLUMN,
+      partitionColumn: config.MAPPING_PARTITION_COLUMN,
+      lookbackDays: config.MAPPING_LOOKBACK_DAYS,
+      projectId: config.BIGQUERY_PROJECT,
+      location: config.BIGQUERY_LOCATION,
+      jobTimeoutMs: config.JOB_TIMEOUT_MS,
+    }),
+    store: createSnapshotStore(config.SNAPSHOT_URI, config.SNAPSHOT_TIMEOUT_MS),
+    log: createLogger({ minSeverity: config.LOG_LEVEL }),
+    now: Date.now,
+  });
+}
+
+let job: ScheduledHandler | undefined;
+
+/** The module-scope job of this instance. */
+export function mappingJob(): ScheduledHandler {
+  job ??= createMappingJob(loadMappingJobConfig(process.env));
+  return job;
+}
