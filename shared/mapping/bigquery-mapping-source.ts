@@ -60,7 +60,8 @@ export class BigQueryMappingSource implements MappingSource {
     this.client ??= new BigQuery(this.clientOptions());
     const stream = this.client.createQueryStream({
       query: mappingQuery(this.options),
-      params: { lookback_days: this.options.lookbackDays },
+      // The REST API types parameter values as strings; a JSON number is not one.
+      params: { lookback_days: String(this.options.lookbackDays) },
       types: { lookback_days: 'INT64' },
       useLegacySql: false,
       location: this.options.location,

@@ -1,0 +1,154 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import {
+  createSnapshotMappingHandler,
+  type MappingJobDeps,
+} from '../../functions/snapshot-mapping/handler.js';
+import { BackendUnavailableError } from '../../shared/errors.js';
+import { defaultIdTypeRegistry } from '../../shared/id-types.js';
+import type { ScheduledEvent } from '../../shared/jobs/scheduled-job.js';
+import {
+  type BigQueryMappingOptions,
+  BigQueryMappingSource,
+} from '../../shared/mapping/bigquery-mapping-source.js';
+import { mappingCodec } from '../../shared/mapping/mapping-codec.js';
+import { simpleMappingIndexBuilder } from '../../shared/mapping/simple-mapping-index.js';
+import { loadSnapshot } from '../../shared/snapshots/load-snapshot.js';
+import { LocalSnapshotStore } from '../../shared/snapshots/local-snapshot-store.js';
+import { parseManifest } from '../../shared/snapshots/manifest.js';
+import { BigQueryEmulator } from '../emulators/bigquery-emulator.js';
+import { bigQueryClientFor } from '../helpers/bigquery-client.js';
+import { captureLogger } from '../helpers/capture-logger.js';
+import { mappingResult, type PersonRow } from '../helpers/mapping-result.js';
+import { useTempDirs } from '../helpers/temp-dir.js';
+
+const tempDir = useTempDirs();
+const registry = defaultIdTypeRegistry();
+const RUN: ScheduledEvent = {
+  trigger: 'manual',
+  jobName: undefined,
+  scheduleTime: undefined,
+  force: false,
+};
+const OPTIONS: BigQueryMappingOptions = {
+  table: 'my-project.identity.mapping',
+  personColumn: 'person_id',
+  idColumn: 'user_id',
+  typeColumn: 'id_type',
+  partitionColumn: 'partition_date',
+  lookbackDays: 7,
+  jobTimeoutMs: 60_000,
+};
+
+const uuid = (i: number) => `${i.toString(16).padStart(8, '0')}-aaaa-4aaa-8aaa-aaaaaaaaaaaa`;
+const account = (i: number) => String(1_000_000 + i);
+
+/** Person i: a UUID (upper-cased, as a source may hold it) and an account id; every 10th adds junk. */
+function person(i: number): PersonRow {
+  const ids: [string, string][] = [
+    [uuid(i).toUpperCase(), '222222'],
+    [account(i), '444444'],
+  ];
+  if (i % 10 === 0) ids.push(['not-an-account', '444444'], [account(i + 5_000_000), '999999']);
+  return ids;
+}
+
+let bq: BigQueryEmulator;
+
+beforeAll(async () => {
+  bq = await BigQueryEmulator.start({ projectId: 'my-project' });
+});
+
+afterAll(async () => {
+  await bq.close();
+});
+
+beforeEach(() => {
+  bq.clearFaults();
+  bq.respondWith(() => mappingResult(2_500, person));
+});
+
+async function setup() {
+  const store = new LocalSnapshotStore(await tempDir());
+  const { log, lines } = captureLogger();
+  const deps: MappingJobDeps = {
+    config: { MIN_ROWS_RATIO: 0.5, JOB_TIMEOUT_MS: 30_000 },
+    registry,
+    source: new BigQueryMappingSource(OPTIONS, bigQueryClientFor(bq)),
+    store,
+    log,
+    now: Date.now,
+  };
+  return { store, lines, run: createSnapshotMappingHandler(deps) };
+}
+
+describe('snapshotMapping on the BigQuery client', () => {
+  it('streams the latest partition into a mapping snapshot with its partition date', async () => {
+    const { store, lines, run } = await setup();
+    const summary = await run(RUN, {});
+    expect(summary).toMatchObject({
+      outcome: 'published',
+      rows: 5_000,
+      skipped: 500,
+      source: { source: 'bigquery my-project.identity.mapping', partition: '2026-11-25' },
+    });
+    // Ids are never logged, only their type and the reason.
+    const rejects = lines.filter((l) => l.message === 'skipping invalid mapping id');
+    expect(rejects.length).toBe(20);
+    expect(JSON.stringify(rejects)).not.toContain('not-an-account');
+
+    const loaded = await loadSnapshot(
+      store,
+      mappingCodec(registry, simpleMappingIndexBuilder),
+      undefined,
+      {
+        stallTimeoutMs: 5_000,
+      },
+    );
+    expect(loaded?.manifest.rows).toBe(5_000);
+    expect(loaded?.value.lookup(account(42), 10)).toEqual({
+      typeCode: '444444',
+      linked: [{ id: uuid(42), typeCode: '222222' }],
+      linkedTotal: 1,
+    });
+  });
+
+  it('runs one parameterised query on the latest partition, bounded by a job timeout', async () => {
+    const { run } = await setup();
+    const before = bq.queries.length;
+    await run(RUN, {});
+    const queries = bq.queries.slice(before);
+    expect(queries).toHaveLength(1);
+    const sql = queries[0]?.query ?? '';
+    expect(sql).toContain('FROM `my-project.identity.mapping`');
+    expect(sql).toContain('DECLARE latest DATE');
+    expect(sql).toContain('WHERE `partition_date` = latest');
+    expect(sql).toContain('GROUP BY `person_id`');
+    expect(queries[0]?.parameters).toEqual([
+      { name: 'lookback_days', parameterType: { type: 'INT64' }, parameterValue: { value: '7' } },
+    ]);
+    expect(JSON.stringify(queries[0]?.raw)).toContain('"jobTimeoutMs":"60000"');
+  });
+
+  it('publishes nothing new when the partition is unchanged', async () => {
+    const { run } = await setup();
+    const first = await run(RUN, {});
+    expect(await run(RUN, {})).toMatchObject({ outcome: 'unchanged', version: first.version });
+  });
+
+  it('leaves the current snapshot when BigQuery fails mid-stream', async () => {
+    const { store, run } = await setup();
+    const first = await run(RUN, {});
+    bq.inject({ on: 'page', page: 2, dropConnection: true });
+    await expect(run(RUN, {})).rejects.toThrow(BackendUnavailableError);
+    const stored = await store.readManifest('mapping');
+    expect(stored && parseManifest(stored.body, 'mapping').version).toBe(first.version);
+    expect((await store.listObjects('mapping/')).filter((n) => n.endsWith('.gz'))).toHaveLength(1);
+  });
+
+  it('refuses an empty result (no partition in the look-back window)', async () => {
+    const { store, run } = await setup();
+    bq.respondWith(() => mappingResult(0, person));
+    await expect(run(RUN, {})).rejects.toThrow(/empty mapping snapshot/);
+    expect(await store.readManifest('mapping')).toBeUndefined();
+  });
+});
