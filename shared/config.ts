@@ -67,6 +67,17 @@ const profileSchema = commonSchema.extend({
   FIRST_LOAD_TIMEOUT_MS: int(100, 600_000).default(30_000),
   REQUEST_BUDGET_MS: int(50, 60_000).default(1_500),
   RETRY_AFTER_SECS: int(1, 3_600).default(5),
+  AEROSPIKE_HOSTS: z
+    .string()
+    .regex(/^[^\s,:]+(:\d{1,5})?(,[^\s,:]+(:\d{1,5})?)*$/, 'expected host[:port][,host[:port]...]')
+    .default('127.0.0.1:3000'),
+  AEROSPIKE_NAMESPACE: z.string().min(1).max(31).default('profiles'),
+  AEROSPIKE_USER: z.string().min(1).optional(),
+  AEROSPIKE_PASSWORD: z.string().min(1).optional(),
+  AEROSPIKE_CONNECT_TIMEOUT_MS: int(50, 60_000).default(1_000),
+  AEROSPIKE_SOCKET_TIMEOUT_MS: int(10, 60_000).default(200),
+  AEROSPIKE_TOTAL_TIMEOUT_MS: int(10, 60_000).default(500),
+  AEROSPIKE_MAX_RETRIES: int(0, 10).default(1),
 });
 
 /** Everything the `profile` function reads from its environment. */

@@ -1,5 +1,5 @@
 import type { ProfileConfig } from '../config.js';
-import { ConfigError } from '../errors.js';
+import { AerospikeProfileStore, parseAerospikeHosts } from './aerospike-profile-store.js';
 import { EmbeddedProfileStore } from './embedded-profile-store.js';
 import type { ProfileStore } from './profile-store.js';
 
@@ -7,5 +7,14 @@ import type { ProfileStore } from './profile-store.js';
 export function createProfileStore(config: ProfileConfig): ProfileStore {
   if (config.PROFILE_STORE === 'embedded')
     return new EmbeddedProfileStore(config.EMBEDDED_PROFILES_PATH);
-  throw new ConfigError(`PROFILE_STORE: ${config.PROFILE_STORE} is not available yet`);
+  return new AerospikeProfileStore({
+    hosts: parseAerospikeHosts(config.AEROSPIKE_HOSTS),
+    namespace: config.AEROSPIKE_NAMESPACE,
+    user: config.AEROSPIKE_USER,
+    password: config.AEROSPIKE_PASSWORD,
+    connectTimeoutMs: config.AEROSPIKE_CONNECT_TIMEOUT_MS,
+    socketTimeoutMs: config.AEROSPIKE_SOCKET_TIMEOUT_MS,
+    totalTimeoutMs: config.AEROSPIKE_TOTAL_TIMEOUT_MS,
+    maxRetries: config.AEROSPIKE_MAX_RETRIES,
+  });
 }
