@@ -1,7 +1,13 @@
-import type { Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type File, Storage, type StorageOptions } from '@google-cloud/storage';
-import { ConfigError, PreconditionFailedError, SnapshotIntegrityError } from '../errors.js';
+import { withDeadline } from '../deadline.js';
+import {
+  BackendUnavailableError,
+  ConfigError,
+  PreconditionFailedError,
+  SnapshotIntegrityError,
+} from '../errors.js';
 import { manifestName, type SnapshotKind } from './manifest.js';
 import type { SnapshotStore, StoredManifest } from './snapshot-store.js';
 
@@ -14,6 +20,7 @@ export interface GcsSnapshotStoreOptions {
 }
 
 const DEFAULT_CHUNK_BYTES = 8 * 1024 * 1024;
+const MAX_RETRIES = 3;
 
 /**
  * Snapshots in a GCS bucket under a prefix (`gs://bucket/prefix`). Objects are created with
@@ -24,12 +31,14 @@ export class GcsSnapshotStore implements SnapshotStore {
   readonly location: string;
   private readonly bucketName: string;
   private readonly prefix: string;
-  private storage: Storage | undefined;
+  private reader: Storage | undefined;
+  private writer: Storage | undefined;
 
+  /** `clientOptions` are merged into both clients' (e.g. an `apiEndpoint`). */
   constructor(
     uri: string,
     private readonly options: GcsSnapshotStoreOptions,
-    storage?: Storage,
+    private readonly clientOptions: StorageOptions = {},
   ) {
     const match = /^gs:\/\/([^/]+)\/?(.*)$/.exec(uri);
     if (!match?.[1]) throw new ConfigError(`SNAPSHOT_URI: not a gs:// URI: ${uri}`);
@@ -37,11 +46,14 @@ export class GcsSnapshotStore implements SnapshotStore {
     const prefix = (match[2] ?? '').replace(/\/+$/, '');
     this.prefix = prefix === '' ? '' : `${prefix}/`;
     this.location = `gs://${this.bucketName}/${this.prefix}`;
-    this.storage = storage;
   }
 
   async readManifest(kind: SnapshotKind): Promise<StoredManifest | undefined> {
-    const file = this.file(manifestName(kind));
+    return this.bounded(this.readManifestOnce(kind), `reading the ${kind} manifest`);
+  }
+
+  private async readManifestOnce(kind: SnapshotKind): Promise<StoredManifest | undefined> {
+    const file = this.file(manifestName(kind), 'read');
     // Metadata first, then that exact generation: body and generation always belong together.
     for (let attempt = 0; attempt < 3; attempt++) {
       const metadata = await file.getMetadata().then(
@@ -54,7 +66,7 @@ export class GcsSnapshotStore implements SnapshotStore {
       if (!metadata) return undefined;
       const generation = String(metadata.generation);
       try {
-        const [body] = await this.file(manifestName(kind), generation).download({
+        const [body] = await this.file(manifestName(kind), 'read', generation).download({
           validation: false,
         });
         return { body: body.toString('utf8'), generation };
@@ -70,14 +82,17 @@ export class GcsSnapshotStore implements SnapshotStore {
     body: string,
     expectedGeneration: string | undefined,
   ): Promise<void> {
-    const file = this.file(manifestName(kind));
+    const file = this.file(manifestName(kind), 'write');
     try {
-      await file.save(body, {
-        resumable: false,
-        contentType: 'application/json',
-        metadata: { cacheControl: 'no-store' },
-        preconditionOpts: { ifGenerationMatch: expectedGeneration ?? 0 },
-      });
+      await this.bounded(
+        file.save(body, {
+          resumable: false,
+          contentType: 'application/json',
+          metadata: { cacheControl: 'no-store' },
+          preconditionOpts: { ifGenerationMatch: expectedGeneration ?? 0 },
+        }),
+        `replacing the ${kind} manifest`,
+      );
     } catch (err) {
       if (statusOf(err) !== 412) throw err;
       // A retried request whose first attempt succeeded also sees 412: check what is there.
@@ -92,14 +107,36 @@ export class GcsSnapshotStore implements SnapshotStore {
   async readObject(name: string): Promise<Readable> {
     // Integrity is checked against the manifest's sha256 by the reader; skip the client's own
     // crc32c pass over every byte.
-    return this.file(name).createReadStream({ validation: false });
+    const download = this.file(name, 'read').createReadStream({ validation: false });
+    const out = new PassThrough();
+    // The client calls pipeline() into its stream when a 2xx response arrives; if that stream
+    // was destroyed first, pipeline() throws outside any handler (storage 8.4.0) and takes the
+    // process down. So a download we give up on is destroyed only once a 2xx response is in;
+    // until then it is left to finish or fail on its own (its retries included).
+    let streaming = false;
+    let givenUp = false;
+    const destroyLater = () => setImmediate(() => download.destroy());
+    download.on('response', (res: { statusCode?: number }) => {
+      if ((res.statusCode ?? 0) >= 300) return;
+      streaming = true;
+      if (givenUp) destroyLater();
+    });
+    download.on('error', (err) => out.destroy(err));
+    download.pipe(out);
+    out.on('close', () => {
+      if (download.destroyed || givenUp) return;
+      givenUp = true;
+      if (streaming) destroyLater();
+      else download.resume(); // drain whatever still comes
+    });
+    return out;
   }
 
   async writeObject(name: string, data: Readable): Promise<void> {
     try {
       await pipeline(
         data,
-        this.file(name).createWriteStream({
+        this.file(name, 'write').createWriteStream({
           resumable: true,
           chunkSize: this.options.uploadChunkBytes ?? DEFAULT_CHUNK_BYTES,
           contentType: name.endsWith('.json.gz') ? 'application/json' : 'application/x-ndjson',
@@ -115,40 +152,58 @@ export class GcsSnapshotStore implements SnapshotStore {
   }
 
   async deleteObject(name: string): Promise<void> {
-    await this.file(name).delete({ ignoreNotFound: true });
+    await this.bounded(
+      this.file(name, 'write').delete({ ignoreNotFound: true }),
+      `deleting ${name}`,
+    );
   }
 
   async listObjects(prefix: string): Promise<string[]> {
-    const [files] = await this.bucket().getFiles({
-      prefix: `${this.prefix}${prefix}`,
-      autoPaginate: true,
-    });
+    const [files] = await this.bounded(
+      this.bucket('write').getFiles({ prefix: `${this.prefix}${prefix}`, autoPaginate: true }),
+      `listing ${prefix}`,
+    );
     return files.map((f) => f.name.slice(this.prefix.length)).sort();
   }
 
-  private bucket() {
-    this.storage ??= new Storage(this.storageOptions());
-    return this.storage.bucket(this.bucketName);
+  /**
+   * Reads go through a client without automatic retries: a retried streaming download makes
+   * the client's HTTP layer (teeny-request) call pipeline() on a destroyed stream, an unhandled
+   * exception that kills the process. A failed read is retried by the snapshot cache instead.
+   * Writes keep the client's retries, which it applies only to precondition-guarded requests.
+   */
+  private bucket(purpose: 'read' | 'write') {
+    const retryOptions = {
+      autoRetry: purpose === 'write',
+      maxRetries: MAX_RETRIES,
+      maxRetryDelay: 8,
+      totalTimeout: Math.ceil((this.options.requestTimeoutMs * (MAX_RETRIES + 1)) / 1000),
+    };
+    const make = () =>
+      new Storage({ timeout: this.options.requestTimeoutMs, ...this.clientOptions, retryOptions });
+    if (purpose === 'read') {
+      this.reader ??= make();
+      return this.reader.bucket(this.bucketName);
+    }
+    this.writer ??= make();
+    return this.writer.bucket(this.bucketName);
   }
 
-  private file(name: string, generation?: string): File {
+  private file(name: string, purpose: 'read' | 'write', generation?: string): File {
     if (name.includes('..')) throw new SnapshotIntegrityError(`bad object name ${name}`);
-    return this.bucket().file(
+    return this.bucket(purpose).file(
       `${this.prefix}${name}`,
       generation ? { generation: Number(generation) } : {},
     );
   }
 
-  private storageOptions(): StorageOptions {
-    return {
-      timeout: this.options.requestTimeoutMs,
-      retryOptions: {
-        autoRetry: true,
-        maxRetries: 3,
-        maxRetryDelay: 8,
-        totalTimeout: Math.ceil((this.options.requestTimeoutMs * 4) / 1000),
-      },
-    };
+  /**
+   * The client's own `timeout` is not applied on Node (its fetch ignores it), so every call gets
+   * a deadline here: the per-request timeout times the attempts the retry policy allows.
+   */
+  private bounded<T>(work: Promise<T>, what: string): Promise<T> {
+    const ms = this.options.requestTimeoutMs * (MAX_RETRIES + 1);
+    return withDeadline(work, ms, () => new BackendUnavailableError('gcs', `timed out ${what}`));
   }
 }
 

@@ -1,4 +1,5 @@
 import { createGunzip } from 'node:zlib';
+import { withDeadline } from '../deadline.js';
 import { BackendUnavailableError, SnapshotIntegrityError } from '../errors.js';
 import { chain, digestTap, stallGuard } from '../streams.js';
 import { type Manifest, parseManifest } from './manifest.js';
@@ -49,6 +50,10 @@ export async function loadSnapshot<V>(
     options.stallTimeoutMs,
     `opening ${manifest.object}`,
   );
+  let downloadError: unknown;
+  raw.once('error', (err) => {
+    downloadError = err;
+  });
   const tap = digestTap();
   const gunzip = createGunzip();
   const text = chain(raw, stallGuard(options.stallTimeoutMs, stalled), tap.stream, gunzip);
@@ -59,6 +64,12 @@ export async function loadSnapshot<V>(
   } catch (err) {
     text.destroy();
     if (err instanceof BackendUnavailableError || err instanceof SnapshotIntegrityError) throw err;
+    if (downloadError !== undefined) {
+      // The store failed (HTTP error, reset, cut-off body): the object may well be fine.
+      throw new BackendUnavailableError('snapshot-store', `download of ${manifest.object} failed`, {
+        cause: downloadError,
+      });
+    }
     if ((err as NodeJS.ErrnoException).code?.startsWith('Z_')) {
       throw new SnapshotIntegrityError(`${manifest.object} is not valid gzip`, { cause: err });
     }
@@ -82,20 +93,14 @@ async function withTimeout<T>(
   timeoutMs: number,
   what: string,
 ): Promise<T> {
-  const signal = AbortSignal.timeout(timeoutMs);
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new BackendUnavailableError('snapshot-store', `timed out ${what}`)),
-      timeoutMs,
-    );
-  });
   try {
-    return await Promise.race([call(signal), timedOut]);
+    return await withDeadline(
+      call(AbortSignal.timeout(timeoutMs)),
+      timeoutMs,
+      () => new BackendUnavailableError('snapshot-store', `timed out ${what}`),
+    );
   } catch (err) {
     if (err instanceof BackendUnavailableError || err instanceof SnapshotIntegrityError) throw err;
     throw new BackendUnavailableError('snapshot-store', `failed ${what}`, { cause: err });
-  } finally {
-    clearTimeout(timer);
   }
 }
