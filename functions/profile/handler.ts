@@ -1,3 +1,4 @@
+import { withDeadline } from '../../shared/deadline.js';
 import { HttpError, ProfileApiError } from '../../shared/errors.js';
 import type {
   HandlerContext,
@@ -138,22 +139,18 @@ async function ready<V>(
 ): Promise<V> {
   const current = cache.peek();
   if (current !== undefined) return current;
-  let timer: NodeJS.Timeout | undefined;
   try {
-    return await Promise.race([
+    return await withDeadline(
       cache.get(),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error('first snapshot load timed out')), timeoutMs);
-      }),
-    ]);
+      timeoutMs,
+      () => new Error('first snapshot load timed out'),
+    );
   } catch (err) {
     deps.log.warn('snapshots not available', { err });
     throw new HttpError(503, 'snapshots_unavailable', 'the service is starting; retry later', {
       headers: { 'retry-after': String(retryAfterSecs) },
       cause: err,
     });
-  } finally {
-    clearTimeout(timer);
   }
 }
 
