@@ -144,6 +144,7 @@ const mappingJobSchema = jobSchema.extend({
   MAPPING_LOOKBACK_DAYS: int(1, 3_650).default(7),
   BIGQUERY_PROJECT: z.string().min(1).optional(),
   BIGQUERY_LOCATION: z.string().min(1).optional(),
+  BIGQUERY_PAGE_SIZE: int(100, 100_000).default(20_000),
 });
 
 /** Everything the `snapshotMapping` job reads from its environment. */

@@ -20,6 +20,7 @@ export function createMappingJob(config: MappingJobConfig): ScheduledHandler {
       projectId: config.BIGQUERY_PROJECT,
       location: config.BIGQUERY_LOCATION,
       jobTimeoutMs: config.JOB_TIMEOUT_MS,
+      pageSize: config.BIGQUERY_PAGE_SIZE,
     }),
     store: createSnapshotStore(config.SNAPSHOT_URI, config.SNAPSHOT_TIMEOUT_MS),
     log: createLogger({ minSeverity: config.LOG_LEVEL }),

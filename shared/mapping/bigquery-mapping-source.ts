@@ -1,4 +1,4 @@
-import { BigQuery, type BigQueryOptions } from '@google-cloud/bigquery';
+import { BigQuery, type BigQueryOptions, type Job } from '@google-cloud/bigquery';
 import { BackendUnavailableError } from '../errors.js';
 import type { MappingRow, MappingSource } from './mapping-source.js';
 
@@ -16,6 +16,8 @@ export interface BigQueryMappingOptions {
   readonly projectId?: string | undefined;
   readonly location?: string | undefined;
   readonly jobTimeoutMs: number;
+  /** Rows per result page: bounds the memory the job holds (two pages at most). */
+  readonly pageSize: number;
 }
 
 /**
@@ -43,7 +45,7 @@ export function mappingQuery(o: BigQueryMappingOptions): string {
   ].join('\n');
 }
 
-/** Reads the latest partition of the mapping table with one BigQuery query, streamed page by page. */
+/** Reads the latest partition of the mapping table with one BigQuery query, page by page. */
 export class BigQueryMappingSource implements MappingSource {
   readonly description: string;
   private client: BigQuery | undefined;
@@ -58,30 +60,60 @@ export class BigQueryMappingSource implements MappingSource {
 
   async *rows(signal: AbortSignal): AsyncIterable<MappingRow> {
     this.client ??= new BigQuery(this.clientOptions());
-    const stream = this.client.createQueryStream({
-      query: mappingQuery(this.options),
-      // The REST API types parameter values as strings; a JSON number is not one.
-      params: { lookback_days: String(this.options.lookbackDays) },
-      types: { lookback_days: 'INT64' },
-      useLegacySql: false,
-      location: this.options.location,
-      jobTimeoutMs: this.options.jobTimeoutMs,
-    });
-    const abort = () =>
-      stream.destroy(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
-    signal.addEventListener('abort', abort, { once: true });
+    let job: Job;
     try {
-      for await (const row of stream) yield toMappingRow(row);
-      if (signal.aborted) throw signal.reason;
-    } catch (err) {
-      if (signal.aborted) throw signal.reason;
-      if (err instanceof BackendUnavailableError) throw err;
-      throw new BackendUnavailableError('bigquery', `querying ${this.description} failed`, {
-        cause: err,
+      [job] = await this.client.createQueryJob({
+        query: mappingQuery(this.options),
+        // The REST API types parameter values as strings; a JSON number is not one.
+        params: { lookback_days: String(this.options.lookbackDays) },
+        types: { lookback_days: 'INT64' },
+        useLegacySql: false,
+        location: this.options.location,
+        jobTimeoutMs: this.options.jobTimeoutMs,
       });
-    } finally {
-      signal.removeEventListener('abort', abort);
-      stream.destroy();
+    } catch (err) {
+      throw new BackendUnavailableError(
+        'bigquery',
+        `starting the query on ${this.description} failed`,
+        {
+          cause: err,
+        },
+      );
+    }
+    // Pages are fetched one ahead: the next request is in flight while this page's rows are
+    // consumed, and at most two pages are ever held (page size bounds the memory).
+    type Page = [rows: unknown[], next: Record<string, unknown> | null | undefined];
+    const fetchPage = (query: Record<string, unknown>): Promise<Page> => {
+      const page = job.getQueryResults({
+        ...query,
+        autoPaginate: false,
+      }) as Promise<unknown> as Promise<Page>;
+      page.catch(() => undefined); // awaited below, or abandoned when the consumer stops
+      return page;
+    };
+    let pending: Promise<Page> | undefined = fetchPage({
+      maxResults: this.options.pageSize,
+    });
+    try {
+      while (pending) {
+        if (signal.aborted) throw signal.reason;
+        const page: Page = await pending;
+        const [rows, nextQuery] = page;
+        pending = nextQuery ? fetchPage(nextQuery) : undefined;
+        for (const row of rows) yield toMappingRow(row);
+      }
+    } catch (err) {
+      if (!signal.aborted && err instanceof BackendUnavailableError) throw err;
+      // Best effort: a job nobody reads any more should not keep running (and billing).
+      job.cancel().catch(() => undefined);
+      if (signal.aborted) throw signal.reason;
+      throw new BackendUnavailableError(
+        'bigquery',
+        `reading results of ${this.description} failed`,
+        {
+          cause: err,
+        },
+      );
     }
   }
 

@@ -7,6 +7,8 @@ import type { MappingIndex, MappingIndexBuilder } from './mapping-index.js';
 /** One person of the identity mapping: the ids that belong to them, each with its type code. */
 export type MappingPerson = ReadonlyArray<{ readonly id: string; readonly typeCode: string }>;
 
+const ENCODE_CHUNK_CHARS = 64 * 1024;
+
 /** Longest id accepted in a mapping snapshot; longer ones cannot be a valid request either. */
 const MAX_MAPPING_ID_LENGTH = 1024;
 
@@ -32,13 +34,21 @@ export function mappingCodec(
     extension: 'ndjson.gz',
 
     async *encode(persons, counter: RowCounter) {
+      // Lines are batched into chunks: one stream chunk per person would cost more in stream
+      // and gzip bookkeeping than the encoding itself.
+      let chunk = '';
       for await (const person of persons) {
         if (person.length === 0) continue;
         const flat: string[] = [];
         for (const { id, typeCode } of person) flat.push(id, typeCode);
         counter.rows += person.length;
-        yield `${JSON.stringify(flat)}\n`;
+        chunk += `${JSON.stringify(flat)}\n`;
+        if (chunk.length >= ENCODE_CHUNK_CHARS) {
+          yield chunk;
+          chunk = '';
+        }
       }
+      if (chunk.length > 0) yield chunk;
     },
 
     async decode(text): Promise<Decoded<MappingIndex>> {

@@ -37,6 +37,7 @@ const OPTIONS: BigQueryMappingOptions = {
   partitionColumn: 'partition_date',
   lookbackDays: 7,
   jobTimeoutMs: 60_000,
+  pageSize: 700,
 };
 
 const uuid = (i: number) => `${i.toString(16).padStart(8, '0')}-aaaa-4aaa-8aaa-aaaaaaaaaaaa`;

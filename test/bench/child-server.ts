@@ -1,0 +1,32 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+
+/** A test server running in a child process, and how to stop it. */
+export interface ChildServer<T> {
+  readonly info: T;
+  stop(): Promise<void>;
+}
+
+/** Starts `tsx test/bench/emulator-process.ts ...args` and waits for its ready line. */
+export async function startChildServer<T>(...args: string[]): Promise<ChildServer<T>> {
+  const child: ChildProcess = spawn(
+    'tsx',
+    [new URL('./emulator-process.ts', import.meta.url).pathname, ...args],
+    {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    },
+  );
+  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+  const info = await new Promise<T>((resolve, reject) => {
+    lines.once('line', (line) => resolve(JSON.parse(line) as T));
+    child.once('exit', (code) => reject(new Error(`test server exited with ${code}`)));
+  });
+  return {
+    info,
+    stop: async () => {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.stdin?.end();
+      await exited;
+    },
+  };
+}

@@ -1,0 +1,39 @@
+// Runs one test server in its own process for benchmarks, so that its CPU and memory are not
+// counted against the code being measured. Prints one JSON line {"baseUrl"|"host","port"} when
+// ready; exits when stdin closes.
+//   tsx test/bench/emulator-process.ts gcs
+//   tsx test/bench/emulator-process.ts bigquery <persons>
+//   tsx test/bench/emulator-process.ts aerospike
+import { AerospikeEmulator } from '../emulators/aerospike-emulator.js';
+import { BigQueryEmulator } from '../emulators/bigquery-emulator.js';
+import { GcsEmulator } from '../emulators/gcs-emulator.js';
+import { mappingResult } from '../helpers/mapping-result.js';
+import { benchPerson } from './bench-data.js';
+
+const [kind, arg] = process.argv.slice(2);
+let close: () => Promise<void>;
+
+if (kind === 'gcs') {
+  const gcs = await GcsEmulator.start();
+  gcs.createBucket('bench');
+  close = () => gcs.close();
+  console.log(JSON.stringify({ baseUrl: gcs.baseUrl }));
+} else if (kind === 'bigquery') {
+  const persons = Number(arg ?? '1000');
+  const bq = await BigQueryEmulator.start({ projectId: 'bench-project' });
+  bq.respondWith(() => mappingResult(persons, benchPerson, '2026-11-25', 25_000));
+  close = () => bq.close();
+  console.log(JSON.stringify({ baseUrl: bq.baseUrl, projectId: bq.projectId }));
+} else if (kind === 'aerospike') {
+  const as = await AerospikeEmulator.start();
+  close = () => as.close();
+  console.log(JSON.stringify({ host: as.host, port: as.port }));
+} else {
+  console.error('usage: emulator-process.ts gcs | bigquery <persons> | aerospike');
+  process.exit(2);
+}
+
+process.stdin.resume();
+process.stdin.on('end', () => {
+  void close().then(() => process.exit(0));
+});
