@@ -53,6 +53,8 @@ const commonSchema = z.object({
   LOG_USER_IDS: flag,
   LOG_LEVEL: z.enum(['DEBUG', 'INFO', 'WARNING', 'ERROR']).default('INFO'),
   GOOGLE_CLOUD_PROJECT: z.string().optional(),
+  /** A bearer token for Google APIs instead of Application Default Credentials (local runs). */
+  GOOGLE_OAUTH_ACCESS_TOKEN: z.string().min(1).optional(),
 });
 
 const profileSchema = commonSchema.extend({

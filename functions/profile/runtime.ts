@@ -25,7 +25,11 @@ export interface ProfileRuntime {
 
 /** Wires the profile function from configuration: snapshot caches, profile store, handler. */
 export function createProfileRuntime(config: ProfileConfig, log: Logger): ProfileRuntime {
-  const snapshots = createSnapshotStore(config.SNAPSHOT_URI, config.SNAPSHOT_TIMEOUT_MS);
+  const snapshots = createSnapshotStore(
+    config.SNAPSHOT_URI,
+    config.SNAPSHOT_TIMEOUT_MS,
+    config.GOOGLE_OAUTH_ACCESS_TOKEN,
+  );
   const catalog = snapshotCache(snapshots, catalogCodec, config, log);
   const mapping = snapshotCache<MappingIndex>(
     snapshots,

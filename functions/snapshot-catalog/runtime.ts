@@ -19,7 +19,11 @@ export function createCatalogJob(config: CatalogJobConfig): ScheduledHandler {
       maxTimeMs: config.MONGO_MAX_TIME_MS,
       connectTimeoutMs: config.MONGO_CONNECT_TIMEOUT_MS,
     }),
-    store: createSnapshotStore(config.SNAPSHOT_URI, config.SNAPSHOT_TIMEOUT_MS),
+    store: createSnapshotStore(
+      config.SNAPSHOT_URI,
+      config.SNAPSHOT_TIMEOUT_MS,
+      config.GOOGLE_OAUTH_ACCESS_TOKEN,
+    ),
     log: createLogger({ minSeverity: config.LOG_LEVEL }),
     now: Date.now,
   });

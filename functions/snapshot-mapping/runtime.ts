@@ -21,8 +21,13 @@ export function createMappingJob(config: MappingJobConfig): ScheduledHandler {
       location: config.BIGQUERY_LOCATION,
       jobTimeoutMs: config.JOB_TIMEOUT_MS,
       pageSize: config.BIGQUERY_PAGE_SIZE,
+      accessToken: config.GOOGLE_OAUTH_ACCESS_TOKEN,
     }),
-    store: createSnapshotStore(config.SNAPSHOT_URI, config.SNAPSHOT_TIMEOUT_MS),
+    store: createSnapshotStore(
+      config.SNAPSHOT_URI,
+      config.SNAPSHOT_TIMEOUT_MS,
+      config.GOOGLE_OAUTH_ACCESS_TOKEN,
+    ),
     log: createLogger({ minSeverity: config.LOG_LEVEL }),
     now: Date.now,
   });

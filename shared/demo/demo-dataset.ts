@@ -45,9 +45,9 @@ export const DEFAULT_DEMO_OPTIONS: DemoDatasetOptions = {
 
 /** Segment ids from this base upward exist in the catalog; UNKNOWN_BASE upward do not. */
 const SEGMENT_ID_BASE = 1000;
-const UNKNOWN_SEGMENT_BASE = 90_000;
+export const UNKNOWN_SEGMENT_BASE = 90_000;
 /** Expiry stamps (epoch seconds) for map-form segments: long past, and far future. */
-const EXPIRED_AT = 1_600_000_000;
+export const EXPIRED_AT = 1_600_000_000;
 const EXPIRES_LATER = 4_102_444_800;
 
 const TYPE_CODES = ['111111', '222222', '333333', '444444'] as const;

@@ -1,5 +1,6 @@
 import { BigQuery, type BigQueryOptions, type Job } from '@google-cloud/bigquery';
 import { BackendUnavailableError } from '../errors.js';
+import { accessTokenAuth } from '../google-auth.js';
 import type { MappingRow, MappingSource } from './mapping-source.js';
 
 /** The mapping table and how to query it. Names are validated identifiers (see config). */
@@ -18,6 +19,8 @@ export interface BigQueryMappingOptions {
   readonly jobTimeoutMs: number;
   /** Rows per result page: bounds the memory the job holds (two pages at most). */
   readonly pageSize: number;
+  /** A bearer token instead of Application Default Credentials. */
+  readonly accessToken?: string | undefined;
 }
 
 /**
@@ -124,6 +127,7 @@ export class BigQueryMappingSource implements MappingSource {
       ...(this.options.projectId ? { projectId: this.options.projectId } : {}),
       ...(this.options.location ? { location: this.options.location } : {}),
       userAgent: 'profile-api-snapshot-mapping',
+      ...accessTokenAuth(this.options.accessToken),
     };
   }
 }
