@@ -41,6 +41,12 @@ export async function runSnapshotJob<R>(
       minRowsRatio: run.minRowsRatio,
       force: event.force,
     });
+    if (result.outcome === 'published' && result.previous) {
+      // Best effort: a version left unmarked is only kept longer than the retention says.
+      await run.store.markSuperseded(result.previous.object).catch((err: unknown) => {
+        run.log.warn(`${run.job}: could not mark ${result.previous?.object} superseded`, { err });
+      });
+    }
     const summary: JobSummary = {
       job: run.job,
       outcome: result.outcome,

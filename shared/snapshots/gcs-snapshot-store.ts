@@ -31,8 +31,8 @@ export class GcsSnapshotStore implements SnapshotStore {
   readonly location: string;
   private readonly bucketName: string;
   private readonly prefix: string;
-  private reader: Storage | undefined;
-  private writer: Storage | undefined;
+  private plain: Storage | undefined;
+  private guarded: Storage | undefined;
 
   /** `clientOptions` are merged into both clients' (e.g. an `apiEndpoint`). */
   constructor(
@@ -53,7 +53,7 @@ export class GcsSnapshotStore implements SnapshotStore {
   }
 
   private async readManifestOnce(kind: SnapshotKind): Promise<StoredManifest | undefined> {
-    const file = this.file(manifestName(kind), 'read');
+    const file = this.file(manifestName(kind), 'plain');
     // Metadata first, then that exact generation: body and generation always belong together.
     for (let attempt = 0; attempt < 3; attempt++) {
       const metadata = await file.getMetadata().then(
@@ -66,7 +66,7 @@ export class GcsSnapshotStore implements SnapshotStore {
       if (!metadata) return undefined;
       const generation = String(metadata.generation);
       try {
-        const [body] = await this.file(manifestName(kind), 'read', generation).download({
+        const [body] = await this.file(manifestName(kind), 'plain', generation).download({
           validation: false,
         });
         return { body: body.toString('utf8'), generation };
@@ -82,7 +82,7 @@ export class GcsSnapshotStore implements SnapshotStore {
     body: string,
     expectedGeneration: string | undefined,
   ): Promise<void> {
-    const file = this.file(manifestName(kind), 'write');
+    const file = this.file(manifestName(kind), 'guarded');
     try {
       await this.bounded(
         file.save(body, {
@@ -107,7 +107,7 @@ export class GcsSnapshotStore implements SnapshotStore {
   async readObject(name: string): Promise<Readable> {
     // Integrity is checked against the manifest's sha256 by the reader; skip the client's own
     // crc32c pass over every byte.
-    const download = this.file(name, 'read').createReadStream({ validation: false });
+    const download = this.file(name, 'plain').createReadStream({ validation: false });
     const out = new PassThrough();
     // The client calls pipeline() into its stream when a 2xx response arrives; if that stream
     // was destroyed first, pipeline() throws outside any handler (storage 8.4.0) and takes the
@@ -136,7 +136,7 @@ export class GcsSnapshotStore implements SnapshotStore {
     try {
       await pipeline(
         data,
-        this.file(name, 'write').createWriteStream({
+        this.file(name, 'guarded').createWriteStream({
           resumable: true,
           chunkSize: this.options.uploadChunkBytes ?? DEFAULT_CHUNK_BYTES,
           contentType: name.endsWith('.json.gz') ? 'application/json' : 'application/x-ndjson',
@@ -151,45 +151,56 @@ export class GcsSnapshotStore implements SnapshotStore {
     }
   }
 
+  async markSuperseded(name: string): Promise<void> {
+    await this.bounded(
+      this.file(name, 'plain').setMetadata({ customTime: new Date().toISOString() }),
+      `marking ${name} superseded`,
+    );
+  }
+
   async deleteObject(name: string): Promise<void> {
     await this.bounded(
-      this.file(name, 'write').delete({ ignoreNotFound: true }),
+      this.file(name, 'plain').delete({ ignoreNotFound: true }),
       `deleting ${name}`,
     );
   }
 
   async listObjects(prefix: string): Promise<string[]> {
     const [files] = await this.bounded(
-      this.bucket('write').getFiles({ prefix: `${this.prefix}${prefix}`, autoPaginate: true }),
+      this.bucket('plain').getFiles({ prefix: `${this.prefix}${prefix}`, autoPaginate: true }),
       `listing ${prefix}`,
     );
     return files.map((f) => f.name.slice(this.prefix.length)).sort();
   }
 
   /**
-   * Reads go through a client without automatic retries: a retried streaming download makes
-   * the client's HTTP layer (teeny-request) call pipeline() on a destroyed stream, an unhandled
-   * exception that kills the process. A failed read is retried by the snapshot cache instead.
-   * Writes keep the client's retries, which it applies only to precondition-guarded requests.
+   * Two clients. 'guarded' serves only precondition-guarded writes (uploads with
+   * ifGenerationMatch=0, the manifest swap) and keeps the library's retries. 'plain' serves
+   * everything else without retries, because (storage 8.4.0):
+   * - a retried streaming download makes teeny-request call pipeline() on a destroyed stream,
+   *   an unhandled exception that kills the process;
+   * - delete() or setMetadata() without a precondition switch autoRetry off on the whole
+   *   Storage instance, for every later call.
+   * A failed read is retried by the snapshot cache, a failed job by the scheduler.
    */
-  private bucket(purpose: 'read' | 'write') {
+  private bucket(purpose: 'plain' | 'guarded') {
     const retryOptions = {
-      autoRetry: purpose === 'write',
+      autoRetry: purpose === 'guarded',
       maxRetries: MAX_RETRIES,
       maxRetryDelay: 8,
       totalTimeout: Math.ceil((this.options.requestTimeoutMs * (MAX_RETRIES + 1)) / 1000),
     };
     const make = () =>
       new Storage({ timeout: this.options.requestTimeoutMs, ...this.clientOptions, retryOptions });
-    if (purpose === 'read') {
-      this.reader ??= make();
-      return this.reader.bucket(this.bucketName);
+    if (purpose === 'plain') {
+      this.plain ??= make();
+      return this.plain.bucket(this.bucketName);
     }
-    this.writer ??= make();
-    return this.writer.bucket(this.bucketName);
+    this.guarded ??= make();
+    return this.guarded.bucket(this.bucketName);
   }
 
-  private file(name: string, purpose: 'read' | 'write', generation?: string): File {
+  private file(name: string, purpose: 'plain' | 'guarded', generation?: string): File {
     if (name.includes('..')) throw new SnapshotIntegrityError(`bad object name ${name}`);
     return this.bucket(purpose).file(
       `${this.prefix}${name}`,

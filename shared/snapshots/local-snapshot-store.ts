@@ -73,6 +73,9 @@ export class LocalSnapshotStore implements SnapshotStore {
     }
   }
 
+  /** Local directories have no lifecycle rules: old versions stay until deleted by hand. */
+  async markSuperseded(): Promise<void> {}
+
   async deleteObject(name: string): Promise<void> {
     await rm(this.path(name), { force: true });
   }

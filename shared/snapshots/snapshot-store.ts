@@ -26,6 +26,11 @@ export interface SnapshotStore {
   readObject(name: string, signal?: AbortSignal): Promise<Readable>;
   /** Creates an object from a stream; fails if it exists. Readers never see it half-written. */
   writeObject(name: string, data: Readable): Promise<void>;
+  /**
+   * Marks an object as no longer current (GCS: its customTime, which the bucket's lifecycle
+   * rule counts from), so that retention removes old versions and never the current one.
+   */
+  markSuperseded(name: string): Promise<void>;
   /** Deletes an object; deleting a missing object is not an error. */
   deleteObject(name: string): Promise<void>;
   /** Names of the objects under a prefix, in lexical order. */

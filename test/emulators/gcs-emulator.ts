@@ -42,6 +42,8 @@ interface StoredObject {
   metageneration: string;
   contentType: string;
   metadata: Map<string, string> | undefined;
+  /** RFC 3339; GCS lets it move forward only (lifecycle rules read it). */
+  customTime?: string;
   md5Hash: string;
   crc32c: string;
   created: string;
@@ -152,11 +154,19 @@ export class GcsEmulator {
   getObject(
     bucket: string,
     name: string,
-  ): { data: Buffer; generation: string; metageneration: string; contentType: string } | undefined {
+  ):
+    | {
+        data: Buffer;
+        generation: string;
+        metageneration: string;
+        contentType: string;
+        customTime: string | undefined;
+      }
+    | undefined {
     const o = this.buckets.get(bucket)?.objects.get(name);
     if (o === undefined) return undefined;
-    const { data, generation, metageneration, contentType } = o;
-    return { data, generation, metageneration, contentType };
+    const { data, generation, metageneration, contentType, customTime } = o;
+    return { data, generation, metageneration, contentType, customTime };
   }
 
   /** Object names in a bucket, sorted. */
@@ -255,9 +265,33 @@ export class GcsEmulator {
       return failure(method === 'GET' && failed.includes('NotMatch') ? 304 : 412, failed);
     if (method === 'GET' && q.get('alt') === 'media') return media(ctx, current);
     if (method === 'GET') return json(this.objectResource(current));
+    if (method === 'PATCH') return this.patch(ctx, current);
     if (method !== 'DELETE') return unsupported;
     objects.delete(name);
     return { status: 204 };
+  }
+
+  /** objects.patch: only customTime is supported, with GCS's rule that it cannot go back. */
+  private patch(ctx: Ctx, current: StoredObject): Reply {
+    let body: unknown;
+    try {
+      body = JSON.parse(ctx.body.toString('utf8') || '{}');
+    } catch {
+      return failure(400, 'Malformed JSON.');
+    }
+    const customTime = (body as { customTime?: unknown }).customTime;
+    if (typeof customTime !== 'string' || Number.isNaN(Date.parse(customTime))) {
+      return failure(501, 'Only customTime can be patched here.');
+    }
+    if (
+      current.customTime !== undefined &&
+      Date.parse(customTime) < Date.parse(current.customTime)
+    ) {
+      return failure(400, 'Custom time cannot be decreased.');
+    }
+    current.customTime = new Date(customTime).toISOString();
+    current.metageneration = String(Number(current.metageneration) + 1);
+    return json(this.objectResource(current));
   }
 
   private insertBucket(ctx: Ctx): Reply {
@@ -433,6 +467,7 @@ export class GcsEmulator {
       timeCreated: o.created,
       updated: o.created,
       ...(o.metadata && { metadata: Object.fromEntries(o.metadata) }),
+      ...(o.customTime && { customTime: o.customTime }),
     };
   }
 }

@@ -148,3 +148,16 @@ describe('GcsSnapshotStore on the real client', () => {
     );
   });
 });
+
+describe('retention', () => {
+  it('marks the superseded version for the lifecycle rule, never the current one', async () => {
+    const store = newStore();
+    const first = await publishCatalog(store, 10);
+    const second = await publishCatalog(store, 11);
+    await store.markSuperseded(first.manifest.object);
+    const old = gcs.getObject(BUCKET, `env-${prefixNo}/${first.manifest.object}`);
+    const current = gcs.getObject(BUCKET, `env-${prefixNo}/${second.manifest.object}`);
+    expect(Date.now() - Date.parse(old?.customTime ?? '')).toBeLessThan(10_000);
+    expect(current?.customTime).toBeUndefined();
+  });
+});
