@@ -11,6 +11,7 @@ import { traceFields } from '../../shared/logger.js';
 import type { RefreshingCache } from '../../shared/refreshing-cache.js';
 import { healthResult } from './health.js';
 import { lookupProfiles } from './lookup-profiles.js';
+import { openApiDocument } from './openapi.js';
 import type { ProfileDeps } from './profile-deps.js';
 import { parseProfileRequest } from './profile-request.js';
 import { renderProfiles } from './render-profiles.js';
@@ -26,13 +27,18 @@ type Phases = Record<string, number>;
  * JSON error, and anything unexpected is logged and becomes a bare 500.
  */
 export function createProfileHandler(deps: ProfileDeps): HttpHandler {
+  let openApi: string | undefined;
+  const openApiJson = () => {
+    openApi ??= JSON.stringify(openApiDocument(deps.registry, deps.config.MAX_ID_LENGTH));
+    return openApi;
+  };
   return async (event, context) => {
     const started = performance.now();
     const phases: Phases = {};
     const log = deps.log.child(traceFields(event.headers, deps.config.GOOGLE_CLOUD_PROJECT));
     let result: HttpResult;
     try {
-      result = await route(deps, event, context, phases);
+      result = await route(deps, event, context, phases, openApiJson);
     } catch (err) {
       if (err instanceof HttpError) {
         result = httpErrorResult(err);
@@ -62,10 +68,11 @@ async function route(
   event: HttpEvent,
   context: HandlerContext,
   phases: Phases,
+  openApiJson: () => string,
 ): Promise<HttpResult> {
   const path = event.rawPath.length > 1 ? event.rawPath.replace(/\/+$/, '') : '/';
-  if (path !== '/' && path !== '/health') {
-    throw new HttpError(404, 'not_found', 'no such path; use /?id=<id> or /health');
+  if (path !== '/' && path !== '/health' && path !== '/openapi.json') {
+    throw new HttpError(404, 'not_found', 'no such path; use /?id=<id>, /health or /openapi.json');
   }
   const method = event.requestContext.http.method;
   if (method !== 'GET' && method !== 'HEAD') {
@@ -74,6 +81,9 @@ async function route(
     });
   }
   if (path === '/health') return healthResult(deps);
+  if (path === '/openapi.json') {
+    return jsonResult(200, openApiJson(), { 'cache-control': 'public, max-age=300' });
+  }
   return profileResult(deps, event, context, phases);
 }
 

@@ -2,6 +2,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { getTestServer } from '@google-cloud/functions-framework/testing';
+import { Ajv2020 } from 'ajv/dist/2020.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DemoSamples } from '../../shared/demo/demo-dataset.js';
 import { ensureDemoData } from '../../shared/demo/write-demo-data.js';
@@ -134,5 +135,78 @@ describe('profile over HTTP (functions-framework)', () => {
       },
       store: { name: 'embedded', ok: true },
     });
+  });
+});
+
+describe('GET /openapi.json', () => {
+  async function validator() {
+    const doc = (await (await fetch(`${base}/openapi.json`)).json()) as {
+      openapi: string;
+      paths: Record<
+        string,
+        Record<
+          string,
+          {
+            parameters?: { name: string; schema: { enum?: string[] } }[];
+            responses: Record<string, { headers?: Record<string, unknown> }>;
+          }
+        >
+      >;
+    };
+    const ajv = new Ajv2020({ strict: false, allErrors: true });
+    ajv.addSchema(doc, 'openapi.json');
+    const check = (schema: string, body: unknown) => {
+      const validate = ajv.getSchema(`openapi.json#/components/schemas/${schema}`);
+      if (!validate) throw new Error(`no schema ${schema}`);
+      const ok = validate(body);
+      return ok ? [] : (validate.errors ?? []).map((e) => `${e.instancePath} ${e.message}`);
+    };
+    return { doc, check };
+  }
+
+  it('describes the API as OpenAPI 3.1 with the configured id types', async () => {
+    const { doc } = await validator();
+    expect(doc.openapi).toBe('3.1.0');
+    const params = doc.paths['/']?.get?.parameters ?? [];
+    expect(params.map((p) => p.name)).toEqual(['id', 'type']);
+    expect(params[1]?.schema.enum).toEqual(['id_type_1', 'id_type_2', 'id_type_3', 'id_type_4']);
+  });
+
+  it('matches real answers: profiles, errors and health', async () => {
+    const { doc, check } = await validator();
+    for (const id of [samples.linked, samples.superNode, samples.orphan]) {
+      const res = await fetch(`${base}/?id=${id}`);
+      expect(res.status).toBe(200);
+      expect(check('ProfileResponse', await res.json())).toEqual([]);
+      // Every x- header the answer carries is documented.
+      const documented = Object.keys(doc.paths['/']?.get?.responses['200']?.headers ?? {}).map(
+        (h) => h.toLowerCase(),
+      );
+      for (const [name] of res.headers)
+        if (name.startsWith('x-') && name !== 'x-content-type-options')
+          expect(documented).toContain(name);
+    }
+    for (const path of [
+      '/',
+      '/?id=',
+      `/?id=${'1'.repeat(300)}`,
+      '/?id=%',
+      '/?id=__proto__',
+      '/x',
+    ]) {
+      const res = await fetch(`${base}${path}`);
+      expect(doc.paths['/']?.get?.responses[String(res.status)]).toBeDefined();
+      expect(check('Error', await res.json())).toEqual([]);
+    }
+    const post = await fetch(`${base}/?id=x`, { method: 'POST' });
+    expect(check('Error', await post.json())).toEqual([]);
+    expect(check('Health', await (await fetch(`${base}/health`)).json())).toEqual([]);
+  });
+
+  it('rejects what the API never answers (the schemas are not vacuous)', async () => {
+    const { check } = await validator();
+    expect(check('ProfileResponse', { x: { type: 'id_type_1', found: 'yes' } })).not.toEqual([]);
+    expect(check('Error', { error: { code: 'boom', message: 'x' } })).not.toEqual([]);
+    expect(check('Health', { status: 'fine' })).not.toEqual([]);
   });
 });

@@ -9,6 +9,7 @@ import { createIdTypeRegistry } from '../../shared/id-types.js';
 import { silentLogger } from '../../shared/logger.js';
 import { RefreshingCache } from '../../shared/refreshing-cache.js';
 import type { LoadedSnapshot } from '../../shared/snapshots/load-snapshot.js';
+import { captureLogger } from '../helpers/capture-logger.js';
 import { FakeProfileStore } from '../helpers/fake-profile-store.js';
 import { catalogSnapshot, mappingSnapshot, registry } from '../helpers/fixed-snapshots.js';
 import { httpEvent } from '../helpers/http-event.js';
@@ -369,5 +370,51 @@ describe('GET /health', () => {
     expect(res.statusCode).toBe(503);
     await new Promise((r) => setTimeout(r, 10));
     expect((await get('/health', d)).statusCode).toBe(200);
+  });
+});
+
+describe('request logs', () => {
+  async function logged(env: Record<string, string>, headers: Record<string, string>) {
+    const { log, lines } = captureLogger();
+    const d = deps({ GOOGLE_CLOUD_PROJECT: 'my-proj', ...env }, { log });
+    await createProfileHandler(d)(httpEvent(`/?id=${A}`, 'GET', headers), {});
+    return lines.filter((l) => typeof l.httpRequest === 'object');
+  }
+
+  it('writes one line per request with status, latency and phases, linked to the trace', async () => {
+    const lines = await logged(
+      {},
+      { 'x-cloud-trace-context': '0123456789abcdef0123456789abcdef/123;o=1' },
+    );
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({
+      severity: 'INFO',
+      httpRequest: { requestMethod: 'GET', requestUrl: '/', status: 200 },
+      'logging.googleapis.com/trace': 'projects/my-proj/traces/0123456789abcdef0123456789abcdef',
+      'logging.googleapis.com/spanId': '000000000000007b',
+      'logging.googleapis.com/trace_sampled': true,
+    });
+    expect(Object.keys(lines[0]?.phases as object)).toEqual([
+      'snapshots',
+      'mapping',
+      'store',
+      'render',
+      'total',
+    ]);
+  });
+
+  it('reads W3C traceparent too', async () => {
+    const lines = await logged(
+      {},
+      { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' },
+    );
+    expect(lines[0]?.['logging.googleapis.com/trace']).toBe(
+      'projects/my-proj/traces/4bf92f3577b34da6a3ce929d0e0e4736',
+    );
+  });
+
+  it('keeps user ids out of logs unless LOG_USER_IDS is set', async () => {
+    expect(JSON.stringify(await logged({}, {}))).not.toContain(A);
+    expect(JSON.stringify(await logged({ LOG_USER_IDS: 'true' }, {}))).toContain(A);
   });
 });

@@ -1,0 +1,123 @@
+import { z } from 'zod';
+
+/** The schemas of every body the profile function answers; the OpenAPI document is built from them. */
+export const apiSchemas = z.registry<{ id: string }>();
+
+export const jsonValueSchema: z.ZodType<unknown> = z
+  .lazy(() =>
+    z.union([
+      z.string(),
+      z.number(),
+      z.boolean(),
+      z.null(),
+      z.array(jsonValueSchema),
+      z.record(z.string(), jsonValueSchema),
+    ]),
+  )
+  .describe('Any JSON value.')
+  .register(apiSchemas, { id: 'JsonValue' });
+
+export const segmentSchema = z
+  .object({
+    id: z.string().describe('Segment id (numbers in the catalog become strings).'),
+    name: z.string(),
+    type: z.string().optional(),
+    size: z.number().optional(),
+  })
+  .catchall(jsonValueSchema)
+  .describe(
+    'Segment metadata from the catalog: id, name, usually type and size, and whatever else the catalog holds.',
+  )
+  .register(apiSchemas, { id: 'Segment' });
+
+export const profileEntrySchema = z
+  .object({
+    type: z.string().describe('Name of the id type (from the id type registry).'),
+    found: z.boolean().describe('Whether the profile store holds a record for this id.'),
+    attributes: z
+      .record(z.string(), jsonValueSchema)
+      .describe(
+        'Every bin of the record but the segments bin; bytes as base64, integers beyond 2^53 as strings.',
+      ),
+    segments: z
+      .array(segmentSchema)
+      .describe('Live segments of the record, resolved, in record order.'),
+    unknownSegmentIds: z
+      .array(z.string())
+      .describe('Segment ids of the record that the catalog does not know.'),
+  })
+  .strict()
+  .describe("One id's profile.")
+  .register(apiSchemas, { id: 'ProfileEntry' });
+
+export const profileResponseSchema = z
+  .record(z.string(), profileEntrySchema)
+  .describe(
+    'Keyed by user id (normalised for its type): the requested id first, then its linked ids in mapping order. ' +
+      'Key order is significant and kept, also for numeric ids.',
+  )
+  .register(apiSchemas, { id: 'ProfileResponse' });
+
+export const ERROR_CODES = [
+  'missing_id',
+  'empty_id',
+  'repeated_parameter',
+  'id_too_long',
+  'malformed_id',
+  'invalid_query',
+  'unknown_type',
+  'unknown_id',
+  'not_found',
+  'method_not_allowed',
+  'unauthorized',
+  'request_too_large',
+  'snapshots_unavailable',
+  'store_unavailable',
+  'aborted',
+  'internal',
+] as const;
+
+export const errorResponseSchema = z
+  .object({ error: z.object({ code: z.enum(ERROR_CODES), message: z.string() }).strict() })
+  .strict()
+  .describe('Every error answer. Never a stack trace or a driver message.')
+  .register(apiSchemas, { id: 'Error' });
+
+const isoTime = z.string().describe('RFC 3339 time');
+
+export const snapshotHealthSchema = z
+  .object({
+    loaded: z.boolean(),
+    version: z.string().nullable(),
+    createdAt: isoTime.nullable(),
+    ageSecs: z.number().nullable().describe('Seconds since the snapshot was published.'),
+    rows: z.number().nullable(),
+    source: z.record(z.string(), z.string()).nullable(),
+    loadedAt: isoTime.nullable(),
+    lastCheckAt: isoTime.nullable(),
+    consecutiveFailures: z.number(),
+    lastError: z
+      .string()
+      .nullable()
+      .describe('Name of the last load error (details are in the logs).'),
+    stale: z.boolean().describe('Older than MAX_STALENESS_SECS.'),
+    degraded: z.boolean(),
+  })
+  .strict()
+  .register(apiSchemas, { id: 'SnapshotHealth' });
+
+export const healthResponseSchema = z
+  .object({
+    status: z.enum(['ok', 'degraded', 'unavailable']),
+    snapshots: z.object({ catalog: snapshotHealthSchema, mapping: snapshotHealthSchema }).strict(),
+    store: z
+      .object({
+        name: z.string(),
+        ok: z.boolean(),
+        latencyMs: z.number(),
+        error: z.string().optional(),
+      })
+      .strict(),
+  })
+  .strict()
+  .register(apiSchemas, { id: 'Health' });
