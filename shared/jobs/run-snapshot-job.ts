@@ -1,5 +1,6 @@
 import { describeError } from '../errors.js';
 import type { Logger } from '../logger.js';
+import { versionManifestName } from '../snapshots/manifest.js';
 import { publishSnapshot } from '../snapshots/publish-snapshot.js';
 import type { SnapshotCodec } from '../snapshots/snapshot-codec.js';
 import type { SnapshotStore } from '../snapshots/snapshot-store.js';
@@ -41,11 +42,14 @@ export async function runSnapshotJob<R>(
       minRowsRatio: run.minRowsRatio,
       force: event.force,
     });
-    if (result.outcome === 'published' && result.previous) {
+    const previous = result.previous;
+    if (result.outcome === 'published' && previous) {
       // Best effort: a version left unmarked is only kept longer than the retention says.
-      await run.store.markSuperseded(result.previous.object).catch((err: unknown) => {
-        run.log.warn(`${run.job}: could not mark ${result.previous?.object} superseded`, { err });
-      });
+      for (const name of [previous.object, versionManifestName(previous)]) {
+        await run.store.markSuperseded(name).catch((err: unknown) => {
+          run.log.warn(`${run.job}: could not mark ${name} superseded`, { err });
+        });
+      }
     }
     const summary: JobSummary = {
       job: run.job,

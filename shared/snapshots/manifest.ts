@@ -30,6 +30,11 @@ export function manifestName(kind: SnapshotKind): string {
   return `${kind}/manifest.json`;
 }
 
+/** Where the manifest of one version is kept once published (for rollbacks). */
+export function versionManifestName(manifest: Pick<Manifest, 'kind' | 'version'>): string {
+  return `${manifest.kind}/${manifest.version}.manifest.json`;
+}
+
 /**
  * A new version name: UTC time to the second plus 8 random hex digits.
  * The content hash is not known until the stream ends, so it goes in the manifest instead.

@@ -2,7 +2,13 @@ import { Readable } from 'node:stream';
 import { createGzip } from 'node:zlib';
 import { PreconditionFailedError, PublishRefusedError } from '../errors.js';
 import { chain, digestTap } from '../streams.js';
-import { MANIFEST_SCHEMA_VERSION, type Manifest, newVersion, parseManifest } from './manifest.js';
+import {
+  MANIFEST_SCHEMA_VERSION,
+  type Manifest,
+  newVersion,
+  parseManifest,
+  versionManifestName,
+} from './manifest.js';
 import type { SnapshotCodec } from './snapshot-codec.js';
 import type { SnapshotStore } from './snapshot-store.js';
 
@@ -69,9 +75,13 @@ export async function publishSnapshot<R>(
       return { outcome: 'unchanged', manifest: previous, previous };
     }
     refuseUnsafe(manifest, previous, options);
-    await store.replaceManifest(kind, `${JSON.stringify(manifest, null, 2)}\n`, stored?.generation);
+    const body = `${JSON.stringify(manifest, null, 2)}\n`;
+    // A copy per version, so that a rollback is one copy of a manifest that was once current.
+    await store.writeObject(versionManifestName(manifest), Readable.from([body]));
+    await store.replaceManifest(kind, body, stored?.generation);
   } catch (err) {
     await store.deleteObject(object).catch(() => undefined);
+    await store.deleteObject(versionManifestName(manifest)).catch(() => undefined);
     if (err instanceof PreconditionFailedError) {
       throw new PreconditionFailedError(
         `another publisher replaced the ${kind} manifest first; ${version} was not published`,

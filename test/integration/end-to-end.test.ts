@@ -97,7 +97,7 @@ describe('the whole pipeline on the real clients', () => {
       expect(await res.json()).toMatchObject({ outcome: 'published', rows, skipped: 0 });
     }
     const objects = stack.gcs.listObjectNames('profile-api-snapshots');
-    expect(objects.filter((n) => n.endsWith('manifest.json'))).toEqual([
+    expect(objects.filter((n) => n.endsWith('/manifest.json'))).toEqual([
       'profile-api/catalog/manifest.json',
       'profile-api/mapping/manifest.json',
     ]);

@@ -61,6 +61,7 @@ describe('GcsSnapshotStore on the real client', () => {
     const names = gcs.listObjectNames(BUCKET).filter((n) => n.startsWith(`env-${prefixNo}/`));
     expect(names).toEqual([
       `env-${prefixNo}/catalog/${manifest.version}.json.gz`,
+      `env-${prefixNo}/catalog/${manifest.version}.manifest.json`,
       `env-${prefixNo}/catalog/manifest.json`,
     ]);
     const stored = gcs.getObject(BUCKET, `env-${prefixNo}/catalog/manifest.json`);
@@ -72,6 +73,7 @@ describe('GcsSnapshotStore on the real client', () => {
     expect(loaded?.value.size).toBe(20);
     expect(await store.listObjects('catalog/')).toEqual([
       `catalog/${manifest.version}.json.gz`,
+      `catalog/${manifest.version}.manifest.json`,
       'catalog/manifest.json',
     ]);
   });
@@ -159,5 +161,30 @@ describe('retention', () => {
     const current = gcs.getObject(BUCKET, `env-${prefixNo}/${second.manifest.object}`);
     expect(Date.now() - Date.parse(old?.customTime ?? '')).toBeLessThan(10_000);
     expect(current?.customTime).toBeUndefined();
+  });
+});
+
+describe('rollback', () => {
+  it('is one copy of an older version manifest over the current one', async () => {
+    const store = newStore();
+    const v1 = await publishCatalog(store, 10, 'v1');
+    const v2 = await publishCatalog(store, 11, 'v2');
+    expect((await loadSnapshot(store, catalogCodec, undefined, LOAD))?.manifest.version).toBe(
+      v2.manifest.version,
+    );
+    // What `gcloud storage cp <prefix>/catalog/<v1>.manifest.json <prefix>/catalog/manifest.json` does:
+    const copy = gcs.getObject(
+      BUCKET,
+      `env-${prefixNo}/catalog/${v1.manifest.version}.manifest.json`,
+    );
+    gcs.putObject(
+      BUCKET,
+      `env-${prefixNo}/catalog/manifest.json`,
+      copy?.data ?? '',
+      'application/json',
+    );
+    const loaded = await loadSnapshot(store, catalogCodec, undefined, LOAD);
+    expect(loaded?.manifest).toEqual(v1.manifest);
+    expect(loaded?.value.resolve(['0']).json[0]).toContain('s0v1');
   });
 });

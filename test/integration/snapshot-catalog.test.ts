@@ -156,6 +156,7 @@ describe('snapshotCatalog on the MongoDB driver', () => {
     expect((await currentManifest(store))?.version).toBe(first.version);
     expect(await store.listObjects('catalog/')).toEqual([
       `catalog/${first.version}.json.gz`,
+      `catalog/${first.version}.manifest.json`,
       'catalog/manifest.json',
     ]);
   });

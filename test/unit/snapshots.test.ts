@@ -60,8 +60,16 @@ describe('publish then load', () => {
     expect(m.object).toBe(`catalog/${m.version}.json.gz`);
     expect(await store.listObjects('catalog/')).toEqual([
       `catalog/${m.version}.json.gz`,
+      `catalog/${m.version}.manifest.json`,
       'catalog/manifest.json',
     ]);
+    // The version's own manifest copy is the current manifest, for rollbacks.
+    expect((await store.readManifest('catalog'))?.body).toBe(
+      await readFile(
+        join(store.location.slice('file:'.length), `catalog/${m.version}.manifest.json`),
+        'utf8',
+      ),
+    );
 
     const loaded = await loadSnapshot(store, catalogCodec, undefined, LOAD);
     expect(loaded?.manifest).toEqual(m);
@@ -158,6 +166,7 @@ describe('publication guards', () => {
     expect((await manifestOf(store))?.version).toBe(current.manifest.version);
     expect(await store.listObjects('catalog/')).toEqual([
       current.manifest.object,
+      `catalog/${current.manifest.version}.manifest.json`,
       'catalog/manifest.json',
     ]);
   });
