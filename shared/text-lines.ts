@@ -18,7 +18,9 @@ export async function* textLines(chunks: AsyncIterable<Buffer>): AsyncGenerator<
 }
 
 /** Concatenates a byte stream into one UTF-8 string. */
-export async function readAllText(chunks: AsyncIterable<Buffer>): Promise<string> {
+export async function readAllText(
+  chunks: AsyncIterable<Buffer> | Iterable<Buffer>,
+): Promise<string> {
   const parts: Buffer[] = [];
   for await (const chunk of chunks) parts.push(chunk);
   return Buffer.concat(parts).toString('utf8');

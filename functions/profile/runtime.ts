@@ -5,7 +5,6 @@ import type { HttpHandler } from '../../shared/http/http-event.js';
 import { createLogger, type Logger } from '../../shared/logger.js';
 import { mappingCodec } from '../../shared/mapping/mapping-codec.js';
 import type { MappingIndex } from '../../shared/mapping/mapping-index.js';
-import { simpleMappingIndexBuilder } from '../../shared/mapping/simple-mapping-index.js';
 import { createProfileStore } from '../../shared/profiles/create-profile-store.js';
 import { RefreshingCache } from '../../shared/refreshing-cache.js';
 import { createSnapshotStore } from '../../shared/snapshots/create-snapshot-store.js';
@@ -33,7 +32,7 @@ export function createProfileRuntime(config: ProfileConfig, log: Logger): Profil
   const catalog = snapshotCache(snapshots, catalogCodec, config, log);
   const mapping = snapshotCache<MappingIndex>(
     snapshots,
-    mappingCodec(config.ID_TYPES_JSON, simpleMappingIndexBuilder),
+    mappingCodec(config.ID_TYPES_JSON),
     config,
     log,
   );

@@ -7,7 +7,6 @@ import { type PersonCounters, validPersons } from '../../shared/jobs/valid-perso
 import type { Logger } from '../../shared/logger.js';
 import { mappingCodec } from '../../shared/mapping/mapping-codec.js';
 import type { MappingSource } from '../../shared/mapping/mapping-source.js';
-import { simpleMappingIndexBuilder } from '../../shared/mapping/simple-mapping-index.js';
 import type { SnapshotStore } from '../../shared/snapshots/snapshot-store.js';
 
 /** What the mapping job needs, injected so tests can pass their own. */
@@ -32,7 +31,7 @@ export function createSnapshotMappingHandler(deps: MappingJobDeps): ScheduledHan
       {
         job: 'snapshotMapping',
         store: deps.store,
-        codec: mappingCodec(deps.registry, simpleMappingIndexBuilder),
+        codec: mappingCodec(deps.registry),
         records: validPersons(deps.source.rows(signal), deps.registry, counters, deps.log),
         skipped: () => counters.skipped,
         source: () => ({

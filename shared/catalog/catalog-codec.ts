@@ -20,7 +20,10 @@ export const catalogCodec: SnapshotCodec<Segment, Catalog> = {
   kind: 'catalog',
   extension: 'json.gz',
 
-  async *encode(segments: AsyncIterable<Segment>, counter: RowCounter): AsyncIterable<string> {
+  async *encode(
+    segments: AsyncIterable<Segment> | Iterable<Segment>,
+    counter: RowCounter,
+  ): AsyncIterable<string> {
     yield `{"schemaVersion":${CATALOG_SCHEMA_VERSION},"segments":[`;
     for await (const segment of segments) {
       yield `${counter.rows === 0 ? '\n' : ',\n'}${JSON.stringify(segment)}`;
@@ -29,7 +32,7 @@ export const catalogCodec: SnapshotCodec<Segment, Catalog> = {
     yield '\n]}\n';
   },
 
-  async decode(text: AsyncIterable<Buffer>): Promise<Decoded<Catalog>> {
+  async decode(text: AsyncIterable<Buffer> | Iterable<Buffer>): Promise<Decoded<Catalog>> {
     let json: unknown;
     try {
       json = JSON.parse(await readAllText(text));

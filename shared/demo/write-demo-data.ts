@@ -7,7 +7,6 @@ import { createGzip } from 'node:zlib';
 import { catalogCodec } from '../catalog/catalog-codec.js';
 import type { IdTypeRegistry } from '../id-types.js';
 import { mappingCodec } from '../mapping/mapping-codec.js';
-import { simpleMappingIndexBuilder } from '../mapping/simple-mapping-index.js';
 import { LocalSnapshotStore } from '../snapshots/local-snapshot-store.js';
 import { publishSnapshot } from '../snapshots/publish-snapshot.js';
 import { type DemoDatasetOptions, type DemoSamples, generateDemoDataset } from './demo-dataset.js';
@@ -55,12 +54,11 @@ export async function ensureDemoData(
     minRowsRatio: 0,
     force: true,
   });
-  await publishSnapshot(
-    store,
-    mappingCodec(registry, simpleMappingIndexBuilder),
-    Readable.from(data.persons),
-    { source, minRowsRatio: 0, force: true },
-  );
+  await publishSnapshot(store, mappingCodec(registry), Readable.from(data.persons), {
+    source,
+    minRowsRatio: 0,
+    force: true,
+  });
   await mkdir(dirname(paths.profilesPath), { recursive: true });
   const tmp = `${paths.profilesPath}.tmp`;
   await pipeline(

@@ -1,34 +1,24 @@
 import { SnapshotIntegrityError } from '../errors.js';
 import type { IdTypeRegistry } from '../id-types.js';
 import type { Decoded, RowCounter, SnapshotCodec } from '../snapshots/snapshot-codec.js';
-import { textLines } from '../text-lines.js';
-import type { MappingIndex, MappingIndexBuilder } from './mapping-index.js';
+import { CompactMappingIndexBuilder } from './compact-mapping-index.js';
+import type { MappingIndex } from './mapping-index.js';
 
 /** One person of the identity mapping: the ids that belong to them, each with its type code. */
 export type MappingPerson = ReadonlyArray<{ readonly id: string; readonly typeCode: string }>;
 
 const ENCODE_CHUNK_CHARS = 64 * 1024;
-
-/** Longest id accepted in a mapping snapshot; longer ones cannot be a valid request either. */
-const MAX_MAPPING_ID_LENGTH = 1024;
-
-/** Counters of what a decode skipped without rejecting the snapshot. */
-export interface MappingDecodeStats {
-  unknownTypeIds: number;
-}
+const LF = 0x0a;
+const CR = 0x0d;
 
 /**
  * The mapping snapshot: gzip NDJSON, one line per person holding a flat JSON array
  * `["id1","111111","id2","222222"]`. Rows are ids, so the manifest's row count can be
- * compared with the source table's. Ids of a type code the registry does not know are counted
- * and skipped (the registry may have dropped a type); a line that is not such an array
- * rejects the whole snapshot.
+ * compared with the source table's. Decoding builds the compact index straight from the bytes;
+ * ids of a type code the registry does not know are counted and skipped (the registry may have
+ * dropped a type), and a line that is not such an array rejects the whole snapshot.
  */
-export function mappingCodec(
-  registry: IdTypeRegistry,
-  newBuilder: () => MappingIndexBuilder,
-  stats: MappingDecodeStats = { unknownTypeIds: 0 },
-): SnapshotCodec<MappingPerson, MappingIndex> {
+export function mappingCodec(registry: IdTypeRegistry): SnapshotCodec<MappingPerson, MappingIndex> {
   return {
     kind: 'mapping',
     extension: 'ndjson.gz',
@@ -52,54 +42,32 @@ export function mappingCodec(
     },
 
     async decode(text): Promise<Decoded<MappingIndex>> {
-      const builder = newBuilder();
+      const builder = new CompactMappingIndexBuilder(registry);
       let rows = 0;
       let lineNo = 0;
-      for await (const line of textLines(text)) {
+      const add = (buf: Buffer, start: number, end: number) => {
+        const stop = buf[end - 1] === CR ? end - 1 : end;
+        if (stop <= start) return;
         lineNo++;
-        const flat = parseLine(line, lineNo);
-        rows += flat.length / 2;
-        let kept = flat;
-        for (let i = 1; i < flat.length; i += 2) {
-          if (registry.byCode(flat[i] as string) === undefined) {
-            kept = dropUnknownTypes(flat, registry, stats);
-            break;
-          }
+        try {
+          rows += builder.addLine(buf, start, stop);
+        } catch (err) {
+          const reason = err instanceof Error ? err.message : String(err);
+          throw new SnapshotIntegrityError(`mapping line ${lineNo}: ${reason}`, { cause: err });
         }
-        builder.addPerson(kept);
+      };
+      let rest: Buffer | undefined;
+      for await (const chunk of text) {
+        const buf = rest ? Buffer.concat([rest, chunk]) : chunk;
+        let start = 0;
+        for (let nl = buf.indexOf(LF, start); nl >= 0; nl = buf.indexOf(LF, start)) {
+          add(buf, start, nl);
+          start = nl + 1;
+        }
+        rest = start < buf.length ? buf.subarray(start) : undefined;
       }
+      if (rest) add(rest, 0, rest.length);
       return { value: builder.build(), rows };
     },
   };
-}
-
-function parseLine(line: string, lineNo: number): string[] {
-  let flat: unknown;
-  try {
-    flat = JSON.parse(line);
-  } catch (err) {
-    throw new SnapshotIntegrityError(`mapping line ${lineNo} is not JSON`, { cause: err });
-  }
-  if (!Array.isArray(flat) || flat.length === 0 || flat.length % 2 !== 0) {
-    throw new SnapshotIntegrityError(`mapping line ${lineNo} is not a list of id, type pairs`);
-  }
-  for (const item of flat) {
-    if (typeof item !== 'string' || item.length === 0 || item.length > MAX_MAPPING_ID_LENGTH) {
-      throw new SnapshotIntegrityError(`mapping line ${lineNo} holds a bad id or type`);
-    }
-  }
-  return flat as string[];
-}
-
-function dropUnknownTypes(
-  flat: readonly string[],
-  registry: IdTypeRegistry,
-  stats: MappingDecodeStats,
-): string[] {
-  const kept: string[] = [];
-  for (let i = 0; i + 1 < flat.length; i += 2) {
-    if (registry.byCode(flat[i + 1] as string) === undefined) stats.unknownTypeIds++;
-    else kept.push(flat[i] as string, flat[i + 1] as string);
-  }
-  return kept;
 }

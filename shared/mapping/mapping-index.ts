@@ -19,9 +19,3 @@ export interface MappingIndex {
   readonly personCount: number;
   lookup(id: string, maxLinked: number): MappingHit | undefined;
 }
-
-/** Collects persons (each a flat list `id, typeCode, id, typeCode, ...`) into an index. */
-export interface MappingIndexBuilder {
-  addPerson(flatPairs: readonly string[]): void;
-  build(): MappingIndex;
-}

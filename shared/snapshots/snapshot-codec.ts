@@ -17,7 +17,7 @@ export interface SnapshotCodec<R, V> {
   /** File extension of data objects, e.g. `json.gz`. */
   readonly extension: string;
   /** Serialises records as uncompressed text chunks, counting rows into `counter`. */
-  encode(records: AsyncIterable<R>, counter: RowCounter): AsyncIterable<string>;
+  encode(records: AsyncIterable<R> | Iterable<R>, counter: RowCounter): AsyncIterable<string>;
   /** Parses uncompressed bytes, validating them; throws SnapshotIntegrityError on bad data. */
-  decode(text: AsyncIterable<Buffer>): Promise<Decoded<V>>;
+  decode(text: AsyncIterable<Buffer> | Iterable<Buffer>): Promise<Decoded<V>>;
 }

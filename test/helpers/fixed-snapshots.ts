@@ -1,8 +1,8 @@
 import { Catalog } from '../../shared/catalog/catalog.js';
 import type { Segment } from '../../shared/catalog/segment.js';
 import { defaultIdTypeRegistry } from '../../shared/id-types.js';
+import { CompactMappingIndexBuilder } from '../../shared/mapping/compact-mapping-index.js';
 import type { MappingIndex } from '../../shared/mapping/mapping-index.js';
-import { simpleMappingIndexBuilder } from '../../shared/mapping/simple-mapping-index.js';
 import { RefreshingCache } from '../../shared/refreshing-cache.js';
 import type { LoadedSnapshot } from '../../shared/snapshots/load-snapshot.js';
 import type { Manifest, SnapshotKind } from '../../shared/snapshots/manifest.js';
@@ -44,7 +44,7 @@ export function mappingSnapshot(
   persons: readonly (readonly [string, string])[][],
   version = '20261126T000000Z-0000000a',
 ): LoadedSnapshot<MappingIndex> {
-  const builder = simpleMappingIndexBuilder();
+  const builder = new CompactMappingIndexBuilder(defaultIdTypeRegistry());
   for (const person of persons) builder.addPerson(person.flat());
   const value = builder.build();
   return { value, manifest: fakeManifest('mapping', version, value.idCount), loadedAt: Date.now() };

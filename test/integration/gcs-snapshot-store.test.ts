@@ -9,7 +9,6 @@ import {
 } from '../../shared/errors.js';
 import { defaultIdTypeRegistry } from '../../shared/id-types.js';
 import { type MappingPerson, mappingCodec } from '../../shared/mapping/mapping-codec.js';
-import { simpleMappingIndexBuilder } from '../../shared/mapping/simple-mapping-index.js';
 import { GcsSnapshotStore } from '../../shared/snapshots/gcs-snapshot-store.js';
 import { loadSnapshot } from '../../shared/snapshots/load-snapshot.js';
 import { parseManifest } from '../../shared/snapshots/manifest.js';
@@ -18,7 +17,7 @@ import { GcsEmulator } from '../emulators/gcs-emulator.js';
 
 const BUCKET = 'profile-snapshots';
 const LOAD = { stallTimeoutMs: 1_000 };
-const mapping = mappingCodec(defaultIdTypeRegistry(), simpleMappingIndexBuilder);
+const mapping = mappingCodec(defaultIdTypeRegistry());
 
 let gcs: GcsEmulator;
 let prefixNo = 0;

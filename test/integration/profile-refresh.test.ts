@@ -8,7 +8,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { catalogCodec } from '../../shared/catalog/catalog-codec.js';
 import { defaultIdTypeRegistry } from '../../shared/id-types.js';
 import { type MappingPerson, mappingCodec } from '../../shared/mapping/mapping-codec.js';
-import { simpleMappingIndexBuilder } from '../../shared/mapping/simple-mapping-index.js';
 import { GcsSnapshotStore } from '../../shared/snapshots/gcs-snapshot-store.js';
 import { publishSnapshot } from '../../shared/snapshots/publish-snapshot.js';
 import { GcsEmulator } from '../emulators/gcs-emulator.js';
@@ -21,7 +20,7 @@ import { makeTempDir, removeTempDir } from '../helpers/temp-dir.js';
 const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 const B = '1234567890';
 const C = '2345678901';
-const mapping = mappingCodec(defaultIdTypeRegistry(), simpleMappingIndexBuilder);
+const mapping = mappingCodec(defaultIdTypeRegistry());
 
 let gcs: GcsEmulator;
 let publisher: GcsSnapshotStore;

@@ -11,7 +11,6 @@ import {
   BigQueryMappingSource,
 } from '../../shared/mapping/bigquery-mapping-source.js';
 import { mappingCodec } from '../../shared/mapping/mapping-codec.js';
-import { simpleMappingIndexBuilder } from '../../shared/mapping/simple-mapping-index.js';
 import { loadSnapshot } from '../../shared/snapshots/load-snapshot.js';
 import { LocalSnapshotStore } from '../../shared/snapshots/local-snapshot-store.js';
 import { parseManifest } from '../../shared/snapshots/manifest.js';
@@ -97,14 +96,9 @@ describe('snapshotMapping on the BigQuery client', () => {
     expect(rejects.length).toBe(20);
     expect(JSON.stringify(rejects)).not.toContain('not-an-account');
 
-    const loaded = await loadSnapshot(
-      store,
-      mappingCodec(registry, simpleMappingIndexBuilder),
-      undefined,
-      {
-        stallTimeoutMs: 5_000,
-      },
-    );
+    const loaded = await loadSnapshot(store, mappingCodec(registry), undefined, {
+      stallTimeoutMs: 5_000,
+    });
     expect(loaded?.manifest.rows).toBe(5_000);
     expect(loaded?.value.lookup(account(42), 10)).toEqual({
       typeCode: '444444',

@@ -12,7 +12,6 @@ import {
 } from '../../shared/errors.js';
 import { defaultIdTypeRegistry } from '../../shared/id-types.js';
 import { type MappingPerson, mappingCodec } from '../../shared/mapping/mapping-codec.js';
-import { simpleMappingIndexBuilder } from '../../shared/mapping/simple-mapping-index.js';
 import { loadSnapshot } from '../../shared/snapshots/load-snapshot.js';
 import { LocalSnapshotStore } from '../../shared/snapshots/local-snapshot-store.js';
 import { parseManifest } from '../../shared/snapshots/manifest.js';
@@ -21,7 +20,7 @@ import { useTempDirs } from '../helpers/temp-dir.js';
 
 const tempDir = useTempDirs();
 const registry = defaultIdTypeRegistry();
-const mapping = mappingCodec(registry, simpleMappingIndexBuilder);
+const mapping = mappingCodec(registry);
 const LOAD = { stallTimeoutMs: 5_000 };
 
 function segments(n: number): Segment[] {
@@ -233,9 +232,13 @@ describe('load verification', () => {
 
   it('rejects a mapping line that is not a list of id, type pairs', async () => {
     const decode = (text: string) => mapping.decode(Readable.from([Buffer.from(text)]));
-    await expect(decode('["a","444444","b"]\n')).rejects.toThrow(/line 1 is not a list/);
-    await expect(decode('["a","444444"]\n{"a":1}\n')).rejects.toThrow(/line 2 is not a list/);
-    await expect(decode('not json\n')).rejects.toThrow(/line 1 is not JSON/);
+    await expect(decode('["a","444444","b"]\n')).rejects.toThrow(
+      /line 1: not a list of id, type pairs/,
+    );
+    await expect(decode('["a","444444"]\n{"a":1}\n')).rejects.toThrow(
+      /line 2: not a list of id, type pairs/,
+    );
+    await expect(decode('not json\n')).rejects.toThrow(/line 1: not JSON/);
     await expect(decode('["a",1]\n')).rejects.toThrow(/bad id or type/);
   });
 
