@@ -3,7 +3,13 @@ import type { IdTypeRegistry } from '../id-types.js';
 import type { LinkedId, MappingHit, MappingIndex } from './mapping-index.js';
 
 /** Longest id kept; longer ones cannot be requested (MAX_ID_LENGTH is at most 4096). */
-const MAX_ID_BYTES = 4096;
+const MAX_ID_CHARS = 4096;
+/** Type codes live in 5 bits of each id's header byte. */
+const MAX_TYPES = 32;
+/** Hex ids with more dash-separated groups than this are stored as plain bytes. */
+const MAX_GROUPS = 8;
+// Linear probing slows sharply past half full; 8 bytes per id buys short probes.
+const LOAD_FACTOR = 0.5;
 const FNV_OFFSET = 0x811c9dc5;
 const FNV_PRIME = 0x01000193;
 const QUOTE = 0x22;
@@ -11,6 +17,16 @@ const BACKSLASH = 0x5c;
 const COMMA = 0x2c;
 const OPEN = 0x5b;
 const CLOSE = 0x5d;
+const DASH = 0x2d;
+
+// How an id's bytes are stored, in the top two bits of its header byte.
+const RAW = 0; // the ASCII bytes as they are
+const HEX_LOWER = 1; // [0-9a-f] digits two per byte, dashes described by a layout
+const HEX_UPPER = 2; // [0-9A-F] likewise
+const ODD = 0x20; // the last payload byte holds one digit only
+const TYPE_MASK = 0x1f;
+const LOWER_DIGITS = Buffer.from('0123456789abcdef', 'latin1');
+const UPPER_DIGITS = Buffer.from('0123456789ABCDEF', 'latin1');
 
 /** What a build skipped without rejecting the snapshot. */
 export interface CompactBuildStats {
@@ -18,15 +34,20 @@ export interface CompactBuildStats {
   unknownTypeIds: number;
   /** Ids no request can ask for (not printable ASCII, or too long). */
   unreachableIds: number;
-  /** Ids seen before in another person: the first person keeps them. */
+  /** Ids seen before, in this person or an earlier one: the first occurrence keeps them. */
   duplicateIds: number;
 }
 
+/** Where the digits of a hex id go: its dash-separated group lengths. */
+type Layout = readonly number[];
+
 /**
- * Builds the identity mapping without one JS object per id: every id's bytes in one pool, the
- * ids of a person stored next to each other, and an open-addressing hash table of id numbers in
- * a typed array. A snapshot line is parsed straight from its bytes; lines with JSON escapes take
- * the slower JSON.parse path. About 15 bytes per id plus the id itself.
+ * Builds the identity mapping without one JS object per id. All ids live in one byte pool, each
+ * as a header byte (storage kind, type) and its bytes; hex ids (UUIDs, hashes, numbers) are
+ * packed two digits per byte, their dashes described by a shared layout. The ids of a person
+ * are stored next to each other, and an open-addressing hash table of id numbers sits in a
+ * typed array. A snapshot line is parsed straight from its bytes; lines with JSON escapes take
+ * the slower JSON.parse path. About 10 bytes per id plus half its length for hex ids.
  */
 export class CompactMappingIndexBuilder {
   readonly stats: CompactBuildStats = { unknownTypeIds: 0, unreachableIds: 0, duplicateIds: 0 };
@@ -34,17 +55,19 @@ export class CompactMappingIndexBuilder {
   private poolLength = 0;
   private offsets = new Uint32Array(1 << 16);
   private hashes = new Uint32Array(1 << 16);
-  private types = new Uint8Array(1 << 16);
   private personStarts = new Uint32Array(1 << 14);
   private ids = 0;
   private persons = 0;
+  private marks = new Int32Array(64);
   private readonly codes: string[];
-  private readonly codeIndex: Map<string, number>;
+  private readonly codeBytes: Buffer[];
+  private readonly layouts: number[][] = [];
+  private readonly groups = new Int32Array(MAX_GROUPS);
 
   constructor(registry: IdTypeRegistry) {
     this.codes = registry.all.map((t) => t.code);
-    this.codeIndex = new Map(this.codes.map((c, i) => [c, i]));
-    if (this.codes.length > 255) throw new Error('at most 255 id types');
+    if (this.codes.length > MAX_TYPES) throw new Error(`at most ${MAX_TYPES} id types`);
+    this.codeBytes = this.codes.map((c) => Buffer.from(c, 'latin1'));
   }
 
   /**
@@ -54,10 +77,9 @@ export class CompactMappingIndexBuilder {
   addLine(line: Buffer, start: number, end: number): number {
     const fast = this.tryAddLine(line, start, end);
     if (fast >= 0) return fast;
-    const text = line.toString('utf8', start, end);
     let flat: unknown;
     try {
-      flat = JSON.parse(text);
+      flat = JSON.parse(line.toString('utf8', start, end));
     } catch (err) {
       throw new SnapshotIntegrityError('not JSON', { cause: err });
     }
@@ -76,33 +98,28 @@ export class CompactMappingIndexBuilder {
     this.beginPerson();
     for (let i = 0; i + 1 < flat.length; i += 2) {
       const id = flat[i] as string;
-      const type = this.typeOf(flat[i + 1] as string);
+      const code = Buffer.from(flat[i + 1] as string, 'utf8');
+      const type = this.typeOf(code, 0, code.length);
       if (type < 0) continue;
-      if (!isReachable(id)) {
+      if (!isPrintableAscii(id)) {
         this.stats.unreachableIds++;
         continue;
       }
-      this.ensureId(id.length);
-      const start = this.poolLength;
-      let h = FNV_OFFSET;
-      for (let k = 0; k < id.length; k++) {
-        const c = id.charCodeAt(k);
-        this.pool[start + k] = c;
-        h = Math.imul(h ^ c, FNV_PRIME);
-      }
-      this.pushId(start + id.length, h >>> 0, type);
+      const bytes = Buffer.from(id, 'latin1');
+      this.addId(bytes, 0, bytes.length, type);
     }
     this.endPerson();
   }
 
   build(): MappingIndex {
     return new CompactMappingIndex(
-      this.pool.subarray(0, this.poolLength),
+      // A copy of exactly the used bytes: the growing pool may be twice that size.
+      Buffer.from(this.pool.subarray(0, this.poolLength)),
       this.offsets.slice(0, this.ids + 1),
-      this.types.slice(0, this.ids),
       this.personStarts.slice(0, this.persons + 1),
       this.hashes.subarray(0, this.ids),
       this.codes,
+      this.layouts,
       this.stats,
     );
   }
@@ -110,64 +127,138 @@ export class CompactMappingIndexBuilder {
   /** Parses the common case in place; -1 when the line needs the general parser. */
   private tryAddLine(b: Buffer, start: number, end: number): number {
     if (b[start] !== OPEN || b[end - 1] !== CLOSE) return -1;
-    // Validate the whole line before adding anything, so a fallback never doubles a person.
+    // Find every string first, so that a fallback never adds a person twice.
     let p = start + 1;
     let items = 0;
     while (p < end - 1) {
       if (b[p] !== QUOTE) return -1;
-      p++;
-      const s = p;
-      while (p < end && b[p] !== QUOTE) {
+      const s = ++p;
+      for (;;) {
         const c = b[p] as number;
-        if (c === BACKSLASH || c < 0x20 || c > 0x7e) return -1;
+        if (c === QUOTE) break;
+        if (c === BACKSLASH || c < 0x20 || c > 0x7e || p >= end) return -1;
         p++;
       }
-      if (p >= end || p === s) return -1;
-      p++;
+      if (p === s) return -1;
+      if (items * 2 + 2 > this.marks.length) this.marks = grow(this.marks);
+      this.marks[items * 2] = s;
+      this.marks[items * 2 + 1] = p;
       items++;
+      p++;
       if (b[p] === COMMA) p++;
       else if (p !== end - 1) return -1;
     }
     if (items === 0 || items % 2 !== 0) return -1;
 
     this.beginPerson();
-    p = start + 1;
+    const marks = this.marks;
     for (let item = 0; item < items; item += 2) {
-      const idStart = p + 1;
-      let idEnd = idStart;
-      while (b[idEnd] !== QUOTE) idEnd++;
-      const codeStart = idEnd + 3;
-      let codeEnd = codeStart;
-      while (b[codeEnd] !== QUOTE) codeEnd++;
-      p = codeEnd + 2;
-      const type = this.typeOf(b.toString('latin1', codeStart, codeEnd));
-      if (type < 0) continue;
-      const length = idEnd - idStart;
-      if (length > MAX_ID_BYTES || hasSpace(b, idStart, idEnd)) {
-        this.stats.unreachableIds++;
-        continue;
-      }
-      this.ensureId(length);
-      const at = this.poolLength;
-      let h = FNV_OFFSET;
-      for (let k = 0; k < length; k++) {
-        const c = b[idStart + k] as number;
-        this.pool[at + k] = c;
-        h = Math.imul(h ^ c, FNV_PRIME);
-      }
-      this.pushId(at + length, h >>> 0, type);
+      const type = this.typeOf(b, marks[item * 2 + 2] as number, marks[item * 2 + 3] as number);
+      if (type >= 0) this.addId(b, marks[item * 2] as number, marks[item * 2 + 1] as number, type);
     }
     this.endPerson();
     return items / 2;
   }
 
-  private typeOf(code: string): number {
-    const type = this.codeIndex.get(code);
-    if (type === undefined) {
-      this.stats.unknownTypeIds++;
-      return -1;
+  private typeOf(b: Uint8Array, start: number, end: number): number {
+    const length = end - start;
+    for (let t = 0; t < this.codeBytes.length; t++) {
+      const code = this.codeBytes[t] as Buffer;
+      if (code.length !== length) continue;
+      let k = 0;
+      while (k < length && code[k] === b[start + k]) k++;
+      if (k === length) return t;
     }
-    return type;
+    this.stats.unknownTypeIds++;
+    return -1;
+  }
+
+  /**
+   * Packs and adds the printable-ASCII id on `b[start, end)`: in one pass it hashes the id and
+   * writes its digits as nibbles, then falls back to plain bytes if it was not hex after all.
+   */
+  private addId(b: Uint8Array, start: number, end: number, type: number): void {
+    const length = end - start;
+    if (length > MAX_ID_CHARS) {
+      this.stats.unreachableIds++;
+      return;
+    }
+    this.ensureSpace(2 + length);
+    const pool = this.pool;
+    const at0 = this.poolLength;
+    let at = at0 + 2; // header and layout bytes come last
+    let lower = true;
+    let upper = true;
+    let groups = 0;
+    let run = 0;
+    let high = -1;
+    let h = FNV_OFFSET;
+    for (let k = start; k < end; k++) {
+      const c = b[k] as number;
+      h = Math.imul(h ^ c, FNV_PRIME);
+      if (c === DASH) {
+        if (run === 0 || groups >= MAX_GROUPS - 1) lower = upper = false;
+        else this.groups[groups++] = run;
+        run = 0;
+        continue;
+      }
+      if (c === 0x20) {
+        this.stats.unreachableIds++;
+        return;
+      }
+      run++;
+      let nibble: number;
+      if (c >= 0x30 && c <= 0x39) nibble = c - 0x30;
+      else if (c >= 0x61 && c <= 0x66) {
+        upper = false;
+        nibble = c - 0x57;
+      } else if (c >= 0x41 && c <= 0x46) {
+        lower = false;
+        nibble = c - 0x37;
+      } else {
+        lower = upper = false;
+        nibble = 0;
+      }
+      if (high < 0) high = nibble;
+      else {
+        pool[at++] = (high << 4) | nibble;
+        high = -1;
+      }
+    }
+    if (run === 0) lower = upper = false;
+    else this.groups[groups++] = run;
+
+    if (lower || upper) {
+      if (high >= 0) pool[at++] = high << 4;
+      const odd = (length - (groups - 1)) & 1;
+      pool[at0] = ((lower ? HEX_LOWER : HEX_UPPER) << 6) | (odd ? ODD : 0) | type;
+      pool[at0 + 1] = this.layoutOf(groups);
+    } else {
+      at = at0;
+      pool[at++] = type;
+      for (let k = start; k < end; k++) pool[at++] = b[k] as number;
+    }
+    this.offsets[this.ids] = at0;
+    this.hashes[this.ids] = h >>> 0;
+    this.ids++;
+    this.poolLength = at;
+    this.offsets[this.ids] = at;
+  }
+
+  private layoutOf(groups: number): number {
+    // A handful of layouts in practice (one or two per id type): a scan beats building keys.
+    for (let index = 0; index < this.layouts.length; index++) {
+      const layout = this.layouts[index] as number[];
+      if (layout.length !== groups) continue;
+      let g = 0;
+      while (g < groups && layout[g] === this.groups[g]) g++;
+      if (g === groups) return index;
+    }
+    // More than 255 layouts would be odd data; refuse rather than mix them up.
+    if (this.layouts.length >= 255)
+      throw new SnapshotIntegrityError('too many distinct id layouts');
+    this.layouts.push(Array.from(this.groups.subarray(0, groups)));
+    return this.layouts.length - 1;
   }
 
   private beginPerson(): void {
@@ -181,56 +272,43 @@ export class CompactMappingIndexBuilder {
     this.personStarts[this.persons] = this.ids;
   }
 
-  private ensureId(length: number): void {
-    if (this.poolLength + length > this.pool.length) {
-      const bigger = Buffer.allocUnsafe(Math.max(this.pool.length * 2, this.poolLength + length));
+  private ensureSpace(bytes: number): void {
+    if (this.poolLength + bytes > this.pool.length) {
+      const bigger = Buffer.allocUnsafe(Math.max(this.pool.length * 2, this.poolLength + bytes));
       this.pool.copy(bigger, 0, 0, this.poolLength);
       this.pool = bigger;
     }
     if (this.ids + 2 > this.offsets.length) {
       this.offsets = grow(this.offsets);
       this.hashes = grow(this.hashes);
-      this.types = grow(this.types);
     }
-  }
-
-  private pushId(end: number, hash: number, type: number): void {
-    this.offsets[this.ids] = this.poolLength;
-    this.hashes[this.ids] = hash;
-    this.types[this.ids] = type;
-    this.ids++;
-    this.poolLength = end;
-    this.offsets[this.ids] = end;
   }
 }
 
-/** The built index: lookups hash the requested string and compare bytes, nothing else. */
+/** The built index: a lookup hashes the requested string and compares it with stored bytes. */
 class CompactMappingIndex implements MappingIndex {
   readonly idCount: number;
   readonly personCount: number;
   private readonly slots: Uint32Array;
-  private readonly mask: number;
-  /** 1 where an id repeats an earlier one (the earlier person keeps it). */
-  private readonly duplicate: Uint8Array;
+  /** Bit i set: id i repeats an earlier one, which keeps it. */
+  private readonly duplicates: Uint8Array;
 
   constructor(
     private readonly pool: Buffer,
     private readonly offsets: Uint32Array,
-    private readonly types: Uint8Array,
     private readonly personStarts: Uint32Array,
     hashes: Uint32Array,
     private readonly codes: readonly string[],
+    private readonly layouts: readonly Layout[],
     stats: CompactBuildStats,
   ) {
-    const n = types.length;
-    let capacity = 1024;
-    while (capacity < n * 1.5) capacity *= 2;
-    this.slots = new Uint32Array(capacity);
-    this.mask = capacity - 1;
-    this.duplicate = new Uint8Array(n);
+    const n = offsets.length - 1;
+    this.slots = new Uint32Array(Math.max(1024, Math.ceil(n / LOAD_FACTOR)));
+    this.duplicates = new Uint8Array((n >> 3) + 1);
+    const capacity = this.slots.length;
     let duplicates = 0;
     for (let i = 0; i < n; i++) {
-      let slot = (hashes[i] as number) & this.mask;
+      let slot = (hashes[i] as number) % capacity;
       for (;;) {
         const held = this.slots[slot] as number;
         if (held === 0) {
@@ -238,11 +316,11 @@ class CompactMappingIndex implements MappingIndex {
           break;
         }
         if (this.sameId(held - 1, i)) {
-          this.duplicate[i] = 1;
+          (this.duplicates[i >> 3] as number) |= 1 << (i & 7);
           duplicates++;
           break;
         }
-        slot = (slot + 1) & this.mask;
+        slot = slot + 1 === capacity ? 0 : slot + 1;
       }
     }
     stats.duplicateIds = duplicates;
@@ -259,20 +337,12 @@ class CompactMappingIndex implements MappingIndex {
     const linked: LinkedId[] = [];
     let total = 0;
     for (let j = from; j < to; j++) {
-      if (j === i || this.duplicate[j] === 1) continue;
+      if (j === i || this.isDuplicate(j)) continue;
       total++;
-      if (linked.length < maxLinked) {
-        linked.push({
-          id: this.pool.toString(
-            'latin1',
-            this.offsets[j] as number,
-            this.offsets[j + 1] as number,
-          ),
-          typeCode: this.codes[this.types[j] as number] as string,
-        });
-      }
+      if (linked.length < maxLinked)
+        linked.push({ id: this.idAt(j), typeCode: this.typeCodeAt(j) });
     }
-    return { typeCode: this.codes[this.types[i] as number] as string, linked, linkedTotal: total };
+    return { typeCode: this.typeCodeAt(i), linked, linkedTotal: total };
   }
 
   /** Bytes the index holds, for benchmarks. */
@@ -280,35 +350,61 @@ class CompactMappingIndex implements MappingIndex {
     return (
       this.pool.byteLength +
       this.offsets.byteLength +
-      this.types.byteLength +
       this.personStarts.byteLength +
       this.slots.byteLength +
-      this.duplicate.byteLength
+      this.duplicates.byteLength
     );
   }
 
   private find(id: string): number {
     const length = id.length;
-    if (length === 0 || length > MAX_ID_BYTES) return -1;
+    if (length === 0 || length > MAX_ID_CHARS) return -1;
     let h = FNV_OFFSET;
     for (let k = 0; k < length; k++) {
       const c = id.charCodeAt(k);
       if (c > 0x7e) return -1; // never stored, and would not hash like its bytes
       h = Math.imul(h ^ c, FNV_PRIME);
     }
-    let slot = (h >>> 0) & this.mask;
+    const capacity = this.slots.length;
+    let slot = (h >>> 0) % capacity;
     for (;;) {
       const held = this.slots[slot] as number;
       if (held === 0) return -1;
-      const i = held - 1;
-      const start = this.offsets[i] as number;
-      if ((this.offsets[i + 1] as number) - start === length) {
-        let k = 0;
-        while (k < length && this.pool[start + k] === id.charCodeAt(k)) k++;
-        if (k === length) return i;
-      }
-      slot = (slot + 1) & this.mask;
+      if (this.idAt(held - 1) === id) return held - 1;
+      slot = slot + 1 === capacity ? 0 : slot + 1;
     }
+  }
+
+  /** The id stored at i, as a string. */
+  private idAt(i: number): string {
+    const start = this.offsets[i] as number;
+    const end = this.offsets[i + 1] as number;
+    const header = this.pool[start] as number;
+    const kind = header >> 6;
+    if (kind === RAW) return this.pool.toString('latin1', start + 1, end);
+    const digitsOf = kind === HEX_LOWER ? LOWER_DIGITS : UPPER_DIGITS;
+    const layout = this.layouts[this.pool[start + 1] as number] as Layout;
+    let text = '';
+    let at = start + 2;
+    let high = true;
+    for (let g = 0; g < layout.length; g++) {
+      if (g > 0) text += '-';
+      for (let d = layout[g] as number; d > 0; d--) {
+        const byte = this.pool[at] as number;
+        text += String.fromCharCode(digitsOf[high ? byte >> 4 : byte & 15] as number);
+        if (!high) at++;
+        high = !high;
+      }
+    }
+    return text;
+  }
+
+  private typeCodeAt(i: number): string {
+    return this.codes[(this.pool[this.offsets[i] as number] as number) & TYPE_MASK] as string;
+  }
+
+  private isDuplicate(i: number): boolean {
+    return (((this.duplicates[i >> 3] as number) >> (i & 7)) & 1) === 1;
   }
 
   private sameId(a: number, b: number): boolean {
@@ -316,7 +412,14 @@ class CompactMappingIndex implements MappingIndex {
     const bStart = this.offsets[b] as number;
     const length = (this.offsets[a + 1] as number) - aStart;
     if ((this.offsets[b + 1] as number) - bStart !== length) return false;
-    for (let k = 0; k < length; k++)
+    // Same text packs the same way; only the type bits of the header may differ.
+    if (
+      ((this.pool[aStart] as number) & ~TYPE_MASK) !==
+      ((this.pool[bStart] as number) & ~TYPE_MASK)
+    ) {
+      return false;
+    }
+    for (let k = 1; k < length; k++)
       if (this.pool[aStart + k] !== this.pool[bStart + k]) return false;
     return true;
   }
@@ -334,21 +437,15 @@ class CompactMappingIndex implements MappingIndex {
   }
 }
 
-function isReachable(id: string): boolean {
-  if (id.length > MAX_ID_BYTES) return false;
+function isPrintableAscii(id: string): boolean {
   for (let k = 0; k < id.length; k++) {
     const c = id.charCodeAt(k);
-    if (c < 0x21 || c > 0x7e) return false;
+    if (c < 0x20 || c > 0x7e) return false;
   }
   return true;
 }
 
-function hasSpace(b: Buffer, start: number, end: number): boolean {
-  for (let k = start; k < end; k++) if (b[k] === 0x20) return true;
-  return false;
-}
-
-function grow<T extends Uint32Array | Uint8Array>(array: T): T {
+function grow<T extends Uint32Array | Int32Array>(array: T): T {
   const bigger = new (array.constructor as new (n: number) => T)(array.length * 2);
   bigger.set(array);
   return bigger;

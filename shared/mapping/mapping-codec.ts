@@ -56,15 +56,26 @@ export function mappingCodec(registry: IdTypeRegistry): SnapshotCodec<MappingPer
           throw new SnapshotIntegrityError(`mapping line ${lineNo}: ${reason}`, { cause: err });
         }
       };
+      // Lines are read in place from each chunk; only a line cut by a chunk boundary is copied.
       let rest: Buffer | undefined;
       for await (const chunk of text) {
-        const buf = rest ? Buffer.concat([rest, chunk]) : chunk;
         let start = 0;
-        for (let nl = buf.indexOf(LF, start); nl >= 0; nl = buf.indexOf(LF, start)) {
-          add(buf, start, nl);
+        if (rest) {
+          const nl = chunk.indexOf(LF);
+          if (nl < 0) {
+            rest = Buffer.concat([rest, chunk]);
+            continue;
+          }
+          const line = Buffer.concat([rest, chunk.subarray(0, nl)]);
+          add(line, 0, line.length);
+          start = nl + 1;
+          rest = undefined;
+        }
+        for (let nl = chunk.indexOf(LF, start); nl >= 0; nl = chunk.indexOf(LF, start)) {
+          add(chunk, start, nl);
           start = nl + 1;
         }
-        rest = start < buf.length ? buf.subarray(start) : undefined;
+        if (start < chunk.length) rest = Buffer.from(chunk.subarray(start));
       }
       if (rest) add(rest, 0, rest.length);
       return { value: builder.build(), rows };

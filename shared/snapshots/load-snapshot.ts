@@ -55,7 +55,8 @@ export async function loadSnapshot<V>(
     downloadError = err;
   });
   const tap = digestTap();
-  const gunzip = createGunzip();
+  // Large output chunks: per-chunk stream overhead dominates small ones on multi-MB snapshots.
+  const gunzip = createGunzip({ chunkSize: 256 * 1024 });
   const text = chain(raw, stallGuard(options.stallTimeoutMs, stalled), tap.stream, gunzip);
 
   let decoded: Awaited<ReturnType<typeof codec.decode>>;

@@ -54,7 +54,7 @@ export class LocalSnapshotStore implements SnapshotStore {
     const path = this.path(name);
     const info = await stat(path).catch(ifMissing(undefined));
     if (!info?.isFile()) throw new SnapshotIntegrityError(`snapshot object ${name} is missing`);
-    return createReadStream(path);
+    return createReadStream(path, { highWaterMark: 1024 * 1024 });
   }
 
   async writeObject(name: string, data: Readable): Promise<void> {

@@ -1,0 +1,50 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { freePort } from '../helpers/free-port.js';
+
+const ROOT = new URL('../..', import.meta.url).pathname;
+
+/** A functions-framework server in its own process. */
+export interface FunctionProcess {
+  readonly url: string;
+  readonly startedAt: number;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `functions-framework` (the built code, or `source`) for `target` on a free port and
+ * resolves once it accepts connections. Its output is discarded: per-request logs would
+ * otherwise be measured as pipe back-pressure of this process.
+ */
+export async function startFunction(
+  target: string,
+  env: Record<string, string>,
+  source?: string,
+): Promise<FunctionProcess> {
+  const port = await freePort();
+  const startedAt = performance.now();
+  const args = source ? [`--source=${source}`] : [];
+  const child: ChildProcess = spawn(`${ROOT}node_modules/.bin/functions-framework`, args, {
+    cwd: ROOT,
+    stdio: 'ignore',
+    env: { ...process.env, ...env, FUNCTION_TARGET: target, PORT: String(port) },
+  });
+  const url = `http://127.0.0.1:${port}`;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`${target} exited with ${child.exitCode}`);
+    const up = await fetch(`${url}/__ping`).then(
+      () => true,
+      () => false,
+    );
+    if (up) break;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return {
+    url,
+    startedAt,
+    stop: async () => {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
