@@ -6,18 +6,26 @@ export class ProfileApiError extends Error {
   }
 }
 
-/** An error a caller caused or must be told about: carries the HTTP status and a stable code. */
-export class HttpError extends ProfileApiError {
+/**
+ * An answer a caller gets instead of the normal one (bad input, unknown id, unavailable): the
+ * HTTP status, a stable code and a message written for callers. Thrown through the handler, but
+ * deliberately not an Error: client errors are expected (and anyone can make them frequent), and
+ * an Error would capture a stack trace each time.
+ */
+export class HttpError {
+  readonly name = 'HttpError';
+  readonly headers: Readonly<Record<string, string>>;
+  readonly cause: unknown;
+
   constructor(
     readonly statusCode: number,
     readonly code: string,
-    message: string,
+    readonly message: string,
     options?: { cause?: unknown; headers?: Readonly<Record<string, string>> },
   ) {
-    super(message, options);
     this.headers = options?.headers ?? {};
+    this.cause = options?.cause;
   }
-  readonly headers: Readonly<Record<string, string>>;
 }
 
 /** Configuration that failed validation; the message names the variable. */

@@ -1,3 +1,4 @@
+import type { Catalog } from '../../shared/catalog/catalog.js';
 import { withDeadline } from '../../shared/deadline.js';
 import { HttpError, ProfileApiError } from '../../shared/errors.js';
 import type {
@@ -8,12 +9,14 @@ import type {
 } from '../../shared/http/http-event.js';
 import { httpErrorResult, internalErrorResult, jsonResult } from '../../shared/http/responses.js';
 import { traceFields } from '../../shared/logger.js';
+import type { MappingIndex } from '../../shared/mapping/mapping-index.js';
 import type { RefreshingCache } from '../../shared/refreshing-cache.js';
+import type { LoadedSnapshot } from '../../shared/snapshots/load-snapshot.js';
 import { healthResult } from './health.js';
-import { lookupProfiles } from './lookup-profiles.js';
+import { entriesOf, type ProfileEntry, planLookup } from './lookup-profiles.js';
 import { openApiDocument } from './openapi.js';
 import type { ProfileDeps } from './profile-deps.js';
-import { parseProfileRequest } from './profile-request.js';
+import { type ProfileRequest, parseProfileRequest } from './profile-request.js';
 import { renderProfiles } from './render-profiles.js';
 
 const ALLOWED_METHODS = 'GET, HEAD';
@@ -32,44 +35,53 @@ export function createProfileHandler(deps: ProfileDeps): HttpHandler {
     openApi ??= JSON.stringify(openApiDocument(deps.registry, deps.config.MAX_ID_LENGTH));
     return openApi;
   };
-  return async (event, context) => {
+  return (event, context) => {
     const started = performance.now();
     const phases: Phases = {};
-    const log = deps.log.child(traceFields(event.headers, deps.config.GOOGLE_CLOUD_PROJECT));
-    let result: HttpResult;
+    const trace = traceFields(event.headers, deps.config.GOOGLE_CLOUD_PROJECT);
+    const fail = (err: unknown): HttpResult => {
+      if (err instanceof HttpError) return httpErrorResult(err);
+      deps.log.error('profile request failed', { ...trace, err });
+      return internalErrorResult();
+    };
+    const finish = (answered: HttpResult): HttpResult => {
+      phases.total = performance.now() - started;
+      const result = withTotalTiming(answered, phases.total);
+      deps.log.info(`${event.requestContext.http.method} ${event.rawPath} ${result.statusCode}`, {
+        ...trace,
+        httpRequest: {
+          requestMethod: event.requestContext.http.method,
+          requestUrl: deps.config.LOG_USER_IDS ? requestUrl(event) : event.rawPath,
+          status: result.statusCode,
+          latency: `${(phases.total / 1000).toFixed(6)}s`,
+          userAgent: event.requestContext.http.userAgent,
+        },
+        phases: roundPhases(phases),
+      });
+      return result;
+    };
+    let routed: HttpResult | Promise<HttpResult>;
     try {
-      result = await route(deps, event, context, phases, openApiJson);
+      routed = route(deps, event, context, phases, openApiJson);
     } catch (err) {
-      if (err instanceof HttpError) {
-        result = httpErrorResult(err);
-      } else {
-        log.error('profile request failed', { err });
-        result = internalErrorResult();
-      }
+      routed = fail(err);
     }
-    phases.total = performance.now() - started;
-    result = withTotalTiming(result, phases.total);
-    log.info(`${event.requestContext.http.method} ${event.rawPath} ${result.statusCode}`, {
-      httpRequest: {
-        requestMethod: event.requestContext.http.method,
-        requestUrl: deps.config.LOG_USER_IDS ? requestUrl(event) : event.rawPath,
-        status: result.statusCode,
-        latency: `${(phases.total / 1000).toFixed(6)}s`,
-        userAgent: event.requestContext.http.userAgent,
-      },
-      phases: roundPhases(phases),
-    });
-    return result;
+    // One promise per request when the answer is at hand, two when it waited for the store.
+    return routed instanceof Promise
+      ? routed.then(finish, (err: unknown) => finish(fail(err)))
+      : Promise.resolve(finish(routed));
   };
 }
 
-async function route(
+// The request path returns plain values where it can: functions-framework runs each request in
+// a domain, which makes every promise created on the way cost an async-hook call.
+function route(
   deps: ProfileDeps,
   event: HttpEvent,
   context: HandlerContext,
   phases: Phases,
   openApiJson: () => string,
-): Promise<HttpResult> {
+): HttpResult | Promise<HttpResult> {
   const path = event.rawPath.length > 1 ? event.rawPath.replace(/\/+$/, '') : '/';
   if (path !== '/' && path !== '/health' && path !== '/openapi.json') {
     throw new HttpError(404, 'not_found', 'no such path; use /?id=<id>, /health or /openapi.json');
@@ -87,7 +99,7 @@ async function route(
   return profileResult(deps, event, context, phases);
 }
 
-async function profileResult(
+function profileResult(
   deps: ProfileDeps,
   event: HttpEvent,
   context: HandlerContext,
@@ -95,49 +107,65 @@ async function profileResult(
 ): Promise<HttpResult> {
   const { config } = deps;
   const request = parseProfileRequest(event.rawQueryString, deps.registry, config.MAX_ID_LENGTH);
-
-  const t0 = performance.now();
-  const [catalog, mapping] = await Promise.all([
-    ready(deps.catalog, config.FIRST_LOAD_TIMEOUT_MS, config.RETRY_AFTER_SECS, deps),
-    ready(deps.mapping, config.FIRST_LOAD_TIMEOUT_MS, config.RETRY_AFTER_SECS, deps),
-  ]);
-  phases.snapshots = performance.now() - t0;
-  if (context.signal?.aborted) throw new HttpError(503, 'aborted', 'the request was cancelled');
-
-  let lookup: Awaited<ReturnType<typeof lookupProfiles>>;
-  try {
-    lookup = await lookupProfiles(request, mapping.value, deps.store, deps.registry, {
-      maxLinked: config.LINKED_IDS_MAX,
-      storeTimeoutMs: config.REQUEST_BUDGET_MS,
+  const catalog = deps.catalog.peek();
+  const mapping = deps.mapping.peek();
+  if (!catalog || !mapping) {
+    // Cold instance: wait (bounded) for the first loads, then answer as usual.
+    const t0 = performance.now();
+    return Promise.all([
+      ready(deps.catalog, config.FIRST_LOAD_TIMEOUT_MS, config.RETRY_AFTER_SECS, deps),
+      ready(deps.mapping, config.FIRST_LOAD_TIMEOUT_MS, config.RETRY_AFTER_SECS, deps),
+    ]).then(([c, m]) => {
+      phases.snapshots = performance.now() - t0;
+      if (context.signal?.aborted) throw new HttpError(503, 'aborted', 'the request was cancelled');
+      return answer(deps, request, c, m, phases);
     });
-  } catch (err) {
-    if (!(err instanceof ProfileApiError)) throw err;
-    deps.log.warn('profile store unavailable', { err });
-    throw unavailable('store_unavailable', 'the profile store is unavailable; retry later', deps);
   }
-  if (!lookup) throw new HttpError(404, 'unknown_id', 'no profile is known for this id');
-  phases.mapping = lookup.mappingMs;
-  phases.store = lookup.storeMs;
+  phases.snapshots = 0;
+  return answer(deps, request, catalog, mapping, phases);
+}
 
+function answer(
+  deps: ProfileDeps,
+  request: ProfileRequest,
+  catalog: LoadedSnapshot<Catalog>,
+  mapping: LoadedSnapshot<MappingIndex>,
+  phases: Phases,
+): Promise<HttpResult> {
+  const { config } = deps;
+  const t0 = performance.now();
+  const plan = planLookup(request, mapping.value, deps.registry, config.LINKED_IDS_MAX);
   const t1 = performance.now();
-  const body = renderProfiles(
-    lookup.entries,
-    catalog.value,
-    config.SEGMENTS_BIN,
-    Math.floor(deps.now() / 1000),
+  phases.mapping = t1 - t0;
+  return deps.store.getMany(plan.keys, { timeoutMs: config.REQUEST_BUDGET_MS }).then(
+    (bins) => {
+      const t2 = performance.now();
+      phases.store = t2 - t1;
+      const entries = entriesOf(plan, bins);
+      if (!entries) throw new HttpError(404, 'unknown_id', 'no profile is known for this id');
+      const body = renderProfiles(
+        entries,
+        catalog.value,
+        config.SEGMENTS_BIN,
+        Math.floor(deps.now() / 1000),
+      );
+      phases.render = performance.now() - t2;
+      const headers: Record<string, string> = {
+        'x-catalog-version': catalog.manifest.version,
+        'x-mapping-version': mapping.manifest.version,
+        'x-id-type': (entries[0] as ProfileEntry).type.name,
+        'x-linked-ids-total': String(plan.linkedTotal),
+        'server-timing': serverTiming(phases),
+      };
+      if (plan.linkedTotal > entries.length - 1) headers['x-linked-ids-truncated'] = 'true';
+      return jsonResult(200, body, headers);
+    },
+    (err: unknown) => {
+      if (!(err instanceof ProfileApiError)) throw err;
+      deps.log.warn('profile store unavailable', { err });
+      throw unavailable('store_unavailable', 'the profile store is unavailable; retry later', deps);
+    },
   );
-  phases.render = performance.now() - t1;
-
-  const linkedReturned = lookup.entries.length - 1;
-  const headers: Record<string, string> = {
-    'x-catalog-version': catalog.manifest.version,
-    'x-mapping-version': mapping.manifest.version,
-    'x-id-type': (lookup.entries[0] as { type: { name: string } }).type.name,
-    'x-linked-ids-total': String(lookup.linkedTotal),
-    'server-timing': serverTiming(phases),
-  };
-  if (lookup.linkedTotal > linkedReturned) headers['x-linked-ids-truncated'] = 'true';
-  return jsonResult(200, body, headers);
 }
 
 /** The cache's value, waiting (bounded) for the first load; 503 when it fails or takes too long. */
@@ -171,9 +199,11 @@ function unavailable(code: string, message: string, deps: ProfileDeps): HttpErro
 }
 
 function serverTiming(phases: Phases): string {
-  return Object.entries(phases)
-    .map(([name, ms]) => `${name};dur=${ms.toFixed(2)}`)
-    .join(', ');
+  let timing = '';
+  for (const name in phases) {
+    timing += `${timing ? ', ' : ''}${name};dur=${(phases[name] as number).toFixed(2)}`;
+  }
+  return timing;
 }
 
 function withTotalTiming(result: HttpResult, totalMs: number): HttpResult {
@@ -187,7 +217,9 @@ function withTotalTiming(result: HttpResult, totalMs: number): HttpResult {
 }
 
 function roundPhases(phases: Phases): Phases {
-  return Object.fromEntries(Object.entries(phases).map(([k, v]) => [k, Math.round(v * 100) / 100]));
+  const rounded: Phases = {};
+  for (const name in phases) rounded[name] = Math.round((phases[name] as number) * 100) / 100;
+  return rounded;
 }
 
 function requestUrl(event: HttpEvent): string {

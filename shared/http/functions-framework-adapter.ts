@@ -1,30 +1,42 @@
-import { randomUUID } from 'node:crypto';
 import type { HttpFunction, Request, Response } from '@google-cloud/functions-framework';
 import type { Logger } from '../logger.js';
 import type { HttpEvent, HttpHandler, HttpResult } from './http-event.js';
 import { internalErrorResult } from './responses.js';
 
+let requestCount = 0;
+
 /**
  * Wraps an AWS-style handler as a functions-framework HTTP function: builds the event from
  * the Express request, writes the result back, and turns anything the handler throws into a
- * generic 500 (the error is logged, never sent).
+ * generic 500 (the error is logged, never sent). Written with plain promise callbacks: every
+ * request runs in a domain here, which makes each extra promise cost an async-hook call.
  */
 export function toHttpFunction(handler: () => HttpHandler, log: Logger): HttpFunction {
-  return async (req: Request, res: Response) => {
-    let result: HttpResult;
-    try {
-      result = await handler()(toHttpEvent(req), { signal: req.abortController?.signal });
-    } catch (err) {
+  return (req: Request, res: Response) => {
+    const fail = (err: unknown) => {
       log.error('unhandled error in handler', { err });
-      result = internalErrorResult();
+      write(res, internalErrorResult());
+    };
+    try {
+      return handler()(toHttpEvent(req), { signal: req.abortController?.signal }).then(
+        (result) => write(res, result),
+        fail,
+      );
+    } catch (err) {
+      fail(err);
+      return undefined;
     }
-    if (res.headersSent) return;
-    const headers: Record<string, string | number> = { ...result.headers };
-    headers['content-length'] = Buffer.byteLength(result.body);
-    res.writeHead(result.statusCode, headers);
-    // Node leaves the body out of answers to HEAD by itself.
-    res.end(result.body);
   };
+}
+
+function write(res: Response, result: HttpResult): void {
+  if (res.headersSent) return;
+  const headers: Record<string, string | number> = { ...result.headers };
+  headers['content-length'] =
+    typeof result.body === 'string' ? Buffer.byteLength(result.body) : result.body.length;
+  res.writeHead(result.statusCode, headers);
+  // Node leaves the body out of answers to HEAD by itself.
+  res.end(result.body);
 }
 
 /** The API Gateway-style event for an Express request. */
@@ -32,11 +44,9 @@ export function toHttpEvent(req: Request): HttpEvent {
   const url = req.originalUrl || req.url || '/';
   const q = url.indexOf('?');
   const rawPath = q < 0 ? url : url.slice(0, q);
-  const headers: Record<string, string> = Object.create(null);
-  for (const [name, value] of Object.entries(req.headers)) {
-    if (value === undefined) continue;
-    headers[name] = Array.isArray(value) ? value.join(',') : value;
-  }
+  // Node's header object has no Object.prototype in its chain (a `__proto__` header is plain
+  // data) and joins repeated request headers, set-cookie aside: it can be used as it is.
+  const headers = req.headers as Readonly<Record<string, string>>;
   const raw = req.rawBody;
   return {
     rawPath,
@@ -45,12 +55,16 @@ export function toHttpEvent(req: Request): HttpEvent {
     body: raw ? raw.toString('base64') : '',
     isBase64Encoded: raw !== undefined,
     requestContext: {
-      requestId: headers['x-cloud-trace-context']?.split('/')[0] ?? randomUUID(),
+      requestId:
+        headers['x-cloud-trace-context']?.split('/')[0] ?? `${process.pid}-${++requestCount}`,
       timeEpoch: Date.now(),
       http: {
         method: req.method,
         path: rawPath,
-        sourceIp: req.ip ?? '',
+        // Express derives it from X-Forwarded-For on each read: only when someone asks.
+        get sourceIp() {
+          return req.ip ?? '';
+        },
         userAgent: headers['user-agent'] ?? '',
       },
     },

@@ -20,11 +20,14 @@ export interface HttpEvent {
   };
 }
 
-/** What a handler returns, as API Gateway expects it. */
+/**
+ * What a handler returns, as API Gateway expects it; a body may also be bytes already encoded
+ * (large JSON answers), which the adapter writes as they are.
+ */
 export interface HttpResult {
   readonly statusCode: number;
   readonly headers: Readonly<Record<string, string>>;
-  readonly body: string;
+  readonly body: string | Buffer;
 }
 
 /** Per-invocation extras, like Lambda's context object. */

@@ -11,7 +11,7 @@ export const JSON_HEADERS: Readonly<Record<string, string>> = Object.freeze({
 /** A JSON answer with an already serialised body. */
 export function jsonResult(
   statusCode: number,
-  body: string,
+  body: string | Buffer,
   headers: Readonly<Record<string, string>> = {},
 ): HttpResult {
   return { statusCode, headers: { ...JSON_HEADERS, ...headers }, body };

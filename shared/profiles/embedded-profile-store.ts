@@ -22,12 +22,16 @@ export type EmbeddedProfileRecord = z.infer<typeof recordSchema>;
 export class EmbeddedProfileStore implements ProfileStore {
   readonly name = 'embedded';
   private records: Promise<Map<string, ProfileBins>> | undefined;
+  private loaded: Map<string, ProfileBins> | undefined;
 
   constructor(private readonly path: string) {}
 
-  async getMany(keys: readonly ProfileKey[]): Promise<(ProfileBins | undefined)[]> {
-    const records = await this.load();
-    return keys.map((key) => records.get(storeKey(key.set, key.id)));
+  getMany(keys: readonly ProfileKey[]): Promise<(ProfileBins | undefined)[]> {
+    const read = (records: Map<string, ProfileBins>) =>
+      keys.map((key) => records.get(storeKey(key.set, key.id)));
+    // Once loaded, answer without the extra promise hops of an async function.
+    if (this.loaded) return Promise.resolve(read(this.loaded));
+    return this.load().then(read);
   }
 
   async ping(): Promise<void> {
@@ -36,15 +40,22 @@ export class EmbeddedProfileStore implements ProfileStore {
 
   async close(): Promise<void> {
     this.records = undefined;
+    this.loaded = undefined;
   }
 
   private load(): Promise<Map<string, ProfileBins>> {
-    this.records ??= readProfiles(this.path).catch((err: unknown) => {
-      this.records = undefined; // let the next call try again
-      throw new BackendUnavailableError('embedded', `cannot read profiles from ${this.path}`, {
-        cause: err,
-      });
-    });
+    this.records ??= readProfiles(this.path).then(
+      (records) => {
+        this.loaded = records;
+        return records;
+      },
+      (err: unknown) => {
+        this.records = undefined; // let the next call try again
+        throw new BackendUnavailableError('embedded', `cannot read profiles from ${this.path}`, {
+          cause: err,
+        });
+      },
+    );
     return this.records;
   }
 }

@@ -4,7 +4,8 @@ import type { ProfileBins } from './profile-store.js';
 /** A profile record turned into what the API returns: plain attributes and live segment ids. */
 export interface DecodedProfile {
   readonly attributes: Readonly<Record<string, JsonValue>>;
-  readonly segmentIds: string[];
+  /** As the record holds them (integers or strings), so the catalog needs no conversion. */
+  readonly segmentIds: (string | number)[];
 }
 
 /**
@@ -17,36 +18,61 @@ export function decodeProfileBins(
   segmentsBin: string,
   nowSecs: number,
 ): DecodedProfile {
-  const attributes: [string, JsonValue][] = [];
-  let segmentIds: string[] = [];
-  for (const [name, value] of Object.entries(bins)) {
-    if (name === segmentsBin) segmentIds = liveSegmentIds(value, nowSecs);
-    else attributes.push([name, toJsonValue(value)]);
-  }
-  // Object.fromEntries defines own properties, so a bin named __proto__ stays plain data.
-  return { attributes: Object.fromEntries(attributes), segmentIds };
+  const segmentIds: (string | number)[] = [];
+  forEachLiveSegment(bins[segmentsBin], nowSecs, (id) => {
+    segmentIds.push(id);
+  });
+  return { attributes: attributesOf(bins, segmentsBin), segmentIds };
 }
 
-function liveSegmentIds(value: unknown, nowSecs: number): string[] {
+/** Every bin but the segments bin, as JSON-safe values. */
+export function attributesOf(bins: ProfileBins, segmentsBin: string): Record<string, JsonValue> {
+  const attributes: [string, JsonValue][] = [];
+  for (const name in bins) {
+    if (name !== segmentsBin) attributes.push([name, toJsonValue(bins[name])]);
+  }
+  // Object.fromEntries defines own properties, so a bin named __proto__ stays plain data.
+  return Object.fromEntries(attributes);
+}
+
+/**
+ * Calls `visit` with each live segment id of a segments bin, in record order, as the record
+ * holds it (integer or string): a list of ids, or a map of id -> expiry.
+ */
+export function forEachLiveSegment(
+  value: unknown,
+  nowSecs: number,
+  visit: (id: string | number) => void,
+): void {
   if (Array.isArray(value)) {
-    const ids: string[] = [];
-    for (const item of value) if (isSegmentId(item)) ids.push(String(item));
-    return ids;
+    for (const item of value) {
+      if (typeof item === 'number') {
+        if (Number.isInteger(item)) visit(item);
+      } else if (typeof item === 'string') {
+        if (item.length > 0) visit(item);
+      } else if (typeof item === 'bigint') {
+        visit(Number.isSafeInteger(Number(item)) ? Number(item) : item.toString());
+      }
+    }
+    return;
   }
-  const entries =
-    value instanceof Map
-      ? [...value.entries()]
-      : value !== null && typeof value === 'object' && !Buffer.isBuffer(value)
-        ? Object.entries(value)
-        : [];
-  const ids: string[] = [];
-  for (const [id, expiry] of entries) {
-    if (!isSegmentId(id)) continue;
-    const expiresAt = typeof expiry === 'bigint' ? Number(expiry) : expiry;
-    if (typeof expiresAt === 'number' && expiresAt > 0 && expiresAt <= nowSecs) continue;
-    ids.push(String(id));
+  if (value instanceof Map) {
+    for (const [id, expiry] of value) {
+      if (isSegmentId(id) && isLive(expiry, nowSecs))
+        visit(typeof id === 'bigint' ? String(id) : id);
+    }
+    return;
   }
-  return ids;
+  if (value === null || typeof value !== 'object' || Buffer.isBuffer(value)) return;
+  const map = value as Record<string, unknown>;
+  for (const id in map) {
+    if (id.length > 0 && isLive(map[id], nowSecs)) visit(id);
+  }
+}
+
+function isLive(expiry: unknown, nowSecs: number): boolean {
+  const at = typeof expiry === 'bigint' ? Number(expiry) : expiry;
+  return !(typeof at === 'number' && at > 0 && at <= nowSecs);
 }
 
 function isSegmentId(value: unknown): value is string | number | bigint {

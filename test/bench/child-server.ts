@@ -4,6 +4,8 @@ import { createInterface } from 'node:readline';
 /** A test server running in a child process, and how to stop it. */
 export interface ChildServer<T> {
   readonly info: T;
+  /** Sends one line to the server and resolves with its one-line answer. */
+  ask(line: string): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -23,6 +25,11 @@ export async function startChildServer<T>(...args: string[]): Promise<ChildServe
   });
   return {
     info,
+    ask: (line) =>
+      new Promise<string>((resolve) => {
+        lines.once('line', resolve);
+        child.stdin?.write(`${line}\n`);
+      }),
     stop: async () => {
       const exited = new Promise((resolve) => child.once('exit', resolve));
       child.stdin?.end();

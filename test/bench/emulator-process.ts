@@ -1,9 +1,10 @@
 // Runs one test server in its own process for benchmarks, so that its CPU and memory are not
 // counted against the code being measured. Prints one JSON line {"baseUrl"|"host","port"} when
-// ready; exits when stdin closes.
+// ready; exits when stdin closes. The Aerospike server also answers `stats` lines on stdin.
 //   tsx test/bench/emulator-process.ts gcs
 //   tsx test/bench/emulator-process.ts bigquery <persons>
 //   tsx test/bench/emulator-process.ts aerospike
+import { createInterface } from 'node:readline';
 import { AerospikeEmulator } from '../emulators/aerospike-emulator.js';
 import { BigQueryEmulator } from '../emulators/bigquery-emulator.js';
 import { GcsEmulator } from '../emulators/gcs-emulator.js';
@@ -28,6 +29,11 @@ if (kind === 'gcs') {
   const as = await AerospikeEmulator.start();
   close = () => as.close();
   console.log(JSON.stringify({ host: as.host, port: as.port }));
+  // `stats` on stdin answers the server's request counters as one JSON line.
+  createInterface({ input: process.stdin }).on('line', (line) => {
+    if (line.trim() === 'stats')
+      void as.stats().then((stats) => console.log(JSON.stringify(stats)));
+  });
 } else {
   console.error('usage: emulator-process.ts gcs | bigquery <persons> | aerospike');
   process.exit(2);

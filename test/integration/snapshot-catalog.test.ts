@@ -108,7 +108,7 @@ describe('snapshotCatalog on the MongoDB driver', () => {
     const loaded = await loadSnapshot(store, catalogCodec, undefined, { stallTimeoutMs: 5_000 });
     expect(loaded?.manifest.version).toBe(summary.version);
     const [json] = loaded?.value.resolve(['5007']).json ?? [];
-    expect(JSON.parse(json ?? 'null')).toEqual({
+    expect(JSON.parse(json?.toString() ?? 'null')).toEqual({
       id: '5007',
       name: 'segment-7',
       type: 'interest',

@@ -5,11 +5,10 @@ const NOW = 1_800_000_000;
 
 describe('decodeProfileBins', () => {
   it('reads a list of segment ids, numbers or strings', () => {
-    expect(decodeProfileBins({ segments: [1, '2', 3n] }, 'segments', NOW).segmentIds).toEqual([
-      '1',
-      '2',
-      '3',
-    ]);
+    expect(
+      decodeProfileBins({ segments: [1, '2', 3n, 2n ** 64n, 1.5, null, ''] }, 'segments', NOW)
+        .segmentIds,
+    ).toEqual([1, '2', 3, '18446744073709551616']);
   });
 
   it('drops expired entries of a map of segment id -> expiry, keeping 0 as never', () => {
@@ -19,7 +18,7 @@ describe('decodeProfileBins', () => {
       [5, NOW + 100],
       [6, BigInt(NOW - 100)],
     ]);
-    expect(decodeProfileBins({ segments: jsMap }, 'segments', NOW).segmentIds).toEqual(['5']);
+    expect(decodeProfileBins({ segments: jsMap }, 'segments', NOW).segmentIds).toEqual([5]);
   });
 
   it('turns every other bin into a JSON-safe attribute', () => {
@@ -58,6 +57,6 @@ describe('decodeProfileBins', () => {
 
   it('uses the configured segments bin name', () => {
     const decoded = decodeProfileBins({ segs: [9], segments: 'attr' }, 'segs', NOW);
-    expect(decoded).toEqual({ segmentIds: ['9'], attributes: { segments: 'attr' } });
+    expect(decoded).toEqual({ segmentIds: [9], attributes: { segments: 'attr' } });
   });
 });

@@ -63,8 +63,12 @@ async function get(path: string, d: ProfileDeps = deps(), method = 'GET'): Promi
   return createProfileHandler(d)(httpEvent(path, method), {});
 }
 
+function text(result: HttpResult): string {
+  return typeof result.body === 'string' ? result.body : result.body.toString('utf8');
+}
+
 function json(result: HttpResult): Record<string, unknown> {
-  return JSON.parse(result.body) as Record<string, unknown>;
+  return JSON.parse(text(result)) as Record<string, unknown>;
 }
 
 beforeEach(() => {
@@ -82,7 +86,7 @@ describe('GET /?id=', () => {
     expect(res.statusCode).toBe(200);
     expect(res.headers['content-type']).toBe('application/json; charset=utf-8');
     // Key order is the contract: a JS object would have put the integer-like id B first.
-    expect(orderedKeys(res.body)).toEqual([A, B, C, D]);
+    expect(orderedKeys(text(res))).toEqual([A, B, C, D]);
     const body = json(res);
     expect(body[A]).toEqual({
       type: 'id_type_2',
@@ -135,13 +139,13 @@ describe('GET /?id=', () => {
   it('normalises the id for its type', async () => {
     const res = await get(`/?id=${A.toUpperCase()}`);
     expect(res.statusCode).toBe(200);
-    expect(orderedKeys(res.body)[0]).toBe(A);
+    expect(orderedKeys(text(res))[0]).toBe(A);
   });
 
   it('honours an explicit type', async () => {
     const res = await get(`/?id=${B}&type=id_type_4`);
     expect(res.statusCode).toBe(200);
-    expect(orderedKeys(res.body)).toEqual([B, A, C, D]);
+    expect(orderedKeys(text(res))).toEqual([B, A, C, D]);
     expect(res.headers['x-id-type']).toBe('id_type_4');
   });
 
@@ -274,7 +278,7 @@ describe('backend failures', () => {
     };
     const res = await get(`/?id=${A}`);
     expect(res.statusCode).toBe(500);
-    expect(res.body).toBe('{"error":{"code":"internal","message":"internal error"}}');
+    expect(text(res)).toBe('{"error":{"code":"internal","message":"internal error"}}');
   });
 
   it('answers 503 while the first snapshot load fails, then serves once it succeeds', async () => {
@@ -291,7 +295,7 @@ describe('backend failures', () => {
     expect(first.statusCode).toBe(503);
     expect(first.headers['retry-after']).toBe('5');
     expect(json(first)).toMatchObject({ error: { code: 'snapshots_unavailable' } });
-    expect(first.body).not.toContain('bucket');
+    expect(text(first)).not.toContain('bucket');
 
     broken = false;
     clock += 1_000; // past the back-off

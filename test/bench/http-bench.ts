@@ -1,0 +1,138 @@
+// Throughput of the profile function through functions-framework against its ceiling: a
+// functions-framework function answering the same JSON body with the same headers.
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import Aerospike from 'aerospike';
+import type { EmbeddedProfileRecord } from '../../shared/profiles/embedded-profile-store.js';
+import { startChildServer } from './child-server.js';
+import { type FunctionProcess, startFunction } from './function-process.js';
+import { type LoadFigures, load } from './http-load.js';
+
+/** Where the demo data for the HTTP benchmarks lives. */
+export interface DemoPaths {
+  readonly snapshotDir: string;
+  readonly profilesPath: string;
+}
+
+/** A profile answer captured to serve as the ceiling's fixed body. */
+export interface CapturedAnswer {
+  readonly bodyPath: string;
+  readonly headers: Record<string, string>;
+  readonly bytes: number;
+}
+
+const CONNECTIONS = [32, 64] as const;
+
+async function loadAll(url: string, seconds: number): Promise<LoadFigures[]> {
+  const figures: LoadFigures[] = [];
+  for (const connections of CONNECTIONS) figures.push(await load(url, connections, seconds));
+  return figures;
+}
+
+/** Fetches `url` once and keeps its body and headers, for the ceiling function. */
+async function capture(url: string, dir: string): Promise<CapturedAnswer> {
+  const res = await fetch(url);
+  if (res.status !== 200) throw new Error(`profile answered ${res.status}`);
+  const body = Buffer.from(await res.arrayBuffer());
+  const bodyPath = join(dir, 'fixed-body.json');
+  await writeFile(bodyPath, body);
+  const headers: Record<string, string> = {};
+  for (const [name, value] of res.headers) {
+    if (!['content-length', 'date', 'connection', 'keep-alive'].includes(name))
+      headers[name] = value;
+  }
+  return { bodyPath, headers, bytes: body.length };
+}
+
+async function withFunction<T>(
+  fn: Promise<FunctionProcess>,
+  work: (f: FunctionProcess) => Promise<T>,
+): Promise<T> {
+  const f = await fn;
+  try {
+    return await work(f);
+  } finally {
+    await f.stop();
+  }
+}
+
+/** (a) The profile function on the embedded store, and the ceiling with its answer. */
+export async function benchEmbedded(demo: DemoPaths, id: string, dir: string, seconds: number) {
+  const env = {
+    SNAPSHOT_URI: `file:${demo.snapshotDir}`,
+    EMBEDDED_PROFILES_PATH: demo.profilesPath,
+  };
+  let answer: CapturedAnswer | undefined;
+  const profile = await withFunction(startFunction('profile', env), async (f) => {
+    answer = await capture(`${f.url}/?id=${id}`, dir);
+    return loadAll(`${f.url}/?id=${id}`, seconds);
+  });
+  if (!answer) throw new Error('no answer captured');
+  const ceiling = await benchCeiling(answer, seconds);
+  return { profile, ceiling, answer };
+}
+
+/** The ceiling: the captured answer from a function that does nothing else. */
+export async function benchCeiling(
+  answer: CapturedAnswer,
+  seconds: number,
+): Promise<LoadFigures[]> {
+  const env = { FIXED_BODY_PATH: answer.bodyPath, FIXED_HEADERS: JSON.stringify(answer.headers) };
+  const source = new URL('./fixed-json-function.mjs', import.meta.url).pathname;
+  return withFunction(startFunction('fixed', env, source), (f) => loadAll(`${f.url}/`, seconds));
+}
+
+/**
+ * (b) The profile function on the Aerospike store against the Aerospike test server (its own
+ * process), seeded with the demo profiles. Also counts the server's batch reads per request.
+ */
+export async function benchAerospike(
+  demo: DemoPaths,
+  profiles: EmbeddedProfileRecord[],
+  id: string,
+  expectedBody: Buffer,
+  seconds: number,
+) {
+  const server = await startChildServer<{ host: string; port: number }>('aerospike');
+  try {
+    const client = await Aerospike.connect({
+      hosts: [{ addr: server.info.host, port: server.info.port }],
+      log: { level: Aerospike.log.OFF },
+    });
+    // Batches of 50: the client allows 100 async connections per node by default.
+    for (let i = 0; i < profiles.length; i += 50) {
+      await Promise.all(
+        profiles
+          .slice(i, i + 50)
+          .map((p) =>
+            client.put(
+              new Aerospike.Key('profiles', p.set, p.key),
+              p.bins as Record<string, never>,
+            ),
+          ),
+      );
+    }
+    client.close(false);
+    const env = {
+      SNAPSHOT_URI: `file:${demo.snapshotDir}`,
+      PROFILE_STORE: 'aerospike',
+      AEROSPIKE_HOSTS: `${server.info.host}:${server.info.port}`,
+    };
+    return await withFunction(startFunction('profile', env), async (f) => {
+      const first = Buffer.from(await (await fetch(`${f.url}/?id=${id}`)).arrayBuffer());
+      if (!first.equals(expectedBody)) throw new Error('the Aerospike store answered differently');
+      const storeCalls = async () => {
+        const s = JSON.parse(await server.ask('stats')) as { batchReads: number; reads: number };
+        return s.batchReads + s.reads;
+      };
+      const before = await storeCalls();
+      const REQUESTS = 500;
+      for (let i = 0; i < REQUESTS; i++) await (await fetch(`${f.url}/?id=${id}`)).arrayBuffer();
+      const storeCallsPerRequest = ((await storeCalls()) - before) / REQUESTS;
+      const figures = await loadAll(`${f.url}/?id=${id}`, seconds);
+      return { figures, storeCallsPerRequest };
+    });
+  } finally {
+    await server.stop();
+  }
+}

@@ -1,0 +1,201 @@
+// `npm run bench`: every performance figure of the service beside a baseline measured in the
+// same run, as one table. Nothing here asserts a time: the machines are shared and noisy.
+//   BENCH_SECONDS=8  seconds per load run (a, b)
+//   BENCH_SIZES=1000000,5000000  mapping sizes in ids (c, d)
+import { readFile } from 'node:fs/promises';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { gunzipSync } from 'node:zlib';
+import { catalogCodec } from '../../shared/catalog/catalog-codec.js';
+import { ensureDemoData } from '../../shared/demo/write-demo-data.js';
+import { defaultIdTypeRegistry } from '../../shared/id-types.js';
+import type { EmbeddedProfileRecord } from '../../shared/profiles/embedded-profile-store.js';
+import { LocalSnapshotStore } from '../../shared/snapshots/local-snapshot-store.js';
+import { publishSnapshot } from '../../shared/snapshots/publish-snapshot.js';
+import { writeProfilesFile } from '../helpers/profiles-file.js';
+import { makeTempDir } from '../helpers/temp-dir.js';
+import { benchPerson } from './bench-data.js';
+import { coldStart } from './cold-start-bench.js';
+import { benchAerospike, benchEmbedded } from './http-bench.js';
+import type { LoadFigures } from './http-load.js';
+import { benchMappingJob } from './mapping-job-bench.js';
+import { benchMappingLoad, writeMappingSnapshot } from './mapping-load-bench.js';
+
+const seconds = Number(process.env.BENCH_SECONDS ?? 8);
+const sizes = (process.env.BENCH_SIZES ?? '1000000,5000000').split(',').map(Number);
+const parts = new Set((process.env.BENCH_PARTS ?? 'a,b,c,d,e').split(','));
+
+interface Row {
+  readonly part: string;
+  readonly figure: string;
+  readonly value: string;
+  readonly baseline: string;
+  readonly ratio: string;
+  readonly target: string;
+}
+const rows: Row[] = [];
+const note = (message: string) => console.error(`bench: ${message}`);
+const fmt = (n: number, digits = 0) =>
+  n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+const MB = 1024 * 1024;
+
+function loadRows(part: string, label: string, figures: LoadFigures[], ceiling: LoadFigures[]) {
+  figures.forEach((f, i) => {
+    const c = ceiling[i] as LoadFigures;
+    const ratio = f.requestsPerSec / c.requestsPerSec;
+    rows.push({
+      part,
+      figure: `${label}, ${f.connections} connections: req/s (p50 / p99 ms)`,
+      value: `${fmt(f.requestsPerSec)} (${f.p50Ms} / ${f.p99Ms})${f.errors + f.non2xx > 0 ? ` ${f.errors + f.non2xx} errors` : ''}`,
+      baseline: `${fmt(c.requestsPerSec)} (${c.p50Ms} / ${c.p99Ms})`,
+      ratio: `${(ratio * 100).toFixed(0)}% of ceiling`,
+      target: ratio >= 0.8 ? '>= 80%: met' : '>= 80%: missed',
+    });
+  });
+}
+
+note(
+  `machine: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${fmt(totalmem() / 1024 ** 3)} GiB, node ${process.version}`,
+);
+
+// (a) and (b): the profile function over HTTP, demo data.
+const work = await makeTempDir();
+const demo = {
+  snapshotDir: join(work, 'demo/snapshots'),
+  profilesPath: join(work, 'demo/profiles.ndjson.gz'),
+};
+const { samples } = await ensureDemoData(demo, defaultIdTypeRegistry());
+note('(a) profile on the embedded store, and its ceiling');
+const a = await benchEmbedded(demo, samples.linked, work, seconds);
+loadRows(
+  'a',
+  `profile, embedded store (${fmt(a.answer.bytes / 1024, 1)} KiB answer)`,
+  a.profile,
+  a.ceiling,
+);
+
+if (parts.has('b')) {
+  note('(b) profile on the Aerospike store (test server in its own process)');
+  const profiles = gunzipSync(await readFile(demo.profilesPath))
+    .toString('utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as EmbeddedProfileRecord);
+  const b = await benchAerospike(
+    demo,
+    profiles,
+    samples.linked,
+    await readFile(a.answer.bodyPath),
+    seconds,
+  );
+  loadRows('b', 'profile, Aerospike store', b.figures, a.ceiling);
+  rows.push({
+    part: 'b',
+    figure: 'store round trips per request (500 requests)',
+    value: b.storeCallsPerRequest.toFixed(2),
+    baseline: '-',
+    ratio: '-',
+    target: b.storeCallsPerRequest === 1 ? 'one batch: met' : 'one batch: missed',
+  });
+}
+
+// (c) and (d): mapping load and the mapping job, per size.
+let coldStartDir: string | undefined;
+for (const ids of parts.has('c') || parts.has('e') ? sizes : []) {
+  note(`(c) mapping load, ${fmt(ids)} ids`);
+  const dir = await writeMappingSnapshot(ids);
+  if (ids === 1_000_000 || coldStartDir === undefined) coldStartDir = dir;
+  const c = await benchMappingLoad(ids, dir);
+  const faster = c.naive.ms / c.compact.ms;
+  const smaller = c.naive.bytesPerId / c.compact.bytesPerId;
+  rows.push({
+    part: 'c',
+    figure: `mapping load, ${fmt(ids)} ids: ms`,
+    value: fmt(c.compact.ms),
+    baseline: `${fmt(c.naive.ms)} (naive Map)`,
+    ratio: `${faster.toFixed(2)}x faster`,
+    target: `>= 2x${ids === 1_000_000 ? ', < 1 s' : ''}: ${faster >= 2 && (ids !== 1_000_000 || c.compact.ms < 1000) ? 'met' : 'missed'}`,
+  });
+  rows.push({
+    part: 'c',
+    figure: `mapping load, ${fmt(ids)} ids: bytes per id`,
+    value: fmt(c.compact.bytesPerId, 1),
+    baseline: `${fmt(c.naive.bytesPerId, 1)} (naive Map)`,
+    ratio: `${smaller.toFixed(2)}x smaller`,
+    target: `>= 4x: ${smaller >= 4 ? 'met' : 'missed'}`,
+  });
+}
+const jobs = [];
+for (const ids of parts.has('d') ? sizes : []) {
+  note(`(d) mapping job, ${fmt(ids)} ids`);
+  jobs.push(await benchMappingJob(ids));
+}
+const smallest = jobs[0];
+for (const j of jobs) {
+  rows.push({
+    part: 'd',
+    figure: `mapping job, ${fmt(j.ids)} ids: ids/s, peak RSS MB`,
+    value: `${fmt(j.idsPerSecond)}, ${fmt(j.peakRssBytes / MB)}`,
+    baseline:
+      smallest && j !== smallest
+        ? `${fmt(smallest.idsPerSecond)}, ${fmt(smallest.peakRssBytes / MB)} (${fmt(smallest.ids)} ids)`
+        : `RSS before: ${fmt(j.baselineRssBytes / MB)}`,
+    ratio:
+      smallest && j !== smallest
+        ? `RSS x${(j.peakRssBytes / smallest.peakRssBytes).toFixed(2)} for x${(j.ids / smallest.ids).toFixed(0)} rows`
+        : '-',
+    target: 'flat memory',
+  });
+}
+
+// (e) cold start with the 1M-id mapping against the ceiling function's cold start.
+if (coldStartDir && parts.has('e')) {
+  note('(e) cold start');
+  const store = new LocalSnapshotStore(coldStartDir);
+  await publishSnapshot(store, catalogCodec, Readable.from([{ id: '1', name: 'one' }]), {
+    source: {},
+    minRowsRatio: 0,
+  });
+  const [firstId, firstType] = benchPerson(0)[1] ?? ['', ''];
+  await writeProfilesFile(join(coldStartDir, 'profiles.ndjson.gz'), [
+    { set: firstType, key: firstId, bins: { segments: [1] } },
+  ]);
+  const profileMs = await coldStart(
+    'profile',
+    {
+      SNAPSHOT_URI: `file:${coldStartDir}`,
+      EMBEDDED_PROFILES_PATH: join(coldStartDir, 'profiles.ndjson.gz'),
+    },
+    `/?id=${firstId}`,
+  );
+  const ceilingMs = await coldStart(
+    'fixed',
+    { FIXED_BODY_PATH: a.answer.bodyPath, FIXED_HEADERS: '{}' },
+    '/',
+    new URL('./fixed-json-function.mjs', import.meta.url).pathname,
+  );
+  rows.push({
+    part: 'e',
+    figure: `cold start to first 200, ${fmt(sizes.includes(1_000_000) ? 1_000_000 : (sizes[0] ?? 0))}-id mapping: ms`,
+    value: fmt(profileMs),
+    baseline: `${fmt(ceilingMs)} (ceiling function)`,
+    ratio: `+${fmt(profileMs - ceilingMs)} ms`,
+    target: '-',
+  });
+}
+
+const header: Row = {
+  part: 'part',
+  figure: 'figure',
+  value: 'value',
+  baseline: 'baseline (same run)',
+  ratio: 'ratio',
+  target: 'target',
+};
+const keys = Object.keys(header) as (keyof Row)[];
+const widths = keys.map((k) => Math.max(...[header, ...rows].map((r) => r[k].length)));
+const line = (r: Row) => `| ${keys.map((k, i) => r[k].padEnd(widths[i] ?? 0)).join(' | ')} |`;
+console.log(line(header));
+console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
+for (const r of rows) console.log(line(r));
