@@ -192,6 +192,8 @@ write_env_files() {
     env_line SNAPSHOT_URI "$SNAPSHOT_URI"
     env_line GOOGLE_CLOUD_PROJECT "$PROJECT_ID"
     env_line PROFILE_STORE aerospike
+    # functions-framework answers /favicon.ico and /robots.txt itself (empty 404) unless told not to.
+    env_line IGNORED_ROUTES ''
     env_line AEROSPIKE_HOSTS "$AEROSPIKE_HOSTS"
     env_line AEROSPIKE_NAMESPACE "$AEROSPIKE_NAMESPACE"
     if [[ -n $AEROSPIKE_USER ]]; then env_line AEROSPIKE_USER "$AEROSPIKE_USER"; fi

@@ -69,6 +69,17 @@ const profileSchema = commonSchema.extend({
   FIRST_LOAD_TIMEOUT_MS: int(100, 600_000).default(30_000),
   REQUEST_BUDGET_MS: int(50, 60_000).default(1_500),
   RETRY_AFTER_SECS: int(1, 3_600).default(5),
+  /** Accepted `x-api-key` values, comma-separated (several while rotating); unset: no key check. */
+  API_KEYS: z
+    .string()
+    .optional()
+    .transform((v) =>
+      (v ?? '')
+        .split(',')
+        .map((k) => k.trim())
+        .filter((k) => k !== ''),
+    )
+    .refine((keys) => keys.every((k) => k.length >= 16), 'every key needs at least 16 characters'),
   AEROSPIKE_HOSTS: z
     .string()
     .regex(/^[^\s,:]+(:\d{1,5})?(,[^\s,:]+(:\d{1,5})?)*$/, 'expected host[:port][,host[:port]...]')

@@ -12,6 +12,7 @@ import { traceFields } from '../../shared/logger.js';
 import type { MappingIndex } from '../../shared/mapping/mapping-index.js';
 import type { RefreshingCache } from '../../shared/refreshing-cache.js';
 import type { LoadedSnapshot } from '../../shared/snapshots/load-snapshot.js';
+import { apiKeyCheck } from './api-key.js';
 import { healthResult } from './health.js';
 import { entriesOf, type ProfileEntry, planLookup } from './lookup-profiles.js';
 import { openApiDocument } from './openapi.js';
@@ -30,6 +31,7 @@ type Phases = Record<string, number>;
  * JSON error, and anything unexpected is logged and becomes a bare 500.
  */
 export function createProfileHandler(deps: ProfileDeps): HttpHandler {
+  const checkApiKey = apiKeyCheck(deps.config.API_KEYS);
   let openApi: string | undefined;
   const openApiJson = () => {
     openApi ??= JSON.stringify(openApiDocument(deps.registry, deps.config.MAX_ID_LENGTH));
@@ -62,6 +64,7 @@ export function createProfileHandler(deps: ProfileDeps): HttpHandler {
     };
     let routed: HttpResult | Promise<HttpResult>;
     try {
+      checkApiKey(event.headers);
       routed = route(deps, event, context, phases, openApiJson);
     } catch (err) {
       routed = fail(err);

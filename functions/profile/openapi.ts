@@ -78,6 +78,8 @@ export function openApiDocument(
       ),
       401: error('An API key is required and missing or wrong (when API keys are configured).'),
       404: error('Nobody knows this id (code unknown_id), or no such path (not_found).'),
+      413: error('A request body over 16 KiB (none is needed).'),
+      415: error('A request body in an unsupported encoding or charset.'),
       405: error('Methods other than GET and HEAD.', { Allow: header('GET, HEAD') }),
       503: error('Snapshots not loaded yet, or the profile store is unavailable.', retryAfter),
     },

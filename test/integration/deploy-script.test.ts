@@ -196,6 +196,7 @@ describe('deploy.sh on a new project', () => {
     expect(env.get('LINKED_IDS_MAX')).toBe('25');
     expect(env.get('ID_TYPES_JSON')).toBe(ID_TYPES_JSON);
     expect(env.has('MONGO_URI')).toBe(false);
+    expect(env.get('IGNORED_ROUTES')).toBe('');
   });
 
   it('deploys both jobs private, one run at a time, with timeouts sized for the job', async () => {

@@ -422,3 +422,36 @@ describe('request logs', () => {
     expect(JSON.stringify(await logged({ LOG_USER_IDS: 'true' }, {}))).toContain(A);
   });
 });
+
+describe('API keys', () => {
+  const KEYS = { API_KEYS: 'first-key-0123456789, second-key-0123456789' };
+
+  it.each([
+    [{}, 401],
+    [{ 'x-api-key': '' }, 401],
+    [{ 'x-api-key': 'first-key-012345678' }, 401],
+    [{ 'x-api-key': 'first-key-0123456789x' }, 401],
+    [{ 'x-api-key': 'first-key-0123456789' }, 200],
+    [{ 'x-api-key': 'second-key-0123456789' }, 200],
+  ])('headers %j -> %i', async (headers, status) => {
+    const res = await createProfileHandler(deps(KEYS))(httpEvent(`/?id=${A}`, 'GET', headers), {});
+    expect(res.statusCode).toBe(status);
+    if (status === 401) {
+      expect(json(res)).toEqual({
+        error: { code: 'unauthorized', message: 'a valid x-api-key header is required' },
+      });
+    }
+  });
+
+  it('guards health and the OpenAPI document too', async () => {
+    for (const path of ['/health', '/openapi.json']) {
+      expect((await get(path, deps(KEYS))).statusCode).toBe(401);
+    }
+  });
+
+  it('refuses keys too short to be secret', () => {
+    expect(() => loadProfileConfig({ API_KEYS: 'short' })).toThrow(
+      /API_KEYS: every key needs at least 16/,
+    );
+  });
+});
