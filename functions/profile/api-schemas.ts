@@ -121,6 +121,12 @@ export const healthResponseSchema = z
         error: z.string().optional(),
       })
       .strict(),
+    memory: z
+      .object({ rssBytes: z.number(), heapUsedBytes: z.number(), externalBytes: z.number() })
+      .strict()
+      .describe(
+        'This instance: resident set, JS heap in use, memory outside the heap (snapshots).',
+      ),
   })
   .strict()
   .register(apiSchemas, { id: 'Health' });

@@ -40,7 +40,17 @@ export async function healthResult(deps: ProfileDeps): Promise<HttpResult> {
   const unavailable = !catalog.loaded || !mapping.loaded || !storeOk;
   const degraded = catalog.degraded || mapping.degraded;
   const status = unavailable ? 'unavailable' : degraded ? 'degraded' : 'ok';
-  const body = JSON.stringify({ status, snapshots: { catalog, mapping }, store });
+  const memory = process.memoryUsage();
+  const body = JSON.stringify({
+    status,
+    snapshots: { catalog, mapping },
+    store,
+    memory: {
+      rssBytes: memory.rss,
+      heapUsedBytes: memory.heapUsed,
+      externalBytes: memory.external,
+    },
+  });
   return unavailable
     ? jsonResult(503, body, { 'retry-after': String(deps.config.RETRY_AFTER_SECS) })
     : jsonResult(200, body);
