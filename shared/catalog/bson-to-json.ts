@@ -1,33 +1,18 @@
-import type { JsonValue } from './segment.js';
+import { type JsonValue, toJsonValue } from '../json-value.js';
 
 /**
  * Converts a value as the MongoDB driver returns it into plain JSON: ObjectId -> hex,
- * Date -> ISO string, Long -> number when exact else string, Decimal128 -> string,
- * Binary -> base64. Recognised by `_bsontype` so this module needs no driver import.
+ * Long -> number when exact else string, Decimal128 -> string, Binary -> base64, and the
+ * generic rules of toJsonValue for the rest. BSON types are recognised by `_bsontype`, so this
+ * module needs no driver import.
  */
 export function bsonToJson(value: unknown): JsonValue {
-  if (value === null || value === undefined) return null;
-  switch (typeof value) {
-    case 'string':
-    case 'boolean':
-      return value;
-    case 'number':
-      return Number.isFinite(value) ? value : String(value);
-    case 'bigint':
-      return Number.isSafeInteger(Number(value)) ? Number(value) : value.toString();
-    case 'object':
-      break;
-    default:
-      return String(value);
-  }
-  if (value instanceof Date) return Number.isNaN(value.getTime()) ? null : value.toISOString();
-  if (Array.isArray(value)) return value.map(bsonToJson);
-  const bsonType = (value as { _bsontype?: unknown })._bsontype;
-  if (typeof bsonType === 'string') return bsonScalar(bsonType, value);
-  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, bsonToJson(v)]));
+  return toJsonValue(value, bsonScalar);
 }
 
-function bsonScalar(bsonType: string, value: object): JsonValue {
+function bsonScalar(value: object): JsonValue | undefined {
+  const bsonType = (value as { _bsontype?: unknown })._bsontype;
+  if (typeof bsonType !== 'string') return undefined;
   const v = value as {
     toHexString?: () => string;
     toNumber?: () => number;
@@ -45,7 +30,7 @@ function bsonScalar(bsonType: string, value: object): JsonValue {
     }
     case 'Int32':
     case 'Double':
-      return bsonToJson(v.value);
+      return toJsonValue(v.value);
     case 'Binary':
       return v.buffer ? Buffer.from(v.buffer).toString('base64') : null;
     default:

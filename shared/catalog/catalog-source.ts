@@ -1,4 +1,4 @@
-import type { JsonValue } from './segment.js';
+import type { JsonValue } from '../json-value.js';
 
 /** A raw catalog document: the id under `id`, other fields as JSON values, not yet validated. */
 export type CatalogDocument = Readonly<Record<string, JsonValue>>;

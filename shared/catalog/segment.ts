@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { JsonValue } from '../json-value.js';
 
 const jsonValue: z.ZodType<JsonValue> = z.lazy(() =>
   z.union([
@@ -10,15 +11,6 @@ const jsonValue: z.ZodType<JsonValue> = z.lazy(() =>
     z.record(z.string(), jsonValue),
   ]),
 );
-
-/** Any value that survives a JSON round trip unchanged. */
-export type JsonValue =
-  | string
-  | number
-  | boolean
-  | null
-  | JsonValue[]
-  | { [key: string]: JsonValue };
 
 /**
  * One segment's metadata as the catalog holds it: an id (numbers become strings), a name, and

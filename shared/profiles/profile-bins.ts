@@ -1,4 +1,4 @@
-import type { JsonValue } from '../catalog/segment.js';
+import { type JsonValue, toJsonValue } from '../json-value.js';
 import type { ProfileBins } from './profile-store.js';
 
 /** A profile record turned into what the API returns: plain attributes and live segment ids. */
@@ -81,28 +81,4 @@ function isSegmentId(value: unknown): value is string | number | bigint {
     (typeof value === 'number' && Number.isInteger(value)) ||
     typeof value === 'bigint'
   );
-}
-
-/** Converts a store value to JSON: bytes become base64, big integers strings, maps objects. */
-export function toJsonValue(value: unknown): JsonValue {
-  if (value === null || value === undefined) return null;
-  switch (typeof value) {
-    case 'string':
-    case 'boolean':
-      return value;
-    case 'number':
-      return Number.isFinite(value) ? value : String(value);
-    case 'bigint':
-      return Number.isSafeInteger(Number(value)) ? Number(value) : value.toString();
-    case 'object':
-      break;
-    default:
-      return String(value);
-  }
-  if (Buffer.isBuffer(value) || value instanceof Uint8Array) {
-    return Buffer.from(value).toString('base64');
-  }
-  if (Array.isArray(value)) return value.map(toJsonValue);
-  const entries = value instanceof Map ? [...value.entries()] : Object.entries(value);
-  return Object.fromEntries(entries.map(([k, v]) => [String(k), toJsonValue(v)]));
 }

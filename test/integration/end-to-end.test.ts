@@ -1,6 +1,3 @@
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { getTestServer } from '@google-cloud/functions-framework/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type DemoDataset,
@@ -12,6 +9,7 @@ import { defaultIdTypeRegistry } from '../../shared/id-types.js';
 import { expectedProfile } from '../helpers/expected-profiles.js';
 import { type LocalStack, startLocalStack } from '../helpers/local-stack.js';
 import { orderedKeys } from '../helpers/ordered-keys.js';
+import { type ServedFunction, serveFunction } from '../helpers/serve-function.js';
 
 // All four real clients together: MongoDB and BigQuery feed the two scheduled functions, which
 // publish to GCS; the profile function reads those snapshots and Aerospike, all through
@@ -19,14 +17,13 @@ import { orderedKeys } from '../helpers/ordered-keys.js';
 const registry = defaultIdTypeRegistry();
 let stack: LocalStack;
 let data: DemoDataset;
-const servers: Server[] = [];
+const servers: ServedFunction[] = [];
 const urls = new Map<string, string>();
 
 async function serve(target: string): Promise<string> {
-  const server = getTestServer(target);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  servers.push(server);
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const served = await serveFunction(target);
+  servers.push(served);
+  return served.url;
 }
 
 async function profile(id: string) {
@@ -78,7 +75,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+  await Promise.all(servers.map((s) => s.close()));
   await stack.close();
 });
 

@@ -1,11 +1,9 @@
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { getTestServer } from '@google-cloud/functions-framework/testing';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type DemoDataset, generateDemoDataset } from '../../shared/demo/demo-dataset.js';
 import { eventually } from '../helpers/eventually.js';
 import { type LocalStack, startLocalStack } from '../helpers/local-stack.js';
 import { mappingResult } from '../helpers/mapping-result.js';
+import { type ServedFunction, serveFunction } from '../helpers/serve-function.js';
 
 // Faults injected through the test servers' switches while the profile function serves on the
 // production adapters. (Sources failing mid-stream and racing publishers are covered where the
@@ -15,13 +13,12 @@ let data: DemoDataset;
 let extraPersons = 0;
 let profileUrl: string;
 let mappingJobUrl: string;
-const servers: Server[] = [];
+const servers: ServedFunction[] = [];
 
 async function serve(target: string): Promise<string> {
-  const s = getTestServer(target);
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  servers.push(s);
-  return `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
+  const served = await serveFunction(target);
+  servers.push(served);
+  return served.url;
 }
 
 async function ask(path: string) {
@@ -70,7 +67,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+  await Promise.all(servers.map((s) => s.close()));
   await stack.close();
 });
 

@@ -1,13 +1,11 @@
-import type { Server } from 'node:http';
 import { Agent, request } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { getTestServer } from '@google-cloud/functions-framework/testing';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DemoSamples } from '../../shared/demo/demo-dataset.js';
 import { ensureDemoData } from '../../shared/demo/write-demo-data.js';
 import { defaultIdTypeRegistry } from '../../shared/id-types.js';
+import { type ServedFunction, serveFunction } from '../helpers/serve-function.js';
 import { makeTempDir, removeTempDir } from '../helpers/temp-dir.js';
 
 // Property-based fuzzing of the profile function through the real functions-framework server:
@@ -17,7 +15,7 @@ import { makeTempDir, removeTempDir } from '../helpers/temp-dir.js';
 // rejects (unknown methods, raw spaces, bodies without a length), header names Node's client
 // cannot send (`__proto__`), and the framework's own /favicon.ico and /robots.txt
 // (IGNORED_ROUTES='' turns those off in deployments).
-let server: Server;
+let served: ServedFunction;
 let port: number;
 let dir: string;
 let samples: DemoSamples;
@@ -33,7 +31,7 @@ function send(
   method: string,
   path: string,
   headers: Record<string, string>,
-  body?: string,
+  body?: string | Buffer,
 ): Promise<Answer> {
   // Node's client frames GET/DELETE/OPTIONS bodies only with an explicit length.
   const framed =
@@ -204,15 +202,14 @@ beforeAll(async () => {
     LOG_LEVEL: 'ERROR',
   });
   await import('../../functions/index.js');
-  server = getTestServer('profile');
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  port = (server.address() as AddressInfo).port;
+  served = await serveFunction('profile');
+  port = Number(new URL(served.url).port);
   expect((await send('GET', `/?id=${samples.linked}`, {})).status).toBe(200); // snapshots loaded
 });
 
 afterAll(async () => {
   agent.destroy();
-  await new Promise((resolve) => server.close(resolve));
+  await served.close();
   await removeTempDir(dir);
 });
 
@@ -304,30 +301,12 @@ describe('fuzzing the profile function over HTTP', () => {
   it('keeps a gzip bomb under the body limit', async () => {
     const { gzipSync } = await import('node:zlib');
     const bomb = gzipSync(Buffer.alloc(50 * 1024 * 1024)); // 50 MB of zeros, ~50 KB on the wire
-    const answer = await new Promise<Answer>((resolve, reject) => {
-      const req = request(
-        {
-          host: '127.0.0.1',
-          port,
-          method: 'POST',
-          path: '/?id=1',
-          headers: { 'content-encoding': 'gzip', 'content-type': 'text/plain' },
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () =>
-            resolve({
-              status: res.statusCode ?? 0,
-              headers: res.headers,
-              body: Buffer.concat(chunks).toString(),
-            }),
-          );
-        },
-      );
-      req.on('error', reject);
-      req.end(bomb);
-    });
+    const answer = await send(
+      'POST',
+      '/?id=1',
+      { 'content-encoding': 'gzip', 'content-type': 'text/plain' },
+      bomb,
+    );
     expect(answer.status).toBe(413);
     expect(process.memoryUsage().rss).toBeLessThan(2 * 1024 * 1024 * 1024);
   });

@@ -1,18 +1,16 @@
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { getTestServer } from '@google-cloud/functions-framework/testing';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DemoSamples } from '../../shared/demo/demo-dataset.js';
 import { ensureDemoData } from '../../shared/demo/write-demo-data.js';
 import { defaultIdTypeRegistry } from '../../shared/id-types.js';
 import { orderedKeys } from '../helpers/ordered-keys.js';
+import { type ServedFunction, serveFunction } from '../helpers/serve-function.js';
 import { makeTempDir, removeTempDir } from '../helpers/temp-dir.js';
 
 // The profile function as deployed: registered with functions-framework, configured by env,
 // reading the demo data through the local snapshot store and the embedded profile store.
-let server: Server;
+let served: ServedFunction;
 let base: string;
 let samples: DemoSamples;
 let dir: string;
@@ -34,13 +32,12 @@ beforeAll(async () => {
   process.env.EMBEDDED_PROFILES_PATH = paths.profilesPath;
   process.env.LOG_LEVEL = 'ERROR';
   await import('../../functions/index.js');
-  server = getTestServer('profile');
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  served = await serveFunction('profile');
+  base = served.url;
 });
 
 afterAll(async () => {
-  await new Promise((resolve) => server.close(resolve));
+  await served.close();
   await removeTempDir(dir);
 });
 

@@ -1,9 +1,6 @@
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
-import { getTestServer } from '@google-cloud/functions-framework/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { catalogCodec } from '../../shared/catalog/catalog-codec.js';
 import { defaultIdTypeRegistry } from '../../shared/id-types.js';
@@ -13,6 +10,7 @@ import { publishSnapshot } from '../../shared/snapshots/publish-snapshot.js';
 import { GcsEmulator } from '../emulators/gcs-emulator.js';
 import { eventually } from '../helpers/eventually.js';
 import { writeProfilesFile } from '../helpers/profiles-file.js';
+import { type ServedFunction, serveFunction } from '../helpers/serve-function.js';
 import { makeTempDir, removeTempDir } from '../helpers/temp-dir.js';
 
 // A running profile function (functions-framework, production GCS adapter) follows the
@@ -24,7 +22,7 @@ const mapping = mappingCodec(defaultIdTypeRegistry());
 
 let gcs: GcsEmulator;
 let publisher: GcsSnapshotStore;
-let server: Server;
+let served: ServedFunction;
 let base: string;
 let dir: string;
 
@@ -87,13 +85,12 @@ beforeAll(async () => {
     LOG_LEVEL: 'ERROR',
   });
   await import('../../functions/index.js');
-  server = getTestServer('profile');
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  served = await serveFunction('profile');
+  base = served.url;
 });
 
 afterAll(async () => {
-  await new Promise((resolve) => server.close(resolve));
+  await served.close();
   await gcs.close();
   await removeTempDir(dir);
 });

@@ -1,18 +1,16 @@
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { getTestServer } from '@google-cloud/functions-framework/testing';
 import { MongoClient } from 'mongodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalSnapshotStore } from '../../shared/snapshots/local-snapshot-store.js';
 import { parseManifest } from '../../shared/snapshots/manifest.js';
 import { MongoEmulator } from '../emulators/mongo-emulator.js';
+import { type ServedFunction, serveFunction } from '../helpers/serve-function.js';
 import { makeTempDir, removeTempDir } from '../helpers/temp-dir.js';
 
 // The catalog job as Cloud Scheduler's HTTP target calls it: through functions-framework,
 // configured by environment variables only.
 let mongo: MongoEmulator;
-let server: Server;
+let served: ServedFunction;
 let url: string;
 let dir: string;
 let store: LocalSnapshotStore;
@@ -44,13 +42,12 @@ beforeAll(async () => {
     LOG_LEVEL: 'ERROR',
   });
   await import('../../functions/index.js');
-  server = getTestServer('snapshotCatalog');
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+  served = await serveFunction('snapshotCatalog');
+  url = `${served.url}/`;
 });
 
 afterAll(async () => {
-  await new Promise((resolve) => server.close(resolve));
+  await served.close();
   const { catalogJob } = await import('../../functions/snapshot-catalog/runtime.js');
   void catalogJob; // the module-scope Mongo client closes with the emulator's sockets
   await mongo.close();
