@@ -1,30 +1,6 @@
 import { type JsonValue, toJsonValue } from '../json-value.js';
 import type { ProfileBins } from './profile-store.js';
 
-/** A profile record turned into what the API returns: plain attributes and live segment ids. */
-export interface DecodedProfile {
-  readonly attributes: Readonly<Record<string, JsonValue>>;
-  /** As the record holds them (integers or strings), so the catalog needs no conversion. */
-  readonly segmentIds: (string | number)[];
-}
-
-/**
- * Splits bins into segment ids and attributes. The segments bin is either a list of ids or a
- * map of id -> expiry (epoch seconds; 0 or a non-number never expires); expired entries are
- * dropped. Every other bin is an attribute, converted to JSON-safe values.
- */
-export function decodeProfileBins(
-  bins: ProfileBins,
-  segmentsBin: string,
-  nowSecs: number,
-): DecodedProfile {
-  const segmentIds: (string | number)[] = [];
-  forEachLiveSegment(bins[segmentsBin], nowSecs, (id) => {
-    segmentIds.push(id);
-  });
-  return { attributes: attributesOf(bins, segmentsBin), segmentIds };
-}
-
 /** Every bin but the segments bin, as JSON-safe values. */
 export function attributesOf(bins: ProfileBins, segmentsBin: string): Record<string, JsonValue> {
   const attributes: [string, JsonValue][] = [];

@@ -5,8 +5,8 @@ import {
   AerospikeProfileStore,
   type AerospikeStoreOptions,
 } from '../../shared/profiles/aerospike-profile-store.js';
-import { decodeProfileBins } from '../../shared/profiles/profile-bins.js';
 import { AerospikeEmulator } from '../emulators/aerospike-emulator.js';
+import { decodeBins } from '../helpers/decode-bins.js';
 import { freePort } from '../helpers/free-port.js';
 
 const NOW = Math.floor(Date.now() / 1000);
@@ -69,7 +69,7 @@ describe('AerospikeProfileStore on the real client', () => {
     );
     expect(bins[0]).toEqual({ segments: [1001, 1002], country: 'FR' });
     expect(bins[2]).toBeUndefined();
-    expect(decodeProfileBins(bins[1] ?? {}, 'segments', NOW)).toEqual({
+    expect(decodeBins(bins[1] ?? {}, 'segments', NOW)).toEqual({
       segmentIds: ['1003', '1004'],
       attributes: { score: 0.5, raw: 'eHk=' },
     });

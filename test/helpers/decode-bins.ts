@@ -1,0 +1,11 @@
+import { attributesOf, forEachLiveSegment } from '../../shared/profiles/profile-bins.js';
+import type { ProfileBins } from '../../shared/profiles/profile-store.js';
+
+/** What the renderer takes from a record: its attributes and its live segment ids, in order. */
+export function decodeBins(bins: ProfileBins, segmentsBin: string, nowSecs: number) {
+  const segmentIds: (string | number)[] = [];
+  forEachLiveSegment(bins[segmentsBin], nowSecs, (id) => {
+    segmentIds.push(id);
+  });
+  return { attributes: attributesOf(bins, segmentsBin), segmentIds };
+}
