@@ -1,12 +1,8 @@
 import { Agent, request } from 'node:http';
-import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DemoSamples } from '../../shared/demo/demo-dataset.js';
-import { ensureDemoData } from '../../shared/demo/write-demo-data.js';
-import { defaultIdTypeRegistry } from '../../shared/id-types.js';
-import { type ServedFunction, serveFunction } from '../helpers/serve-function.js';
-import { makeTempDir, removeTempDir } from '../helpers/temp-dir.js';
+import { type DemoProfileServer, serveDemoProfile } from '../helpers/demo-profile-server.js';
 
 // Property-based fuzzing of the profile function through the real functions-framework server:
 // whatever arrives (ids, parameters, methods, headers, bodies, broken %-encodings), it never
@@ -15,9 +11,8 @@ import { makeTempDir, removeTempDir } from '../helpers/temp-dir.js';
 // rejects (unknown methods, raw spaces, bodies without a length), header names Node's client
 // cannot send (`__proto__`), and the framework's own /favicon.ico and /robots.txt
 // (IGNORED_ROUTES='' turns those off in deployments).
-let served: ServedFunction;
+let server: DemoProfileServer;
 let port: number;
-let dir: string;
 let samples: DemoSamples;
 const agent = new Agent({ keepAlive: true, maxSockets: 1 });
 
@@ -184,33 +179,21 @@ const requestArb = fc.record({
 });
 
 beforeAll(async () => {
-  dir = await makeTempDir();
-  const paths = {
-    snapshotDir: join(dir, 'snapshots'),
-    profilesPath: join(dir, 'profiles.ndjson.gz'),
-  };
-  ({ samples } = await ensureDemoData(paths, defaultIdTypeRegistry(), {
+  server = await serveDemoProfile({
     seed: 11,
     persons: 300,
     segments: 50,
     orphanProfiles: 10,
     superNodeIds: 60,
-  }));
-  Object.assign(process.env, {
-    SNAPSHOT_URI: `file:${paths.snapshotDir}`,
-    EMBEDDED_PROFILES_PATH: paths.profilesPath,
-    LOG_LEVEL: 'ERROR',
   });
-  await import('../../functions/index.js');
-  served = await serveFunction('profile');
-  port = Number(new URL(served.url).port);
+  samples = server.samples;
+  port = Number(new URL(server.url).port);
   expect((await send('GET', `/?id=${samples.linked}`, {})).status).toBe(200); // snapshots loaded
 });
 
 afterAll(async () => {
   agent.destroy();
-  await served.close();
-  await removeTempDir(dir);
+  await server.close();
 });
 
 describe('fuzzing the profile function over HTTP', () => {

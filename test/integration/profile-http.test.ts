@@ -1,45 +1,27 @@
-import { join } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DemoSamples } from '../../shared/demo/demo-dataset.js';
-import { ensureDemoData } from '../../shared/demo/write-demo-data.js';
-import { defaultIdTypeRegistry } from '../../shared/id-types.js';
+import { type DemoProfileServer, serveDemoProfile } from '../helpers/demo-profile-server.js';
 import { orderedKeys } from '../helpers/ordered-keys.js';
-import { type ServedFunction, serveFunction } from '../helpers/serve-function.js';
-import { makeTempDir, removeTempDir } from '../helpers/temp-dir.js';
 
 // The profile function as deployed: registered with functions-framework, configured by env,
 // reading the demo data through the local snapshot store and the embedded profile store.
-let served: ServedFunction;
+let server: DemoProfileServer;
 let base: string;
 let samples: DemoSamples;
-let dir: string;
 
 beforeAll(async () => {
-  dir = await makeTempDir();
-  const paths = {
-    snapshotDir: join(dir, 'snapshots'),
-    profilesPath: join(dir, 'profiles.ndjson.gz'),
-  };
-  ({ samples } = await ensureDemoData(paths, defaultIdTypeRegistry(), {
+  server = await serveDemoProfile({
     seed: 3,
     persons: 500,
     segments: 80,
     orphanProfiles: 20,
     superNodeIds: 60,
-  }));
-  process.env.SNAPSHOT_URI = `file:${paths.snapshotDir}`;
-  process.env.EMBEDDED_PROFILES_PATH = paths.profilesPath;
-  process.env.LOG_LEVEL = 'ERROR';
-  await import('../../functions/index.js');
-  served = await serveFunction('profile');
-  base = served.url;
+  });
+  ({ url: base, samples } = server);
 });
 
-afterAll(async () => {
-  await served.close();
-  await removeTempDir(dir);
-});
+afterAll(() => server.close());
 
 describe('profile over HTTP (functions-framework)', () => {
   it('answers a linked id with every profile, segments resolved, metadata in headers', async () => {
