@@ -3,12 +3,19 @@ import { z } from 'zod';
 /** How an id is normalised before it is validated, looked up or stored. */
 export type Normalisation = 'none' | 'lower' | 'upper';
 
+/**
+ * How the profile store keys a type's records. Aerospike digests cover the key's type: a record
+ * written with the integer key 9876543210 is not found with the string key "9876543210".
+ */
+export type KeyType = 'string' | 'integer';
+
 /** One kind of user id: its public name, its code (the Aerospike set), and its syntax. */
 export interface IdType {
   readonly name: string;
   readonly code: string;
   readonly pattern: RegExp;
   readonly normalise: Normalisation;
+  readonly keyType: KeyType;
 }
 
 /** An id together with the type it was resolved to, normalised for that type. */
@@ -24,6 +31,7 @@ export const idTypeSpecSchema = z.object({
   code: z.string().regex(/^[A-Za-z0-9_-]{1,63}$/, 'letters, digits, _ and -, at most 63'),
   pattern: z.string().refine(isValidRegExp, 'not a valid regular expression'),
   normalise: z.enum(['none', 'lower', 'upper']).default('none'),
+  keyType: z.enum(['string', 'integer']).default('string'),
 });
 
 /** The id types of the original system: `id_type_1`..`id_type_4`, codes `111111`..`444444`. */
@@ -70,44 +78,71 @@ export class IdTypeRegistry {
   candidates(rawId: string): TypedId[] {
     const out: TypedId[] = [];
     for (const type of this.all) {
-      const id = normaliseId(rawId, type.normalise);
-      if (type.pattern.test(id)) out.push({ id, type });
+      const typed = this.asType(rawId, type);
+      if (typed) out.push(typed);
     }
     return out;
   }
 
-  /** The id normalised for `type`, or undefined when it does not fit the type's syntax. */
+  /** The id normalised for `type`, or undefined when it does not fit the type. */
   asType(rawId: string, type: IdType): TypedId | undefined {
-    const id = normaliseId(rawId, type.normalise);
-    return type.pattern.test(id) ? { id, type } : undefined;
+    const checked = checkId(rawId, type);
+    return 'id' in checked ? { id: checked.id, type } : undefined;
   }
 }
 
-/** Builds a registry from validated specs, refusing duplicate names or codes. */
+/** The outcome of checking an id against one type. */
+export type IdCheck =
+  | { readonly id: string }
+  | { readonly problem: 'pattern' | 'not_integer' | 'integer_range' };
+
+/**
+ * Normalises `rawId` for `type` and checks it. Integer-keyed types take canonical decimal ids
+ * only (leading zeros dropped: `007` and `7` are the same Aerospike key) that fit a signed
+ * 64-bit integer, and the pattern is checked on that canonical form.
+ */
+export function checkId(rawId: string, type: IdType): IdCheck {
+  let id = normaliseId(rawId, type.normalise);
+  if (type.keyType === 'integer') {
+    if (!DECIMAL.test(id)) return { problem: 'not_integer' };
+    const value = BigInt(id);
+    if (value < INT64_MIN || value > INT64_MAX) return { problem: 'integer_range' };
+    id = value.toString();
+  }
+  return type.pattern.test(id) ? { id } : { problem: 'pattern' };
+}
+
+const DECIMAL = /^-?[0-9]{1,40}$/;
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+
+/** Builds a registry from id type specs (defaults applied), refusing duplicate names or codes. */
 export function createIdTypeRegistry(
-  specs: readonly z.output<typeof idTypeSpecSchema>[],
+  specs: readonly z.input<typeof idTypeSpecSchema>[],
 ): IdTypeRegistry {
+  const parsed = specs.map((s) => idTypeSpecSchema.parse(s));
   const names = new Set<string>();
   const codes = new Set<string>();
-  for (const spec of specs) {
+  for (const spec of parsed) {
     if (names.has(spec.name)) throw new Error(`duplicate id type name "${spec.name}"`);
     if (codes.has(spec.code)) throw new Error(`duplicate id type code "${spec.code}"`);
     names.add(spec.name);
     codes.add(spec.code);
   }
   return new IdTypeRegistry(
-    specs.map((s) => ({
+    parsed.map((s) => ({
       name: s.name,
       code: s.code,
       pattern: new RegExp(s.pattern, 'u'),
       normalise: s.normalise,
+      keyType: s.keyType,
     })),
   );
 }
 
 /** The default registry, for callers that have no configuration (demo data, tests). */
 export function defaultIdTypeRegistry(): IdTypeRegistry {
-  return createIdTypeRegistry(DEFAULT_ID_TYPE_SPECS.map((s) => idTypeSpecSchema.parse(s)));
+  return createIdTypeRegistry(DEFAULT_ID_TYPE_SPECS);
 }
 
 function normaliseId(id: string, how: Normalisation): string {

@@ -31,8 +31,8 @@ export function planLookup(
   maxLinked: number,
 ): LookupPlan {
   for (const candidate of request.candidates) {
-    const hit = mapping.lookup(candidate.id, maxLinked);
-    if (!hit || hit.typeCode !== candidate.type.code) continue;
+    const hit = mapping.lookup(candidate.id, candidate.type.code, maxLinked);
+    if (!hit) continue;
     const wanted: TypedId[] = [candidate];
     for (const l of hit.linked) {
       const type = registry.byCode(l.typeCode);
@@ -64,5 +64,5 @@ export function entriesOf(
 }
 
 function keysOf(ids: readonly TypedId[]): ProfileKey[] {
-  return ids.map((k) => ({ set: k.type.code, id: k.id }));
+  return ids.map((k) => ({ set: k.type.code, id: k.id, keyType: k.type.keyType }));
 }

@@ -1,6 +1,6 @@
 import { HttpError } from '../../shared/errors.js';
 import { parseQueryString } from '../../shared/http/query-string.js';
-import type { IdTypeRegistry, TypedId } from '../../shared/id-types.js';
+import { checkId, type IdCheck, type IdTypeRegistry, type TypedId } from '../../shared/id-types.js';
 
 /** A validated profile request: the id as each type it may be, in registry order. */
 export interface ProfileRequest {
@@ -45,16 +45,37 @@ export function parseProfileRequest(
       const names = registry.all.map((t) => t.name).join(', ');
       throw badRequest('unknown_type', `type must be one of: ${names}`);
     }
-    const typed = registry.asType(id, type);
-    if (!typed) throw badRequest('malformed_id', `the id is not a valid ${type.name}`);
-    return { candidates: [typed], typeGiven: true };
+    const checked = checkId(id, type);
+    if ('problem' in checked) {
+      throw badRequest('malformed_id', `the id is not a valid ${type.name}${explain(checked)}`);
+    }
+    return { candidates: [{ id: checked.id, type }], typeGiven: true };
   }
 
-  const candidates = registry.candidates(id);
+  const candidates: TypedId[] = [];
+  let outOfRange: string | undefined;
+  for (const type of registry.all) {
+    const checked = checkId(id, type);
+    if ('id' in checked) candidates.push({ id: checked.id, type });
+    else if (checked.problem === 'integer_range') outOfRange ??= type.name;
+  }
   if (candidates.length === 0) {
+    // Digits that only an integer-keyed type could take, but too large for its keys: the
+    // caller's mistake, not an unknown id.
+    if (outOfRange !== undefined) {
+      throw badRequest('malformed_id', `the id is not a valid ${outOfRange}${INT64_RANGE}`);
+    }
     throw new HttpError(404, 'unknown_id', 'no profile is known for this id');
   }
   return { candidates, typeGiven: false };
+}
+
+const INT64_RANGE = ': integer ids must fit a signed 64-bit integer';
+
+function explain(checked: Exclude<IdCheck, { id: string }>): string {
+  if (checked.problem === 'integer_range') return INT64_RANGE;
+  if (checked.problem === 'not_integer') return ': this type takes decimal integer ids';
+  return '';
 }
 
 function badRequest(code: string, message: string): HttpError {

@@ -34,7 +34,7 @@ export interface CompactBuildStats {
   unknownTypeIds: number;
   /** Ids no request can ask for (not printable ASCII, or too long). */
   unreachableIds: number;
-  /** Ids seen before, in this person or an earlier one: the first occurrence keeps them. */
+  /** (type, id) pairs seen before, in this person or an earlier one: the first occurrence keeps them. */
   duplicateIds: number;
 }
 
@@ -192,7 +192,8 @@ export class CompactMappingIndexBuilder {
     let groups = 0;
     let run = 0;
     let high = -1;
-    let h = FNV_OFFSET;
+    // The type is part of the key: the same text under two id types is two ids.
+    let h = Math.imul(FNV_OFFSET ^ type, FNV_PRIME);
     for (let k = start; k < end; k++) {
       const c = b[k] as number;
       h = Math.imul(h ^ c, FNV_PRIME);
@@ -292,6 +293,7 @@ class CompactMappingIndex implements MappingIndex {
   private readonly slots: Uint32Array;
   /** Bit i set: id i repeats an earlier one, which keeps it. */
   private readonly duplicates: Uint8Array;
+  private readonly typeIndexes: ReadonlyMap<string, number>;
 
   constructor(
     private readonly pool: Buffer,
@@ -303,6 +305,7 @@ class CompactMappingIndex implements MappingIndex {
     stats: CompactBuildStats,
   ) {
     const n = offsets.length - 1;
+    this.typeIndexes = new Map(codes.map((code, index) => [code, index]));
     this.slots = new Uint32Array(Math.max(1024, Math.ceil(n / LOAD_FACTOR)));
     this.duplicates = new Uint8Array((n >> 3) + 1);
     const capacity = this.slots.length;
@@ -328,8 +331,10 @@ class CompactMappingIndex implements MappingIndex {
     this.personCount = personStarts.length - 1;
   }
 
-  lookup(id: string, maxLinked: number): MappingHit | undefined {
-    const i = this.find(id);
+  lookup(id: string, typeCode: string, maxLinked: number): MappingHit | undefined {
+    const type = this.typeIndexes.get(typeCode);
+    if (type === undefined) return undefined;
+    const i = this.find(id, type);
     if (i < 0) return undefined;
     const person = this.personOf(i);
     const from = this.personStarts[person] as number;
@@ -356,10 +361,10 @@ class CompactMappingIndex implements MappingIndex {
     );
   }
 
-  private find(id: string): number {
+  private find(id: string, type: number): number {
     const length = id.length;
     if (length === 0 || length > MAX_ID_CHARS) return -1;
-    let h = FNV_OFFSET;
+    let h = Math.imul(FNV_OFFSET ^ type, FNV_PRIME);
     for (let k = 0; k < length; k++) {
       const c = id.charCodeAt(k);
       if (c > 0x7e) return -1; // never stored, and would not hash like its bytes
@@ -370,7 +375,7 @@ class CompactMappingIndex implements MappingIndex {
     for (;;) {
       const held = this.slots[slot] as number;
       if (held === 0) return -1;
-      if (this.idAt(held - 1) === id) return held - 1;
+      if (this.typeIndexAt(held - 1) === type && this.idAt(held - 1) === id) return held - 1;
       slot = slot + 1 === capacity ? 0 : slot + 1;
     }
   }
@@ -399,8 +404,12 @@ class CompactMappingIndex implements MappingIndex {
     return text;
   }
 
+  private typeIndexAt(i: number): number {
+    return (this.pool[this.offsets[i] as number] as number) & TYPE_MASK;
+  }
+
   private typeCodeAt(i: number): string {
-    return this.codes[(this.pool[this.offsets[i] as number] as number) & TYPE_MASK] as string;
+    return this.codes[this.typeIndexAt(i)] as string;
   }
 
   private isDuplicate(i: number): boolean {
@@ -412,14 +421,8 @@ class CompactMappingIndex implements MappingIndex {
     const bStart = this.offsets[b] as number;
     const length = (this.offsets[a + 1] as number) - aStart;
     if ((this.offsets[b + 1] as number) - bStart !== length) return false;
-    // Same text packs the same way; only the type bits of the header may differ.
-    if (
-      ((this.pool[aStart] as number) & ~TYPE_MASK) !==
-      ((this.pool[bStart] as number) & ~TYPE_MASK)
-    ) {
-      return false;
-    }
-    for (let k = 1; k < length; k++)
+    // Same text under the same type packs the same way, header byte included.
+    for (let k = 0; k < length; k++)
       if (this.pool[aStart + k] !== this.pool[bStart + k]) return false;
     return true;
   }

@@ -17,5 +17,6 @@ export interface MappingHit {
 export interface MappingIndex {
   readonly idCount: number;
   readonly personCount: number;
-  lookup(id: string, maxLinked: number): MappingHit | undefined;
+  /** The person of the id of that type (ids are keyed by type and id together). */
+  lookup(id: string, typeCode: string, maxLinked: number): MappingHit | undefined;
 }

@@ -63,7 +63,10 @@ export class AerospikeProfileStore implements ProfileStore {
     let results: AerospikeModule.BatchResult[];
     try {
       results = await client.batchRead(
-        keys.map((k) => ({ key: new Aerospike.Key(namespace, k.set, k.id), readAllBins: true })),
+        keys.map((k) => ({
+          key: new Aerospike.Key(namespace, k.set, userKey(k)),
+          readAllBins: true,
+        })),
         policy,
       );
     } catch (err) {
@@ -141,6 +144,11 @@ export class AerospikeProfileStore implements ProfileStore {
       maxRetries: this.options.maxRetries,
     };
   }
+}
+
+/** The Aerospike user key: its type is part of the record's digest, so it must match the writer's. */
+function userKey(key: ProfileKey): string | bigint {
+  return key.keyType === 'integer' ? BigInt(key.id) : key.id;
 }
 
 /** `host:port,host:port` (default port 3000) as seed hosts. */

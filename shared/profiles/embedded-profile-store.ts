@@ -2,6 +2,7 @@ import { createReadStream } from 'node:fs';
 import { createGunzip } from 'node:zlib';
 import { z } from 'zod';
 import { BackendUnavailableError } from '../errors.js';
+import type { KeyType } from '../id-types.js';
 import { chain } from '../streams.js';
 import { textLines } from '../text-lines.js';
 import type { ProfileBins, ProfileKey, ProfileStore } from './profile-store.js';
@@ -9,11 +10,13 @@ import type { ProfileBins, ProfileKey, ProfileStore } from './profile-store.js';
 const recordSchema = z.object({
   set: z.string().min(1),
   key: z.string().min(1),
+  /** As in Aerospike, an integer key is a different record from the same digits as a string. */
+  keyType: z.enum(['string', 'integer']).default('string'),
   bins: z.record(z.string(), z.unknown()),
 });
 
 /** One line of an embedded profile file. */
-export type EmbeddedProfileRecord = z.infer<typeof recordSchema>;
+export type EmbeddedProfileRecord = z.input<typeof recordSchema>;
 
 /**
  * An in-memory profile store read from a gzip NDJSON file of `{set, key, bins}` lines: the
@@ -28,7 +31,7 @@ export class EmbeddedProfileStore implements ProfileStore {
 
   getMany(keys: readonly ProfileKey[]): Promise<(ProfileBins | undefined)[]> {
     const read = (records: Map<string, ProfileBins>) =>
-      keys.map((key) => records.get(storeKey(key.set, key.id)));
+      keys.map((key) => records.get(storeKey(key.set, key.id, key.keyType)));
     // Once loaded, answer without the extra promise hops of an async function.
     if (this.loaded) return Promise.resolve(read(this.loaded));
     return this.load().then(read);
@@ -67,11 +70,15 @@ async function readProfiles(path: string): Promise<Map<string, ProfileBins>> {
     lineNo++;
     const parsed = recordSchema.safeParse(JSON.parse(line));
     if (!parsed.success) throw new Error(`line ${lineNo} of ${path} is not a profile record`);
-    records.set(storeKey(parsed.data.set, parsed.data.key), parsed.data.bins);
+    const { set, key, keyType, bins } = parsed.data;
+    if (keyType === 'integer' && !/^-?[0-9]+$/.test(key)) {
+      throw new Error(`line ${lineNo} of ${path} has an integer key that is not an integer`);
+    }
+    records.set(storeKey(set, keyType === 'integer' ? BigInt(key).toString() : key, keyType), bins);
   }
   return records;
 }
 
-function storeKey(set: string, id: string): string {
-  return `${set}\u0000${id}`;
+function storeKey(set: string, id: string, keyType: KeyType): string {
+  return `${set}\u0000${keyType === 'integer' ? 'i' : 's'}${id}`;
 }

@@ -1,7 +1,11 @@
-/** Where one profile lives: the set (the id type's code) and the id. */
+import type { KeyType } from '../id-types.js';
+
+/** Where one profile lives: the set (the id type's code), the id, and how the id is keyed. */
 export interface ProfileKey {
   readonly set: string;
   readonly id: string;
+  /** `integer`: the record's key is the id as a 64-bit integer (a canonical decimal string here). */
+  readonly keyType: KeyType;
 }
 
 /** A profile record's bins as the store returns them (segments bin plus attribute bins). */

@@ -13,15 +13,16 @@ export class FakeProfileStore implements ProfileStore {
   failing = false;
   private readonly records = new Map<string, ProfileBins>();
 
-  put(set: string, id: string, bins: ProfileBins): this {
-    this.records.set(`${set}\u0000${id}`, bins);
+  /** Stores a record under a typed key: an integer key is another record than the same digits. */
+  put(set: string, id: string, bins: ProfileBins, keyType: 'string' | 'integer' = 'string'): this {
+    this.records.set(`${set}\u0000${keyType}\u0000${id}`, bins);
     return this;
   }
 
   async getMany(keys: readonly ProfileKey[], _options: StoreCallOptions) {
     this.calls.push([...keys]);
     if (this.failing) throw new BackendUnavailableError('fake', 'store is down');
-    return keys.map((k) => this.records.get(`${k.set}\u0000${k.id}`));
+    return keys.map((k) => this.records.get(`${k.set}\u0000${k.keyType}\u0000${k.id}`));
   }
 
   async ping(): Promise<void> {

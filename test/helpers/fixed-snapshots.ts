@@ -1,6 +1,6 @@
 import { Catalog } from '../../shared/catalog/catalog.js';
 import type { Segment } from '../../shared/catalog/segment.js';
-import { defaultIdTypeRegistry } from '../../shared/id-types.js';
+import { defaultIdTypeRegistry, type IdTypeRegistry } from '../../shared/id-types.js';
 import { CompactMappingIndexBuilder } from '../../shared/mapping/compact-mapping-index.js';
 import type { MappingIndex } from '../../shared/mapping/mapping-index.js';
 import { RefreshingCache } from '../../shared/refreshing-cache.js';
@@ -43,8 +43,9 @@ export function catalogSnapshot(segments: Segment[], version = '20261126T000000Z
 export function mappingSnapshot(
   persons: readonly (readonly [string, string])[][],
   version = '20261126T000000Z-0000000a',
+  idTypes: IdTypeRegistry = defaultIdTypeRegistry(),
 ): LoadedSnapshot<MappingIndex> {
-  const builder = new CompactMappingIndexBuilder(defaultIdTypeRegistry());
+  const builder = new CompactMappingIndexBuilder(idTypes);
   for (const person of persons) builder.addPerson(person.flat());
   const value = builder.build();
   return { value, manifest: fakeManifest('mapping', version, value.idCount), loadedAt: Date.now() };

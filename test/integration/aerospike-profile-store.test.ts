@@ -61,9 +61,9 @@ describe('AerospikeProfileStore on the real client', () => {
   it('reads every key in one batch round trip, absent where there is no record', async () => {
     const bins = await store.getMany(
       [
-        { set: '222222', id: A },
-        { set: '444444', id: B },
-        { set: '111111', id: A },
+        { set: '222222', id: A, keyType: 'string' },
+        { set: '444444', id: B, keyType: 'string' },
+        { set: '111111', id: A, keyType: 'string' },
       ],
       { timeoutMs: 1_000 },
     );
@@ -75,6 +75,34 @@ describe('AerospikeProfileStore on the real client', () => {
     });
     const stats = await emulator.stats();
     expect(stats).toMatchObject({ batchReads: 1, batchKeys: 3, reads: 0 });
+  });
+
+  it('finds a record written with an integer key only when asked with an integer key', async () => {
+    const id = '9876543210';
+    await seeder.put(new Aerospike.Key('profiles', '555555', 9_876_543_210), { country: 'PL' });
+    const [asInteger, asString] = await store.getMany(
+      [
+        { set: '555555', id, keyType: 'integer' },
+        { set: '555555', id, keyType: 'string' },
+      ],
+      { timeoutMs: 1_000 },
+    );
+    expect(asInteger).toEqual({ country: 'PL' });
+    expect(asString).toBeUndefined();
+  });
+
+  it('reads integer keys beyond 2^53 exactly', async () => {
+    const id = '9223372036854775807';
+    await seeder.put(new Aerospike.Key('profiles', '555555', BigInt(id)), { country: 'CZ' });
+    const [found, neighbour] = await store.getMany(
+      [
+        { set: '555555', id, keyType: 'integer' },
+        { set: '555555', id: '9223372036854775806', keyType: 'integer' },
+      ],
+      { timeoutMs: 1_000 },
+    );
+    expect(found).toEqual({ country: 'CZ' });
+    expect(neighbour).toBeUndefined();
   });
 
   it('answers a ping', async () => {
@@ -91,8 +119,8 @@ describe('AerospikeProfileStore on the real client', () => {
     const err = await store
       .getMany(
         [
-          { set: '222222', id: A },
-          { set: '444444', id: B },
+          { set: '222222', id: A, keyType: 'string' },
+          { set: '444444', id: B, keyType: 'string' },
         ],
         { timeoutMs: 300 },
       )
@@ -102,8 +130,8 @@ describe('AerospikeProfileStore on the real client', () => {
     await emulator.setMode({ kind: 'normal' });
     const again = await store.getMany(
       [
-        { set: '222222', id: A },
-        { set: '444444', id: B },
+        { set: '222222', id: A, keyType: 'string' },
+        { set: '444444', id: B, keyType: 'string' },
       ],
       { timeoutMs: 1_000 },
     );
@@ -112,13 +140,13 @@ describe('AerospikeProfileStore on the real client', () => {
 
   it('retries a failed connect on a later call, failing fast in between', async () => {
     const nobody = new AerospikeProfileStore(options(await freePort()));
-    await expect(nobody.getMany([{ set: '222222', id: A }], { timeoutMs: 500 })).rejects.toThrow(
-      /connect failed/,
-    );
+    await expect(
+      nobody.getMany([{ set: '222222', id: A, keyType: 'string' }], { timeoutMs: 500 }),
+    ).rejects.toThrow(/connect failed/);
     const started = Date.now();
-    await expect(nobody.getMany([{ set: '222222', id: A }], { timeoutMs: 500 })).rejects.toThrow(
-      /not connected; retrying shortly/,
-    );
+    await expect(
+      nobody.getMany([{ set: '222222', id: A, keyType: 'string' }], { timeoutMs: 500 }),
+    ).rejects.toThrow(/not connected; retrying shortly/);
     expect(Date.now() - started).toBeLessThan(50);
     await nobody.close();
   });

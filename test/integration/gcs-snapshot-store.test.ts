@@ -99,7 +99,7 @@ describe('GcsSnapshotStore on the real client', () => {
     const chunkPuts = gcs.requests.slice(before).filter((r) => r.method === 'PUT');
     expect(chunkPuts.length).toBeGreaterThan(1);
     const loaded = await loadSnapshot(store, mapping, undefined, LOAD);
-    expect(loaded?.value.lookup('1000007', 5)?.linkedTotal).toBe(1);
+    expect(loaded?.value.lookup('1000007', '444444', 5)?.linkedTotal).toBe(1);
   });
 
   it('lets exactly one of two racing publishers replace the manifest', async () => {

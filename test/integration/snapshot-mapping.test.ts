@@ -100,7 +100,7 @@ describe('snapshotMapping on the BigQuery client', () => {
       stallTimeoutMs: 5_000,
     });
     expect(loaded?.manifest.rows).toBe(5_000);
-    expect(loaded?.value.lookup(account(42), 10)).toEqual({
+    expect(loaded?.value.lookup(account(42), '444444', 10)).toEqual({
       typeCode: '444444',
       linked: [{ id: uuid(42), typeCode: '222222' }],
       linkedTotal: 1,

@@ -7,27 +7,27 @@ const registry = defaultIdTypeRegistry();
 const codec = mappingCodec(registry);
 const KNOWN = new Set(registry.all.map((t) => t.code));
 
-/** The obvious model: a Map from id to its person's ids; first person wins an id. */
+/**
+ * The obvious model: a Map from (type, id) to its person's ids; the first person wins a pair.
+ * The same text under two types is two ids, as the profile store keys them.
+ */
 function naiveIndex(persons: MappingPerson[]) {
-  const owner = new Map<string, { person: number; typeCode: string }>();
-  const members: string[][] = persons.map(() => []);
+  const key = (id: string, typeCode: string) => `${typeCode}\u0000${id}`;
+  const owner = new Map<string, number>();
+  const members: { id: string; typeCode: string }[][] = persons.map(() => []);
   persons.forEach((person, p) => {
     for (const { id, typeCode } of person) {
       const reachable = /^[\x21-\x7e]+$/.test(id);
-      if (!KNOWN.has(typeCode) || !reachable || owner.has(id)) continue;
-      owner.set(id, { person: p, typeCode });
-      members[p]?.push(id);
+      if (!KNOWN.has(typeCode) || !reachable || owner.has(key(id, typeCode))) continue;
+      owner.set(key(id, typeCode), p);
+      members[p]?.push({ id, typeCode });
     }
   });
-  return (id: string, max: number) => {
-    const hit = owner.get(id);
-    if (!hit) return undefined;
-    const others = (members[hit.person] ?? []).filter((m) => m !== id);
-    return {
-      typeCode: hit.typeCode,
-      linked: others.slice(0, max).map((m) => ({ id: m, typeCode: owner.get(m)?.typeCode })),
-      linkedTotal: others.length,
-    };
+  return (id: string, typeCode: string, max: number) => {
+    const person = owner.get(key(id, typeCode));
+    if (person === undefined) return undefined;
+    const others = (members[person] ?? []).filter((m) => m.id !== id || m.typeCode !== typeCode);
+    return { typeCode, linked: others.slice(0, max), linkedTotal: others.length };
   };
 }
 
@@ -51,6 +51,8 @@ function chunks(bytes: Buffer, cuts: number[]): Buffer[] {
 
 const idArb = fc.oneof(
   fc.constantFrom('__proto__', 'constructor', 'toString', 'a"b', 'back\\slash', 'sp ace', 'é', 'x'),
+  // A small pool, so that the same text often appears under several types and persons.
+  fc.constantFrom('1234567890', 'abcdef12', 'ABCDEF12', '00ff'),
   fc.stringMatching(/^[A-Za-z0-9-]{1,12}$/),
   fc.string({ minLength: 1, maxLength: 8 }),
 );
@@ -76,7 +78,9 @@ describe('compact mapping index', () => {
           expect(rows).toBe(persons.reduce((n, p) => n + p.length, 0));
           const naive = naiveIndex(persons);
           for (const id of [...persons.flat().map((e) => e.id), ...probes]) {
-            expect(value.lookup(id, max)).toEqual(naive(id, max));
+            for (const typeCode of [...KNOWN, '999999']) {
+              expect(value.lookup(id, typeCode, max)).toEqual(naive(id, typeCode, max));
+            }
           }
         },
       ),
@@ -92,7 +96,7 @@ describe('compact mapping index', () => {
     const { value } = await codec.decode([await encode(persons)]);
     expect(value.idCount).toBe(40_000);
     expect(value.personCount).toBe(20_000);
-    expect(value.lookup('1019999', 5)).toEqual({
+    expect(value.lookup('1019999', '444444', 5)).toEqual({
       typeCode: '444444',
       linked: [{ id: '00004e1f-aaaa-4aaa-8aaa-aaaaaaaaaaaa', typeCode: '222222' }],
       linkedTotal: 1,

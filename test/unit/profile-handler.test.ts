@@ -11,7 +11,7 @@ import { RefreshingCache } from '../../shared/refreshing-cache.js';
 import type { LoadedSnapshot } from '../../shared/snapshots/load-snapshot.js';
 import { captureLogger } from '../helpers/capture-logger.js';
 import { FakeProfileStore } from '../helpers/fake-profile-store.js';
-import { catalogSnapshot, mappingSnapshot, registry } from '../helpers/fixed-snapshots.js';
+import { cacheOf, catalogSnapshot, mappingSnapshot, registry } from '../helpers/fixed-snapshots.js';
 import { httpEvent } from '../helpers/http-event.js';
 import { orderedKeys } from '../helpers/ordered-keys.js';
 
@@ -116,10 +116,10 @@ describe('GET /?id=', () => {
     await get(`/?id=${A}`);
     expect(store.calls).toEqual([
       [
-        { set: '222222', id: A },
-        { set: '444444', id: B },
-        { set: '111111', id: C },
-        { set: '333333', id: D },
+        { set: '222222', id: A, keyType: 'string' },
+        { set: '444444', id: B, keyType: 'string' },
+        { set: '111111', id: C, keyType: 'string' },
+        { set: '333333', id: D, keyType: 'string' },
       ],
     ]);
   });
@@ -183,10 +183,66 @@ describe('GET /?id=', () => {
     expect(json(res)).toMatchObject({ 'shared-id': { type: 'device', found: true } });
     expect(store.calls).toEqual([
       [
-        { set: 'c1', id: 'shared-id' },
-        { set: 'd1', id: 'shared-id' },
+        { set: 'c1', id: 'shared-id', keyType: 'string' },
+        { set: 'd1', id: 'shared-id', keyType: 'string' },
       ],
     ]);
+  });
+
+  it('keeps the links of an id that the mapping holds under two id types apart', async () => {
+    const loose = createIdTypeRegistry([
+      { name: 'cookie', code: 'c1', pattern: '^[a-z0-9-]+$', normalise: 'lower' },
+      { name: 'device', code: 'd1', pattern: '^[a-z0-9-]+$', normalise: 'none' },
+    ]);
+    const mapping = cacheOf(async () =>
+      mappingSnapshot(
+        [
+          [
+            ['shared-id', 'c1'],
+            ['cookie-friend', 'c1'],
+          ],
+          [
+            ['shared-id', 'd1'],
+            ['device-friend', 'd1'],
+          ],
+        ],
+        undefined,
+        loose,
+      ),
+    );
+    const d = deps({}, { registry: loose, mapping });
+    const asDevice = await get('/?id=shared-id&type=device', d);
+    expect(orderedKeys(text(asDevice))).toEqual(['shared-id', 'device-friend']);
+    expect(json(asDevice)).toMatchObject({ 'shared-id': { type: 'device' } });
+    const asCookie = await get('/?id=shared-id&type=cookie', d);
+    expect(orderedKeys(text(asCookie))).toEqual(['shared-id', 'cookie-friend']);
+  });
+
+  it('keys integer id types as integers, in their canonical form', async () => {
+    const accounts = createIdTypeRegistry([
+      { name: 'account', code: 'a1', pattern: '^[0-9]{1,20}$', keyType: 'integer' },
+    ]);
+    store.put('a1', '42', { country: 'PL' }, 'integer').put('a1', '43', { country: 'CZ' });
+    const d = deps({}, { registry: accounts });
+    const res = await get('/?id=0042&type=account', d);
+    expect(res.statusCode).toBe(200);
+    expect(json(res)).toMatchObject({ '42': { type: 'account', found: true } });
+    expect(store.calls.at(-1)).toEqual([{ set: 'a1', id: '42', keyType: 'integer' }]);
+    // A record written under the string key "43" is another record: not this id's.
+    expect((await get('/?id=43&type=account', d)).statusCode).toBe(404);
+  });
+
+  it.each([
+    ['/?id=9223372036854775808&type=account', /signed 64-bit integer/],
+    ['/?id=9223372036854775808', /signed 64-bit integer/],
+    ['/?id=12a4&type=account', /decimal integer/],
+  ])('%s -> 400 malformed_id for an integer id type', async (path, message) => {
+    const accounts = createIdTypeRegistry([
+      { name: 'account', code: 'a1', pattern: '^[0-9]{1,20}$', keyType: 'integer' },
+    ]);
+    const res = await get(path, deps({}, { registry: accounts }));
+    expect(res.statusCode).toBe(400);
+    expect(json(res)).toMatchObject({ error: { code: 'malformed_id', message } });
   });
 
   it('answers 404 for an id nobody knows', async () => {

@@ -95,12 +95,12 @@ describe('publish then load', () => {
     });
     expect(manifest.rows).toBe(3);
     const loaded = await loadSnapshot(store, mapping, undefined, LOAD);
-    expect(loaded?.value.lookup('1234567890', 10)).toEqual({
+    expect(loaded?.value.lookup('1234567890', '444444', 10)).toEqual({
       typeCode: '444444',
       linked: [{ id: 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa', typeCode: '222222' }],
       linkedTotal: 1,
     });
-    expect(loaded?.value.lookup('__proto__', 10)).toBeUndefined();
+    expect(loaded?.value.lookup('__proto__', '444444', 10)).toBeUndefined();
   });
 
   it('reports unchanged content instead of publishing a duplicate', async () => {
@@ -248,6 +248,6 @@ describe('load verification', () => {
     );
     expect(decoded.rows).toBe(2);
     expect(decoded.value.idCount).toBe(1);
-    expect(decoded.value.lookup('x', 5)).toBeUndefined();
+    expect(decoded.value.lookup('x', '999999', 5)).toBeUndefined();
   });
 });
