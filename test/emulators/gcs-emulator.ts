@@ -13,7 +13,10 @@ import type { Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CRC32C } from '@google-cloud/storage';
 
-/** A misbehaviour, applied once the request body is read (a faulted upload never lands). */
+/**
+ * A misbehaviour, applied once the request body is read (a faulted upload never lands), except
+ * `commitThenDrop` (applied after the request took effect) and `hangBeforeBody` (before the body).
+ */
 export interface GcsFault {
   /** Which requests it applies to; default all. */
   match?: (req: { method: string; path: string; query: URLSearchParams }) => boolean;
@@ -22,7 +25,45 @@ export interface GcsFault {
   dropConnection?: boolean;
   truncateBodyAt?: number;
   corruptBody?: boolean;
+  /**
+   * Carries the request out (an upload becomes the live generation, a PATCH or DELETE applies),
+   * then destroys the connection without a reply: the write GCS committed after the client gave up.
+   */
+  commitThenDrop?: boolean;
+  /**
+   * Stops reading the request body and never answers until `close()`: a stalled upload whose
+   * client writes back up. The fault's other effects are ignored.
+   */
+  hangBeforeBody?: boolean;
+  /** How many matching requests it applies to; default all. */
   times?: number;
+}
+
+/** Lifecycle rule conditions modelled here; names and formats as in the bucket's JSON resource. */
+export interface LifecycleCondition {
+  /** Days since timeCreated: met once that many times 24h have passed. */
+  age?: number;
+  /** `YYYY-MM-DD`: created before 00:00 UTC of that date. */
+  createdBefore?: string;
+  /** `YYYY-MM-DD`: customTime before 00:00 UTC of that date; objects without one never match. */
+  customTimeBefore?: string;
+  /** Days since customTime, counted like `age`; objects without customTime never match. */
+  daysSinceCustomTime?: number;
+  /** No versioning here: every object is live. */
+  isLive?: boolean;
+  matchesPrefix?: string[];
+  matchesSuffix?: string[];
+}
+
+/** One rule: its conditions are ANDed; only the `Delete` action is modelled. */
+export interface LifecycleRule {
+  action: { type: string; storageClass?: string };
+  condition: LifecycleCondition;
+}
+
+/** A bucket's lifecycle configuration, as `gcloud storage buckets update --lifecycle-file` sets it. */
+export interface Lifecycle {
+  rule: LifecycleRule[];
 }
 
 /** One request as received; `path` is the pathname as sent (object names still percent-encoded). */
@@ -49,7 +90,15 @@ interface StoredObject {
   created: string;
 }
 
-type Target = Pick<StoredObject, 'bucket' | 'name' | 'contentType' | 'metadata'>;
+interface StoredBucket {
+  created: string;
+  updated: string;
+  metageneration: number;
+  lifecycle?: Lifecycle;
+  objects: Map<string, StoredObject>;
+}
+
+type Target = Pick<StoredObject, 'bucket' | 'name' | 'contentType' | 'metadata' | 'customTime'>;
 
 interface Session extends Target {
   // Preconditions ride on the initiating POST only; GCS re-checks them when the upload finalises.
@@ -76,6 +125,17 @@ interface Ctx {
   corrupt?: boolean;
 }
 
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+// Conditions GCS has but this server does not model: configuring one is answered 501, not ignored.
+const UNMODELLED_CONDITIONS = new Set([
+  'daysSinceNoncurrentTime',
+  'matchesPattern',
+  'matchesStorageClass',
+  'noncurrentTimeBefore',
+  'numNewerVersions',
+]);
+
 const REASONS = new Map([
   [400, 'invalid'],
   [404, 'notFound'],
@@ -89,10 +149,7 @@ const REASONS = new Map([
 /** In-memory GCS JSON API server on 127.0.0.1 with an ephemeral port. */
 export class GcsEmulator {
   readonly baseUrl: string;
-  private readonly buckets = new Map<
-    string,
-    { created: string; objects: Map<string, StoredObject> }
-  >();
+  private readonly buckets = new Map<string, StoredBucket>();
   private readonly sessions = new Map<string, Session>();
   private readonly faults: { fault: GcsFault; remaining: number }[] = [];
   private readonly log: GcsRequestRecord[] = [];
@@ -135,8 +192,35 @@ export class GcsEmulator {
   /** Creates a bucket; a no-op when it already exists. */
   createBucket(name: string): void {
     if (!this.buckets.has(name)) {
-      this.buckets.set(name, { created: new Date().toISOString(), objects: new Map() });
+      const created = new Date().toISOString();
+      this.buckets.set(name, { created, updated: created, metageneration: 1, objects: new Map() });
     }
+  }
+
+  /** Replaces a bucket's lifecycle rules; throws on what GCS rejects or this server lacks. */
+  setLifecycle(bucket: string, lifecycle: Lifecycle): void {
+    this.bucketOrThrow(bucket).lifecycle = checkLifecycle(lifecycle);
+  }
+
+  /**
+   * Deletes the objects the bucket's rules match at `at` and returns their names, sorted. Real
+   * GCS acts asynchronously, up to a day after a rule is met: `at` is the earliest it may.
+   */
+  runLifecycle(bucket: string, at: Date): string[] {
+    const b = this.bucketOrThrow(bucket);
+    const rules = b.lifecycle?.rule ?? [];
+    const doomed = [...b.objects.values()]
+      .filter((o) => rules.some((r) => conditionHolds(r.condition, o, at.getTime())))
+      .map((o) => o.name);
+    for (const name of doomed) b.objects.delete(name);
+    return doomed.sort();
+  }
+
+  /** Sets an object's timeCreated, so tests can pretend it is older. */
+  backdate(bucket: string, name: string, created: Date): void {
+    const o = this.bucketOrThrow(bucket).objects.get(name);
+    if (o === undefined) throw new Error(`no object ${bucket}/${name}`);
+    o.created = created.toISOString();
   }
 
   /** Stores an object directly as a new generation. */
@@ -200,20 +284,25 @@ export class GcsEmulator {
       if (v !== undefined) headers.set(k, Array.isArray(v) ? v.join(', ') : v);
     }
     this.log.push({ method, path: url.pathname, query: url.search.slice(1), headers });
+    // Leaving the body unread lets the socket buffers fill, so the client's writes stall; the
+    // socket goes when close() destroys it.
+    if (this.take((f) => f.hangBeforeBody === true, method, url)) return;
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(Buffer.from(chunk));
     const ctx: Ctx = { method, url, q: url.searchParams, headers, body: Buffer.concat(chunks) };
     const isMedia = method === 'GET' && ctx.q.get('alt') === 'media';
+    let dropAfterCommit = false;
     for (const slot of this.faults) {
       const f = slot.fault;
       if (
         slot.remaining <= 0 ||
+        f.hangBeforeBody ||
         (f.match && !f.match({ method, path: url.pathname, query: ctx.q }))
       ) {
         continue;
       }
-      if (f.status === undefined && !f.dropConnection && f.delayMs === undefined && !isMedia)
-        continue;
+      const acts = f.status !== undefined || f.dropConnection || f.delayMs !== undefined;
+      if (!acts && !f.commitThenDrop && !isMedia) continue;
       slot.remaining -= 1;
       if (f.delayMs !== undefined)
         await sleep(f.delayMs, undefined, { signal: this.closing.signal });
@@ -222,10 +311,31 @@ export class GcsEmulator {
         return;
       }
       if (f.status !== undefined) return send(res, failure(f.status, 'Injected fault.'));
+      dropAfterCommit ||= f.commitThenDrop === true;
       ctx.truncateAt = f.truncateBodyAt ?? ctx.truncateAt;
       ctx.corrupt = f.corruptBody || ctx.corrupt;
     }
-    send(res, this.route(ctx));
+    const reply = this.route(ctx);
+    if (dropAfterCommit) req.socket.destroy();
+    else send(res, reply);
+  }
+
+  /** Uses up one application of the first live fault that `kind` selects and that matches. */
+  private take(kind: (f: GcsFault) => boolean, method: string, url: URL): boolean {
+    const slot = this.faults.find(
+      ({ fault: f, remaining }) =>
+        remaining > 0 &&
+        kind(f) &&
+        (f.match === undefined || f.match({ method, path: url.pathname, query: url.searchParams })),
+    );
+    if (slot !== undefined) slot.remaining -= 1;
+    return slot !== undefined;
+  }
+
+  private bucketOrThrow(name: string): StoredBucket {
+    const b = this.buckets.get(name);
+    if (b === undefined) throw new Error(`no bucket ${name}`);
+    return b;
   }
 
   private route(ctx: Ctx): Reply {
@@ -240,8 +350,10 @@ export class GcsEmulator {
     const bucket = decodeURIComponent(rawBucket);
     const objects = this.buckets.get(bucket)?.objects;
     if (objects === undefined) return failure(404, 'The specified bucket does not exist.');
-    if (objectPart === undefined)
-      return method === 'GET' ? json(this.bucketResource(bucket)) : unsupported;
+    if (objectPart === undefined) {
+      if (method === 'GET') return json(this.bucketResource(bucket));
+      return method === 'PATCH' ? this.patchBucket(ctx, bucket) : unsupported;
+    }
     if (rawName === undefined) {
       const uploadType = q.get('uploadType');
       const uploadId = q.get('upload_id');
@@ -273,25 +385,48 @@ export class GcsEmulator {
 
   /** objects.patch: only customTime is supported, with GCS's rule that it cannot go back. */
   private patch(ctx: Ctx, current: StoredObject): Reply {
-    let body: unknown;
-    try {
-      body = JSON.parse(ctx.body.toString('utf8') || '{}');
-    } catch {
-      return failure(400, 'Malformed JSON.');
-    }
-    const customTime = (body as { customTime?: unknown }).customTime;
-    if (typeof customTime !== 'string' || Number.isNaN(Date.parse(customTime))) {
+    const fields = jsonFields(ctx.body);
+    if (fields === undefined) return failure(400, 'Malformed JSON.');
+    if (fields.size !== 1 || !fields.has('customTime')) {
       return failure(501, 'Only customTime can be patched here.');
     }
-    if (
-      current.customTime !== undefined &&
-      Date.parse(customTime) < Date.parse(current.customTime)
-    ) {
-      return failure(400, 'Custom time cannot be decreased.');
+    const customTime = fields.get('customTime');
+    // GCS keeps customTime when a patch sets it to null: it cannot be removed (a live probe,
+    // floci-io/floci-gcp#184; the docs only say "cannot be removed").
+    if (customTime !== null) {
+      if (typeof customTime !== 'string' || Number.isNaN(Date.parse(customTime))) {
+        return failure(400, 'Invalid customTime.');
+      }
+      if (
+        current.customTime !== undefined &&
+        Date.parse(customTime) < Date.parse(current.customTime)
+      ) {
+        return failure(400, 'Custom time cannot be decreased.');
+      }
+      current.customTime = new Date(customTime).toISOString();
     }
-    current.customTime = new Date(customTime).toISOString();
     current.metageneration = String(Number(current.metageneration) + 1);
     return json(this.objectResource(current));
+  }
+
+  /** buckets.patch: only `lifecycle` (a rules object, or null to remove them). */
+  private patchBucket(ctx: Ctx, bucket: string): Reply {
+    const fields = jsonFields(ctx.body);
+    const b = this.buckets.get(bucket);
+    if (fields === undefined || b === undefined) return failure(400, 'Malformed JSON.');
+    if (fields.size !== 1 || !fields.has('lifecycle')) {
+      return failure(501, 'Only lifecycle can be patched on a bucket here.');
+    }
+    const lifecycle = fields.get('lifecycle');
+    try {
+      b.lifecycle = lifecycle === null ? undefined : checkLifecycle(lifecycle);
+    } catch (err) {
+      if (err instanceof LifecycleConfigError) return failure(err.status, err.message);
+      throw err;
+    }
+    b.metageneration += 1;
+    b.updated = new Date().toISOString();
+    return json(this.bucketResource(bucket));
   }
 
   private insertBucket(ctx: Ctx): Reply {
@@ -315,7 +450,8 @@ export class GcsEmulator {
     const name = ctx.q.get('name') ?? meta.name;
     if (name === undefined) return failure(400, 'Object name is required.');
     const contentType = meta.contentType ?? parts.contentType ?? 'application/octet-stream';
-    const target = { bucket, name, contentType, metadata: meta.metadata };
+    const { metadata, customTime } = meta;
+    const target = { bucket, name, contentType, metadata, customTime };
     return this.finish(ctx, target, ctx.q, parts.data);
   }
 
@@ -335,6 +471,7 @@ export class GcsEmulator {
       name,
       contentType,
       metadata: meta.metadata,
+      customTime: meta.customTime,
       query: ctx.q,
       chunks: [],
       received: 0,
@@ -432,17 +569,18 @@ export class GcsEmulator {
   }
 
   private bucketResource(name: string): object {
-    const created = this.buckets.get(name)?.created;
+    const b = this.buckets.get(name);
     return {
       kind: 'storage#bucket',
       id: name,
       name,
       projectNumber: '0',
-      metageneration: '1',
+      metageneration: String(b?.metageneration ?? 1),
       location: 'US',
       storageClass: 'STANDARD',
-      timeCreated: created,
-      updated: created,
+      timeCreated: b?.created,
+      updated: b?.updated,
+      ...(b?.lifecycle && { lifecycle: structuredClone(b.lifecycle) }),
     };
   }
 
@@ -496,6 +634,107 @@ function preconditionFailure(
   ];
   const failed = checks.find(([param, holds]) => q.has(param) && !holds)?.[0];
   return failed && `At least one of the pre-conditions you specified did not hold: ${failed}.`;
+}
+
+/** A lifecycle configuration GCS would reject (400), or one this server does not model (501). */
+class LifecycleConfigError extends Error {
+  override readonly name = 'LifecycleConfigError';
+  constructor(
+    readonly status: 400 | 501,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Validates a lifecycle configuration and returns a private copy of it. */
+function checkLifecycle(value: unknown): Lifecycle {
+  const invalid = (message: string) => new LifecycleConfigError(400, message);
+  const rules = isRecord(value) ? value.rule : undefined;
+  if (!Array.isArray(rules)) throw invalid('lifecycle.rule must be a list of rules.');
+  for (const [i, rule] of rules.entries()) {
+    const at = `lifecycle.rule[${i}]`;
+    if (!isRecord(rule) || !isRecord(rule.action) || !isRecord(rule.condition)) {
+      throw invalid(`${at} needs an action and a condition.`);
+    }
+    const type = rule.action.type;
+    if (type !== 'Delete') {
+      // SetStorageClass and AbortIncompleteMultipartUpload exist in GCS; nothing here uses them.
+      throw new LifecycleConfigError(501, `${at}: action ${String(type)} is not supported here.`);
+    }
+    const condition = Object.entries(rule.condition);
+    // Without conditions a rule would delete every object: refused here (not checked on GCS).
+    if (condition.length === 0) throw invalid(`${at} has no condition.`);
+    for (const [key, v] of condition) checkCondition(`${at}.condition.${key}`, key, v);
+  }
+  return structuredClone({ rule: rules as LifecycleRule[] });
+}
+
+function checkCondition(at: string, key: string, v: unknown): void {
+  const ok = (() => {
+    switch (key) {
+      case 'age':
+      case 'daysSinceCustomTime':
+        return Number.isInteger(v) && typeof v === 'number' && v >= 0;
+      case 'createdBefore':
+      case 'customTimeBefore':
+        return typeof v === 'string' && dateStart(v) !== undefined;
+      case 'isLive':
+        return typeof v === 'boolean';
+      case 'matchesPrefix':
+      case 'matchesSuffix':
+        return Array.isArray(v) && v.every((s) => typeof s === 'string');
+      default:
+        if (UNMODELLED_CONDITIONS.has(key)) {
+          throw new LifecycleConfigError(501, `${at}: condition not supported here.`);
+        }
+        throw new LifecycleConfigError(400, `${at}: unknown condition.`);
+    }
+  })();
+  if (!ok) throw new LifecycleConfigError(400, `${at}: invalid value ${JSON.stringify(v)}.`);
+}
+
+/** Whether all of a rule's conditions hold for `o` at `at` (ms since the epoch). */
+function conditionHolds(c: LifecycleCondition, o: StoredObject, at: number): boolean {
+  const created = Date.parse(o.created);
+  const custom = o.customTime === undefined ? undefined : Date.parse(o.customTime);
+  const before = (t: number | undefined, date: string | undefined) =>
+    date === undefined || (t !== undefined && t < (dateStart(date) ?? Number.NaN));
+  // "N days old" means N * 24h after the timestamp, to the millisecond (GCS's own example:
+  // created 2019/01/10 10:00 UTC, age 10 -> met on and after 2019/01/20 10:00 UTC).
+  const aged = (t: number | undefined, days: number | undefined) =>
+    days === undefined || (t !== undefined && at >= t + days * DAY_MS);
+  return (
+    aged(created, c.age) &&
+    aged(custom, c.daysSinceCustomTime) &&
+    before(created, c.createdBefore) &&
+    before(custom, c.customTimeBefore) &&
+    (c.isLive === undefined || c.isLive) &&
+    (c.matchesPrefix === undefined || c.matchesPrefix.some((p) => o.name.startsWith(p))) &&
+    (c.matchesSuffix === undefined || c.matchesSuffix.some((s) => o.name.endsWith(s)))
+  );
+}
+
+/** 00:00 UTC of a `YYYY-MM-DD` date, or undefined when it is not one. */
+function dateStart(date: string): number | undefined {
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(date)) return undefined;
+  const t = Date.parse(`${date}T00:00:00Z`);
+  // Date.parse rolls 2024-02-30 over; a real date prints back as itself.
+  return !Number.isNaN(t) && new Date(t).toISOString().startsWith(date) ? t : undefined;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** A JSON object body's fields; undefined when the body is not a JSON object. */
+function jsonFields(raw: Buffer): Map<string, unknown> | undefined {
+  try {
+    const value: unknown = JSON.parse(raw.toString('utf8') || '{}');
+    return isRecord(value) ? new Map(Object.entries(value)) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function media(ctx: Ctx, o: StoredObject): Reply {
@@ -557,7 +796,9 @@ function parseMultipart(
 
 function parseMeta(
   raw: Buffer,
-): { name?: string; contentType?: string; metadata?: Map<string, string> } | undefined {
+):
+  | { name?: string; contentType?: string; metadata?: Map<string, string>; customTime?: string }
+  | undefined {
   let value: unknown = {};
   try {
     if (raw.length > 0) value = JSON.parse(raw.toString('utf8'));
@@ -566,12 +807,21 @@ function parseMeta(
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
   const fields = new Map<string, unknown>(Object.entries(value));
-  const [name, contentType, custom] = ['name', 'contentType', 'metadata'].map((k) => fields.get(k));
+  const [name, contentType, custom, customTime] = [
+    'name',
+    'contentType',
+    'metadata',
+    'customTime',
+  ].map((k) => fields.get(k));
   const entries: [string, unknown][] =
     typeof custom === 'object' && custom !== null ? Object.entries(custom) : [];
+  const time = typeof customTime === 'string' ? Date.parse(customTime) : undefined;
+  // An unparsable customTime fails the upload, as on GCS.
+  if (customTime !== undefined && customTime !== null && !Number.isFinite(time)) return undefined;
   return {
     ...(typeof name === 'string' && { name }),
     ...(typeof contentType === 'string' && { contentType }),
+    ...(time !== undefined && { customTime: new Date(time).toISOString() }),
     // null values mean "remove this key" in GCS, so they are never stored.
     ...(entries.length > 0 && {
       metadata: new Map(entries.filter(([, v]) => v !== null).map(([k, v]) => [k, String(v)])),
