@@ -5,9 +5,21 @@ import type {
   AerospikeStats,
   ControlReply,
   ControlRequest,
+  RawRecord,
+  SeedKey,
+  SeedRecord,
+  SeedValue,
 } from './aerospike-server.js';
 
-export type { AerospikeMode, AerospikeStats } from './aerospike-server.js';
+export type {
+  AerospikeMode,
+  AerospikeStats,
+  RawParticle,
+  RawRecord,
+  SeedKey,
+  SeedRecord,
+  SeedValue,
+} from './aerospike-server.js';
 
 // Distributes over the union so each request shape keeps its own fields.
 type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never;
@@ -83,6 +95,35 @@ export class AerospikeEmulator {
   /** Live records in a namespace, optionally only those written with the given set name. */
   async recordCount(namespace: string, set?: string): Promise<number> {
     return (await this.#call({ op: 'recordCount', namespace, set })) as number;
+  }
+
+  /**
+   * Writes one record by typed key, as client.put with default policies would (bins merge into a
+   * live record, a null bin deletes that bin), with bins encoded exactly as the client encodes them.
+   */
+  async put(
+    namespace: string,
+    set: string,
+    key: SeedKey,
+    bins: Record<string, SeedValue>,
+    options: { ttlSecs?: number } = {},
+  ): Promise<void> {
+    await this.#call({ op: 'seed', namespace, records: [{ set, key, bins, ...options }] });
+  }
+
+  /** Writes many records in one control call; on bad input nothing is written. */
+  async putMany(namespace: string, records: readonly SeedRecord[]): Promise<void> {
+    await this.#call({ op: 'seed', namespace, records: [...records] });
+  }
+
+  /** The record digest (hex) the client computes for this set ('' for none) and typed key. */
+  async digestOf(set: string, key: SeedKey): Promise<string> {
+    return (await this.#call({ op: 'digestOf', set, key })) as string;
+  }
+
+  /** The stored bytes of a live record, by digest (hex); undefined when there is none. */
+  async rawRecord(namespace: string, digest: string): Promise<RawRecord | undefined> {
+    return (await this.#call({ op: 'rawRecord', namespace, digest })) as RawRecord | undefined;
   }
 
   /** Closes the listener and every connection, then ends the worker. Safe to call twice. */

@@ -1,4 +1,5 @@
 // Runs as a worker thread loaded by plain Node: keep to erasable TypeScript and node: imports only.
+import { createHash } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { inflateSync } from 'node:zlib';
@@ -24,11 +25,60 @@ export interface AerospikeStats {
   connections: number;
 }
 
+/**
+ * A record key as the client types it. The type is part of the digest, so the integer key
+ * 9876543210 and the string key "9876543210" address different records.
+ */
+export type SeedKey =
+  | { type: 'string'; value: string }
+  | { type: 'integer'; value: string /* int64, decimal */ }
+  | { type: 'bytes'; value: string /* base64 */ };
+
+/**
+ * A bin value, stored as the real client encodes the matching JS value: an integral number is an
+ * int64 and any other number a double; an object whose only property is `int` (int64, decimal) or
+ * `double` (a number) is that number; any other object is a map. A top-level null means no bin
+ * (it deletes the bin, as in client.put); inside a list or map it is nil.
+ */
+export type SeedValue =
+  | string
+  | number
+  | { int: string }
+  | { double: number }
+  | null
+  | SeedValue[]
+  | { [key: string]: SeedValue };
+
+/** One record to seed. The set '' means no set; ttlSecs absent means the namespace default. */
+export interface SeedRecord {
+  set: string;
+  key: SeedKey;
+  bins: Record<string, SeedValue>;
+  ttlSecs?: number;
+}
+
+/** A particle as stored: its type byte and its bytes (base64), exactly as on the wire. */
+export interface RawParticle {
+  type: number;
+  value: string;
+}
+
+/** A stored record as bytes, for tests that compare encodings; key only if one was sent. */
+export interface RawRecord {
+  set: string;
+  generation: number;
+  key: RawParticle | undefined;
+  bins: Record<string, RawParticle>;
+}
+
 /** A request from the controller thread to the worker. */
 export type ControlRequest =
   | { id: number; op: 'setMode'; mode: AerospikeMode }
   | { id: number; op: 'stats' | 'resetStats' | 'close' }
-  | { id: number; op: 'recordCount'; namespace: string; set?: string };
+  | { id: number; op: 'recordCount'; namespace: string; set?: string }
+  | { id: number; op: 'seed'; namespace: string; records: SeedRecord[] }
+  | { id: number; op: 'digestOf'; set: string; key: SeedKey }
+  | { id: number; op: 'rawRecord'; namespace: string; digest: string };
 
 /** A worker message: the listening port once, then one reply per control request. */
 export type ControlReply =
@@ -54,12 +104,19 @@ const INFO3 = {
   CREATE_OR_REPLACE: 0x10,
   REPLACE_ONLY: 0x20,
 } as const;
-const FIELD = { NAMESPACE: 0, SET: 1, DIGEST: 4, BATCH_INDEX: 41, FILTER: 43 } as const;
+const FIELD = { NAMESPACE: 0, SET: 1, KEY: 2, DIGEST: 4, BATCH_INDEX: 41, FILTER: 43 } as const;
 const OP = { READ: 1, WRITE: 2, TOUCH: 11, DELETE: 14 } as const;
 const PARTICLE_NIL = 0;
+// Particle types (as_bytes_type in the C client); strings inside lists and maps carry one too.
+const PARTICLE = { INTEGER: 1, DOUBLE: 2, STRING: 3, BLOB: 4, MAP: 19, LIST: 20 } as const;
+// The Node client builds every map as an as_orderedmap, which as_msgpack packs as key-ordered.
+const MAP_K_ORDERED = 0x01;
+const MAX_BIN_NAME_BYTES = 15;
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
 const ROW = { REPEAT: 0x01, INFO: 0x02, GEN: 0x04, TTL: 0x08, INFO4: 0x10 } as const;
 const [OK, NOT_FOUND, GENERATION_MISMATCH, BAD_REQUEST, EXISTS] = [0, 2, 3, 4, 5];
-const [UNSUPPORTED, NAMESPACE_NOT_FOUND] = [16, 20];
+const [UNSUPPORTED, KEY_MISMATCH, NAMESPACE_NOT_FOUND] = [16, 19, 20];
 
 interface Bin {
   type: number;
@@ -68,6 +125,8 @@ interface Bin {
 
 interface StoredRecord {
   set: string;
+  // The flat key (particle type byte, then the key's bytes) when a command sent one.
+  key: Buffer | undefined;
   bins: Map<string, Bin>;
   generation: number;
   voidTime: number;
@@ -201,6 +260,165 @@ function voidTimeFor(ttl: number, current: StoredRecord | undefined): number {
   return nowSinceEpoch() + ttl;
 }
 
+function int64(value: bigint, what: string): bigint {
+  if (value < INT64_MIN || value > INT64_MAX) throw new Error(`${what}: ${value} is not an int64`);
+  return value;
+}
+
+function parseInt64(text: unknown, what: string): bigint {
+  if (typeof text !== 'string' || !/^-?\d+$/.test(text)) {
+    throw new Error(`${what}: ${JSON.stringify(text)} is not a decimal integer`);
+  }
+  return int64(BigInt(text), what);
+}
+
+/** The key as the client hashes and sends it (as_key_set_digest, as_command_write_user_key). */
+function flatKey(key: SeedKey): Buffer {
+  switch (key.type) {
+    case 'string':
+      return Buffer.concat([Buffer.of(PARTICLE.STRING), Buffer.from(key.value, 'utf8')]);
+    case 'integer': {
+      const flat = Buffer.alloc(9);
+      flat.writeUInt8(PARTICLE.INTEGER, 0);
+      flat.writeBigInt64BE(parseInt64(key.value, 'integer key'), 1);
+      return flat;
+    }
+    case 'bytes':
+      return Buffer.concat([Buffer.of(PARTICLE.BLOB), Buffer.from(key.value, 'base64')]);
+    default:
+      throw new Error(`unknown key type ${JSON.stringify((key as { type: unknown }).type)}`);
+  }
+}
+
+/** RIPEMD-160 over the set name and the flat key, as cf_digest_compute2 in the C client. */
+function digestOf(set: string, key: SeedKey): Buffer {
+  return createHash('ripemd160').update(set, 'utf8').update(flatKey(key)).digest();
+}
+
+type SeedNumber = { kind: 'int'; value: bigint } | { kind: 'double'; value: number };
+
+/** The number a seed value spells, if it is one (see SeedValue). */
+function numberOf(value: unknown, what: string): SeedNumber | undefined {
+  if (typeof value === 'number') {
+    if (!Number.isInteger(value)) return { kind: 'double', value };
+    return { kind: 'int', value: int64(BigInt(value), what) };
+  }
+  if (!isPlainObject(value) || Object.keys(value).length !== 1) return undefined;
+  if ('int' in value && typeof value.int === 'string') {
+    return { kind: 'int', value: parseInt64(value.int, what) };
+  }
+  if ('double' in value && typeof value.double === 'number') {
+    return { kind: 'double', value: value.double };
+  }
+  return undefined;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null) return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+function sized(code: number, size: number, bytes: 1 | 2 | 4 | 8): Buffer {
+  const out = Buffer.alloc(1 + bytes);
+  out.writeUInt8(code, 0);
+  out.writeUIntBE(size, 1, bytes);
+  return out;
+}
+
+// as_msgpack.c picks the smallest form, as below, for every header and integer.
+function packHeader(count: number, fix: number, code16: number, code32: number): Buffer {
+  if (count < 16) return Buffer.of(fix | count);
+  return count < 0x10000 ? sized(code16, count, 2) : sized(code32, count, 4);
+}
+
+function packStringHeader(size: number): Buffer {
+  if (size < 32) return Buffer.of(0xa0 | size);
+  if (size < 0x100) return sized(0xd9, size, 1);
+  return size < 0x10000 ? sized(0xda, size, 2) : sized(0xdb, size, 4);
+}
+
+function packInt(value: bigint): Buffer {
+  const out = Buffer.alloc(9);
+  if (value >= 0n) {
+    if (value < 0x80n) return Buffer.of(Number(value));
+    if (value < 0x100n) return sized(0xcc, Number(value), 1);
+    if (value < 0x10000n) return sized(0xcd, Number(value), 2);
+    if (value < 0x100000000n) return sized(0xce, Number(value), 4);
+    out.writeUInt8(0xcf, 0);
+    out.writeBigUInt64BE(value, 1);
+    return out;
+  }
+  if (value >= -32n) return Buffer.of(Number(value) & 0xff);
+  if (value >= -0x80n) return Buffer.of(0xd0, Number(value) & 0xff);
+  if (value >= -0x8000n) return sized(0xd1, Number(value) & 0xffff, 2);
+  if (value >= -0x80000000n) return sized(0xd2, Number(value) >>> 0, 4);
+  out.writeUInt8(0xd3, 0);
+  out.writeBigInt64BE(value, 1);
+  return out;
+}
+
+/** Aerospike's msgpack for a list or map element, as as_pack_val writes it. */
+function pack(value: unknown, what: string, out: Buffer[]): void {
+  if (value === null) {
+    out.push(Buffer.of(0xc0));
+  } else if (typeof value === 'string') {
+    const bytes = Buffer.from(value, 'utf8');
+    out.push(packStringHeader(bytes.length + 1), Buffer.of(PARTICLE.STRING), bytes);
+  } else if (Array.isArray(value)) {
+    out.push(packHeader(value.length, 0x90, 0xdc, 0xdd));
+    for (const [i, item] of value.entries()) pack(item, `${what}[${i}]`, out);
+  } else {
+    const number = numberOf(value, what);
+    if (number?.kind === 'int') {
+      out.push(packInt(number.value));
+    } else if (number?.kind === 'double') {
+      const double = Buffer.alloc(9);
+      double.writeUInt8(0xcb, 0);
+      double.writeDoubleBE(number.value, 1);
+      out.push(double);
+    } else if (isPlainObject(value)) {
+      // A key-ordered map: one extra element, the ext header with the flags, then nil; entries
+      // sorted by key bytes (strcmp), as the client's as_orderedmap holds them.
+      const entries = Object.entries(value)
+        .map(([key, item]) => ({ key: Buffer.from(key, 'utf8'), item }))
+        .sort((a, b) => Buffer.compare(a.key, b.key));
+      out.push(packHeader(entries.length + 1, 0x80, 0xde, 0xdf));
+      out.push(Buffer.of(0xc7, 0x00, MAP_K_ORDERED, 0xc0));
+      for (const { key, item } of entries) {
+        out.push(packStringHeader(key.length + 1), Buffer.of(PARTICLE.STRING), key);
+        pack(item, `${what}.${key.toString('utf8')}`, out);
+      }
+    } else {
+      throw new Error(`${what}: unsupported seed value ${String(value)}`);
+    }
+  }
+}
+
+/** A bin value as the client writes it (as_command_write_bin); null is a bin delete. */
+function binOf(value: unknown, what: string): Bin {
+  if (value === null) return { type: PARTICLE_NIL, value: Buffer.alloc(0) };
+  if (typeof value === 'string')
+    return { type: PARTICLE.STRING, value: Buffer.from(value, 'utf8') };
+  const number = numberOf(value, what);
+  const fixed = Buffer.alloc(8);
+  if (number?.kind === 'int') {
+    fixed.writeBigInt64BE(number.value);
+    return { type: PARTICLE.INTEGER, value: fixed };
+  }
+  if (number?.kind === 'double') {
+    fixed.writeDoubleBE(number.value);
+    return { type: PARTICLE.DOUBLE, value: fixed };
+  }
+  const parts: Buffer[] = [];
+  pack(value, what, parts);
+  return { type: Array.isArray(value) ? PARTICLE.LIST : PARTICLE.MAP, value: Buffer.concat(parts) };
+}
+
+function raw(particle: Bin): RawParticle {
+  return { type: particle.type, value: particle.value.toString('base64') };
+}
+
 /** The in-memory single-node server: records keyed by namespace, then digest. */
 export class AerospikeServer {
   readonly #namespaces: Map<string, Map<string, StoredRecord>>;
@@ -266,9 +484,62 @@ export class AerospikeServer {
         }
         return count;
       }
+      case 'seed':
+        this.#seed(request.namespace, request.records);
+        return undefined;
+      case 'digestOf':
+        return digestOf(request.set, request.key).toString('hex');
+      case 'rawRecord':
+        return this.#rawRecord(request.namespace, request.digest);
       case 'close':
         return this.close();
     }
+  }
+
+  /** Writes records as client.put with default policies would: bins merge into a live record. */
+  #seed(namespace: string, records: readonly SeedRecord[]): void {
+    if (!this.#namespaces.has(namespace)) throw new Error(`namespace ${namespace} not found`);
+    // Everything is encoded before anything is written, so bad input leaves the store untouched.
+    const commands = records.map(({ set, key, bins, ttlSecs }): Command => {
+      if (
+        ttlSecs !== undefined &&
+        !(Number.isInteger(ttlSecs) && ttlSecs > 0 && ttlSecs < 2 ** 31)
+      ) {
+        throw new Error(`ttlSecs ${ttlSecs} is not a positive number of seconds`);
+      }
+      const ops = Object.entries(bins).map(([name, value]): Op => {
+        if (Buffer.byteLength(name) > MAX_BIN_NAME_BYTES || name.length === 0) {
+          throw new Error(`bin name ${JSON.stringify(name)} is empty or over 15 bytes`);
+        }
+        return { op: OP.WRITE, name, ...binOf(value, `bin ${name}`) };
+      });
+      const fields = new Map<number, Buffer>([
+        [FIELD.NAMESPACE, Buffer.from(namespace, 'utf8')],
+        [FIELD.SET, Buffer.from(set, 'utf8')],
+        [FIELD.DIGEST, digestOf(set, key)],
+      ]);
+      return {
+        info1: 0,
+        info2: INFO2.WRITE,
+        info3: 0,
+        generation: 0,
+        ttl: ttlSecs ?? 0,
+        fields,
+        ops,
+      };
+    });
+    for (const command of commands) {
+      const { result } = this.#execute(command);
+      if (result !== OK) throw new Error(`seed write failed with result code ${result}`);
+    }
+  }
+
+  #rawRecord(namespace: string, digest: string): RawRecord | undefined {
+    const rec = this.#namespaces.get(namespace)?.get(digest.toLowerCase());
+    if (!rec || (rec.voidTime !== 0 && rec.voidTime <= nowSinceEpoch())) return undefined;
+    const key = rec.key && raw({ type: rec.key.readUInt8(0), value: rec.key.subarray(1) });
+    const bins = Object.fromEntries([...rec.bins].map(([name, bin]) => [name, raw(bin)]));
+    return { set: rec.set, generation: rec.generation, key, bins };
   }
 
   #accept(socket: Socket): void {
@@ -479,8 +750,14 @@ export class AerospikeServer {
       bins,
     });
 
+    // A sent key (policy key SEND) is checked against a stored one, as the server's
+    // check_msg_key does; only a digest collision or a hand-made request can fail it.
+    const sentKey = fields.get(FIELD.KEY);
+    const keyMismatch = sentKey && existing?.key && !sentKey.equals(existing.key);
+
     if (!(info2 & (INFO2.WRITE | INFO2.DELETE))) {
       if (!existing) return failure(NOT_FOUND);
+      if (keyMismatch) return failure(KEY_MISMATCH);
       if (info1 & INFO1.NOBINDATA) return done(existing, []);
       if (info1 & INFO1.GET_ALL || ops.length === 0) return done(existing, allBins(existing));
       if (ops.some((op) => op.op !== OP.READ)) return failure(UNSUPPORTED);
@@ -498,11 +775,16 @@ export class AerospikeServer {
     if (existing && info2 & INFO2.GEN_GT && command.generation <= existing.generation) {
       return failure(GENERATION_MISMATCH);
     }
+    if (keyMismatch) return failure(KEY_MISMATCH);
     if (info2 & INFO2.DELETE && ops.length === 0) {
       if (!existing) return failure(NOT_FOUND);
       records.delete(id);
       return failure(OK);
     }
+    // As get_msg_key: a key to store must not be empty, and an integer one has 8 bytes.
+    const badKey =
+      sentKey?.length === 0 || (sentKey?.[0] === PARTICLE.INTEGER && sentKey.length !== 9);
+    if (badKey && !existing?.key) return failure(UNSUPPORTED);
     if (existing && info2 & INFO2.CREATE_ONLY) return failure(EXISTS);
     if (!existing && info3 & (INFO3.UPDATE_ONLY | INFO3.REPLACE_ONLY)) return failure(NOT_FOUND);
     const replace = info3 & (INFO3.CREATE_OR_REPLACE | INFO3.REPLACE_ONLY);
@@ -532,6 +814,8 @@ export class AerospikeServer {
     }
     const record: StoredRecord = {
       set: fields.get(FIELD.SET)?.toString('utf8') ?? '',
+      // As on the server, a stored key stays; otherwise the one sent, if any, is stored.
+      key: existing?.key ?? sentKey,
       bins,
       // Generations are 16 bits on the server and wrap past zero.
       generation: existing ? (existing.generation % 0xffff) + 1 : 1,

@@ -2,7 +2,11 @@ import { once } from 'node:events';
 import { connect } from 'node:net';
 import Aerospike, { type AerospikeError, type BatchResult, type Client } from 'aerospike';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { AerospikeEmulator } from '../emulators/aerospike-emulator.js';
+import {
+  AerospikeEmulator,
+  type SeedKey,
+  type SeedValue,
+} from '../emulators/aerospike-emulator.js';
 
 const NS = 'profiles';
 const TOTAL_TIMEOUT_MS = 500;
@@ -281,5 +285,256 @@ describe('AerospikeEmulator with the real aerospike client', () => {
       expect(single.code).toBe(Aerospike.status.ERR_ASYNC_CONNECTION);
       await expectRecovery();
     });
+  });
+});
+
+describe('typed keys, digests and seeding', () => {
+  type KeyValue = string | number | bigint | Buffer;
+
+  function typed(set: string | null, value: KeyValue): Aerospike.Key {
+    return new Aerospike.Key(NS, set, value);
+  }
+
+  function hex(k: Aerospike.Key): string {
+    // Every command writes the digest it computed back onto the key object.
+    if (!k.digest) throw new Error('the client left no digest on the key');
+    return k.digest.toString('hex');
+  }
+
+  const { OK, ERR_RECORD_NOT_FOUND } = Aerospike.status;
+
+  it('keeps the integer key 9876543210 and the string key "9876543210" apart (client writes)', async () => {
+    await client.put(typed('typed-client', 9876543210), { from: 'integer' });
+    expect((await client.get(typed('typed-client', 9876543210))).bins).toEqual({ from: 'integer' });
+    expect((await failure(client.get(typed('typed-client', '9876543210')))).code).toBe(
+      ERR_RECORD_NOT_FOUND,
+    );
+
+    await client.put(typed('typed-client', '1234567'), { from: 'string' });
+    expect((await client.get(typed('typed-client', '1234567'))).bins).toEqual({ from: 'string' });
+    expect((await failure(client.get(typed('typed-client', 1234567)))).code).toBe(
+      ERR_RECORD_NOT_FOUND,
+    );
+
+    const batch = await readAll([
+      typed('typed-client', 9876543210),
+      typed('typed-client', 1234567),
+    ]);
+    expect(batch.map((r) => r.status)).toEqual([OK, ERR_RECORD_NOT_FOUND]);
+  });
+
+  it('keeps integer and string keys apart for seeded records', async () => {
+    await emulator.put(NS, 'typed-seed', { type: 'integer', value: '9876543210' }, { from: 'int' });
+    expect((await client.get(typed('typed-seed', 9876543210))).bins).toEqual({ from: 'int' });
+    expect((await failure(client.get(typed('typed-seed', '9876543210')))).code).toBe(
+      ERR_RECORD_NOT_FOUND,
+    );
+
+    await emulator.put(NS, 'typed-seed', { type: 'string', value: '1234567' }, { from: 'str' });
+    expect((await client.get(typed('typed-seed', '1234567'))).bins).toEqual({ from: 'str' });
+    expect((await failure(client.get(typed('typed-seed', 1234567)))).code).toBe(
+      ERR_RECORD_NOT_FOUND,
+    );
+
+    // Both spellings of one id can exist side by side, each its own record.
+    await emulator.put(NS, 'typed-seed', { type: 'string', value: '9876543210' }, { from: 'str' });
+    expect(await emulator.recordCount(NS, 'typed-seed')).toBe(3);
+    expect((await client.get(typed('typed-seed', 9876543210))).bins).toEqual({ from: 'int' });
+    expect((await client.get(typed('typed-seed', '9876543210'))).bins).toEqual({ from: 'str' });
+  });
+
+  const blob = Buffer.from([0, 1, 254, 255]);
+  const keyCases: [string, SeedKey, KeyValue][] = [
+    ['string', { type: 'string', value: 'ada' }, 'ada'],
+    ['digit string', { type: 'string', value: '9876543210' }, '9876543210'],
+    ['non-ASCII string', { type: 'string', value: 'Zoë ✓ 名' }, 'Zoë ✓ 名'],
+    ['integer', { type: 'integer', value: '9876543210' }, 9876543210],
+    ['zero', { type: 'integer', value: '0' }, 0],
+    ['negative integer', { type: 'integer', value: '-1' }, -1],
+    ['large negative integer', { type: 'integer', value: '-9876543210' }, -9876543210],
+    ['integer above 2^53 (BigInt)', { type: 'integer', value: '9007199254740993' }, 2n ** 53n + 1n],
+    ['int64 max (BigInt)', { type: 'integer', value: '9223372036854775807' }, 2n ** 63n - 1n],
+    ['int64 min (BigInt)', { type: 'integer', value: '-9223372036854775808' }, -(2n ** 63n)],
+    ['bytes', { type: 'bytes', value: blob.toString('base64') }, blob],
+  ];
+
+  it.each(keyCases)(
+    'computes the client digest of a key: %s, with and without a set',
+    async (_, seed, value) => {
+      for (const set of ['typed-digest', null]) {
+        const written = typed(set, value);
+        await client.put(written, { by: 'client' });
+        expect(await emulator.digestOf(set ?? '', seed)).toBe(hex(written));
+
+        // A seeded record lands on the same digest, so the client finds it by the typed key.
+        await emulator.put(NS, set ?? '', seed, { by: 'seed' });
+        expect((await client.get(typed(set, value))).bins).toEqual({ by: 'seed' });
+      }
+    },
+  );
+
+  it('stores seeded bins exactly as the client writes them', async () => {
+    const boundaries = [
+      0,
+      127,
+      128,
+      255,
+      256,
+      65535,
+      65536,
+      2 ** 32 - 1,
+      2 ** 32,
+      -1,
+      -32,
+      -33,
+      -128,
+      -129,
+      -32768,
+      -32769,
+      -(2 ** 31),
+      -(2 ** 31) - 1,
+    ];
+    const strings = ['', 'z'.repeat(30), 'z'.repeat(31), 'z'.repeat(255), 'z'.repeat(70000)];
+    const segments = { '1001': 1767225600, '7': 1767312000, '42': 0 };
+    const wide = Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`s${i}`, i * 1000]));
+    const shared = {
+      name: 'Ada',
+      unicode: 'Zoë ✓ 名前',
+      long: 'y'.repeat(300),
+      visits: 42,
+      zero: 0,
+      negative: -7,
+      pow: 2 ** 60,
+      score: 2.5,
+      tiny: -0.125,
+      ints: boundaries,
+      strings,
+      counting: Array.from({ length: 20 }, (_, i) => i),
+      mixed: ['a', 2.5, null, [1, ['deep']], { k: 'v' }],
+      segments,
+      wide,
+      keys: { ü: 1, a: 2, Z: 3, '': 4 },
+      nested: { tags: ['a', 'b'], history: [{ at: 1, seg: [5, 6] }], deep: { x: { y: [1, [2]] } } },
+      emptyList: [],
+      emptyMap: {},
+    };
+    const clientBins = {
+      ...shared,
+      big: 2n ** 60n + 1n,
+      min: -(2n ** 63n),
+      exact: new Aerospike.Double(3),
+      listed: [new Aerospike.Double(1), 2n ** 62n, -(2n ** 40n)],
+    };
+    const seedBins: Record<string, SeedValue> = {
+      ...shared,
+      big: { int: '1152921504606846977' },
+      min: { int: '-9223372036854775808' },
+      exact: { double: 3 },
+      listed: [{ double: 1 }, { int: '4611686018427387904' }, { int: '-1099511627776' }],
+    };
+    // The client reads an integer back as a number when it is safe, as a bigint otherwise.
+    const expected = {
+      ...clientBins,
+      pow: 2n ** 60n,
+      exact: 3,
+      listed: [1, 2n ** 62n, -(2 ** 40)],
+    };
+
+    const fromClient = typed('bins', 'from-client');
+    await client.put(fromClient, clientBins);
+    const seedKey: SeedKey = { type: 'string', value: 'seeded' };
+    await emulator.put(NS, 'bins', seedKey, seedBins);
+
+    const written = await client.get(typed('bins', 'from-client'));
+    const seeded = await client.get(typed('bins', 'seeded'));
+    expect(written.bins).toEqual(expected);
+    expect(seeded.bins).toEqual(written.bins);
+    expect(typeof seeded.bins.big).toBe('bigint');
+    expect(typeof seeded.bins.visits).toBe('number');
+    expect(seeded.bins.segments).toEqual(segments);
+
+    // Byte for byte: same particle types, same msgpack (string prefixes, map order, int sizes).
+    const rawClient = await emulator.rawRecord(NS, hex(fromClient));
+    const rawSeed = await emulator.rawRecord(NS, await emulator.digestOf('bins', seedKey));
+    expect(rawClient?.bins).toBeDefined();
+    expect(rawSeed?.bins).toEqual(rawClient?.bins);
+  });
+
+  it('seeds many records in one call, with ttl and client.put merge semantics', async () => {
+    await emulator.putMany(NS, [
+      {
+        set: 'many',
+        key: { type: 'integer', value: '1' },
+        bins: { segments: { '7': 1767312000 } },
+      },
+      { set: 'many', key: { type: 'integer', value: '2' }, bins: { segments: {} }, ttlSecs: 3600 },
+      { set: 'many', key: { type: 'string', value: '3' }, bins: { name: 'three', n: 3 } },
+    ]);
+    const keys = [1, 2, '3', 3].map((k) => typed('many', k));
+    const results = await readAll(keys);
+    expect(results.map((r) => r.status)).toEqual([OK, OK, OK, ERR_RECORD_NOT_FOUND]);
+    expect(results.map((r) => r.record?.bins)).toEqual([
+      { segments: { '7': 1767312000 } },
+      { segments: {} },
+      { name: 'three', n: 3 },
+      undefined,
+    ]);
+    expect(results[0]?.record.ttl).toBe(-1);
+    expect(results[1]?.record.ttl).toBeGreaterThan(3590);
+
+    await emulator.put(NS, 'many', { type: 'string', value: '3' }, { name: null, extra: 'x' });
+    const merged = await client.get(typed('many', '3'));
+    expect(merged.bins).toEqual({ n: 3, extra: 'x' });
+    expect(merged.gen).toBe(2);
+  });
+
+  it('rejects seeds the client could not write, and writes none of the batch', async () => {
+    const good = {
+      set: 'bad-seed',
+      key: { type: 'string', value: 'ok' } as SeedKey,
+      bins: { v: 1 },
+    };
+    const attempts: [string, Promise<void>][] = [
+      ['not a decimal', emulator.putMany(NS, [good, { ...good, bins: { v: { int: '1.5' } } }])],
+      [
+        'not an int64',
+        emulator.putMany(NS, [
+          good,
+          { ...good, key: { type: 'integer', value: '9223372036854775808' } },
+        ]),
+      ],
+      ['not an int64', emulator.put(NS, 'bad-seed', good.key, { v: 2 ** 63 })],
+      ['over 15 bytes', emulator.put(NS, 'bad-seed', good.key, { 'sixteen-chars-xx': 1 })],
+      ['namespace nowhere', emulator.put('nowhere', 'bad-seed', good.key, { v: 1 })],
+    ];
+    for (const [message, attempt] of attempts) await expect(attempt).rejects.toThrow(message);
+    expect(await emulator.recordCount(NS, 'bad-seed')).toBe(0);
+  });
+
+  it('stores a key sent with policy key SEND and refuses a different key on the same digest', async () => {
+    const sendKey = new Aerospike.WritePolicy({ ...quick, key: Aerospike.policy.key.SEND });
+    const sent = typed('sent', 9876543210);
+    await client.put(sent, { v: 1 }, {}, sendKey);
+    const stored = await emulator.rawRecord(NS, hex(sent));
+    const int64 = Buffer.from('000000024cb016ea', 'hex');
+    expect(stored?.key).toEqual({ type: 1, value: int64.toString('base64') });
+    const notSent = typed('sent', 'no-key');
+    await client.put(notSent, { v: 2 });
+    expect((await emulator.rawRecord(NS, hex(notSent)))?.key).toBeUndefined();
+
+    const readWithKey = new Aerospike.ReadPolicy({ ...quick, key: Aerospike.policy.key.SEND });
+    expect((await client.get(typed('sent', 9876543210), readWithKey)).bins).toEqual({ v: 1 });
+    // Only a hand-made request can send another key for the same digest: key mismatch (19).
+    const read = (flat: Buffer) =>
+      readMessage([
+        [0, Buffer.from(NS)],
+        [1, Buffer.from('sent')],
+        [4, Buffer.from(hex(sent), 'hex')],
+        [2, flat],
+      ]);
+    const same = Buffer.concat([Buffer.of(1), int64]);
+    expect((await exchange(3, read(same))).body.readUInt8(5)).toBe(0);
+    const other = Buffer.concat([Buffer.of(3), Buffer.from('9876543210')]);
+    expect((await exchange(3, read(other))).body.readUInt8(5)).toBe(19);
   });
 });
