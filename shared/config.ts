@@ -91,6 +91,11 @@ const profileSchema = commonSchema.extend({
   AEROSPIKE_SOCKET_TIMEOUT_MS: int(10, 60_000).default(200),
   AEROSPIKE_TOTAL_TIMEOUT_MS: int(10, 60_000).default(500),
   AEROSPIKE_MAX_RETRIES: int(0, 10).default(1),
+  /**
+   * The largest mapping (its manifest's `memoryBytes`) this instance loads; a larger one is
+   * refused and the last good one keeps serving. Unset: derived from the instance's memory.
+   */
+  MAPPING_MAX_BYTES: int(0, Number.MAX_SAFE_INTEGER).optional(),
 });
 
 /** Everything the `profile` function reads from its environment. */
@@ -115,6 +120,7 @@ const tablePath = z
 
 const jobSchema = commonSchema.extend({
   MIN_ROWS_RATIO: z.coerce.number().min(0).max(1).default(0.5),
+  /** The whole run: source, upload and publication. */
   JOB_TIMEOUT_MS: int(1_000, 3_600_000).default(900_000),
 });
 
@@ -155,6 +161,10 @@ const mappingJobSchema = jobSchema.extend({
   MAPPING_TYPE_COLUMN: sqlName.default('id_type'),
   MAPPING_PARTITION_COLUMN: sqlName.default('partition_date'),
   MAPPING_LOOKBACK_DAYS: int(1, 3_650).default(7),
+  /** Daily partitions in a snapshot, ending at the latest one (1: the latest only). */
+  MAPPING_WINDOW_DAYS: int(1, 3_650).default(1),
+  /** Refuse to publish a mapping that needs more memory than this (0: no limit; deploy.sh sets it). */
+  MAPPING_MAX_BYTES: int(0, Number.MAX_SAFE_INTEGER).default(0),
   BIGQUERY_PROJECT: z.string().min(1).optional(),
   BIGQUERY_LOCATION: z.string().min(1).optional(),
   BIGQUERY_PAGE_SIZE: int(100, 100_000).default(20_000),

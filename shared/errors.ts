@@ -48,8 +48,38 @@ export class SnapshotIntegrityError extends ProfileApiError {}
 /** A compare-and-swap or create-only write lost against another writer. */
 export class PreconditionFailedError extends ProfileApiError {}
 
-/** A snapshot job refused to publish (empty, shrank too much, or nothing valid). */
-export class PublishRefusedError extends ProfileApiError {}
+/**
+ * A snapshot job refused to publish (empty, shrank too much, too large for the instances'
+ * memory): the source must change before a run can succeed, so a retry cannot help.
+ */
+export class PublishRefusedError extends ProfileApiError {
+  constructor(
+    message: string,
+    /** What was refused, for the job's summary. */
+    readonly refused?: {
+      readonly rows: number;
+      readonly bytes: number;
+      readonly memoryBytes?: number;
+    },
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * A snapshot that instances must not load: its data would not fit the memory budget. The last
+ * good snapshot keeps serving.
+ */
+export class SnapshotTooLargeError extends ProfileApiError {}
+
+/** The source rejected a query as written (wrong table, column or type): fix the configuration. */
+export class InvalidQueryError extends ProfileApiError {}
+
+/** A rollback named a version the store does not keep (never published, or expired). */
+export class UnknownVersionError extends ProfileApiError {}
+
+/** A whole job run went past its time budget (JOB_TIMEOUT_MS or the platform's). */
+export class JobTimeoutError extends ProfileApiError {}
 
 /** The message of an unknown thrown value, for logs only (never for callers). */
 export function describeError(err: unknown): string {

@@ -31,31 +31,57 @@ export function digestTap(): DigestTap {
 }
 
 /**
- * A pass-through that fails with `makeError()` when no data arrives for `idleMs`:
- * a download that stalls must not hold a refresh (or a job) forever.
+ * A pass-through that fails with `makeError()` when no data arrives for `idleMs` of the
+ * process's RUNNING time: a download that stalls must not hold a refresh (or a job) forever.
+ *
+ * Running time, because Cloud Run throttles an instance's CPU between requests: a background
+ * refresh is frozen mid-download, and when the CPU comes back the overdue timer would fire
+ * before the socket's waiting data is read (timers run before I/O in Node's event loop). So the
+ * guard counts time in short ticks and a long gap between two ticks (the process was frozen)
+ * counts as one tick; and before failing it lets pending I/O run once (setImmediate comes after
+ * the poll phase), so data that was already there counts as progress.
  */
-export function stallGuard(idleMs: number, makeError: () => Error): Transform {
+export function stallGuard(
+  idleMs: number,
+  makeError: () => Error,
+  clock: () => number = () => performance.now(),
+): Transform {
+  const tickMs = Math.max(10, Math.min(500, Math.floor(idleMs / 4)));
+  let idle = 0;
+  let lastTick = clock();
+  let progress = 0;
   let timer: NodeJS.Timeout | undefined;
-  const arm = () => {
-    clearTimeout(timer);
-    timer = setTimeout(() => stream.destroy(makeError()), idleMs);
-    timer.unref();
+  let confirming = false;
+  const tick = () => {
+    const now = clock();
+    idle += Math.min(now - lastTick, tickMs * 2);
+    lastTick = now;
+    if (idle < idleMs || confirming) return;
+    confirming = true;
+    const seen = progress;
+    setImmediate(() => {
+      confirming = false;
+      if (progress === seen && !stream.destroyed) stream.destroy(makeError());
+    });
   };
+  const stop = () => clearInterval(timer);
   const stream: Transform = new Transform({
     transform(chunk: Buffer, _enc, done) {
-      arm();
+      progress++;
+      idle = 0;
       done(null, chunk);
     },
     flush(done) {
-      clearTimeout(timer);
+      stop();
       done();
     },
     destroy(err, done) {
-      clearTimeout(timer);
+      stop();
       done(err);
     },
   });
-  arm();
+  timer = setInterval(tick, tickMs);
+  timer.unref();
   return stream;
 }
 

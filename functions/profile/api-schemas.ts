@@ -103,6 +103,12 @@ export const snapshotHealthSchema = z
       .string()
       .nullable()
       .describe('Name of the last load error (details are in the logs).'),
+    refused: z
+      .string()
+      .nullable()
+      .describe(
+        'Why the newest published snapshot was not loaded (over the memory budget); the last good one serves.',
+      ),
     stale: z.boolean().describe('Older than MAX_STALENESS_SECS.'),
     degraded: z.boolean(),
   })

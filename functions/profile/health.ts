@@ -1,4 +1,4 @@
-import { describeError } from '../../shared/errors.js';
+import { describeError, SnapshotTooLargeError } from '../../shared/errors.js';
 import type { HttpResult } from '../../shared/http/http-event.js';
 import { jsonResult } from '../../shared/http/responses.js';
 import type { RefreshingCache } from '../../shared/refreshing-cache.js';
@@ -81,6 +81,8 @@ function snapshotHealth<V>(
     // The error's name only: messages can carry bucket paths and driver details.
     lastError:
       s.lastError === undefined ? null : s.lastError instanceof Error ? s.lastError.name : 'Error',
+    // A refused snapshot says why (sizes and versions only): an operator must act on it.
+    refused: s.lastError instanceof SnapshotTooLargeError ? s.lastError.message : null,
     stale,
     degraded: stale || s.consecutiveFailures > 0,
   };

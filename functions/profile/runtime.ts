@@ -5,6 +5,7 @@ import type { HttpHandler } from '../../shared/http/http-event.js';
 import { createLogger, type Logger } from '../../shared/logger.js';
 import { mappingCodec } from '../../shared/mapping/mapping-codec.js';
 import type { MappingIndex } from '../../shared/mapping/mapping-index.js';
+import { instanceMemoryLimit, mappingBudgetFor } from '../../shared/memory-budget.js';
 import { createProfileStore } from '../../shared/profiles/create-profile-store.js';
 import { RefreshingCache } from '../../shared/refreshing-cache.js';
 import { createSnapshotStore } from '../../shared/snapshots/create-snapshot-store.js';
@@ -29,12 +30,14 @@ export function createProfileRuntime(config: ProfileConfig, log: Logger): Profil
     config.SNAPSHOT_TIMEOUT_MS,
     config.GOOGLE_OAUTH_ACCESS_TOKEN,
   );
-  const catalog = snapshotCache(snapshots, catalogCodec, config, log);
+  const catalog = snapshotCache(snapshots, catalogCodec, config, log, 0);
+  const mappingBudget = config.MAPPING_MAX_BYTES ?? mappingBudgetFor(instanceMemoryLimit());
   const mapping = snapshotCache<MappingIndex>(
     snapshots,
     mappingCodec(config.ID_TYPES_JSON),
     config,
     log,
+    mappingBudget,
   );
   const store = createProfileStore(config);
   const deps: ProfileDeps = {
@@ -64,10 +67,14 @@ function snapshotCache<V>(
   codec: SnapshotCodec<never, V>,
   config: ProfileConfig,
   log: Logger,
+  maxMemoryBytes: number,
 ): RefreshingCache<LoadedSnapshot<V>> {
   return new RefreshingCache<LoadedSnapshot<V>>(
     (current) =>
-      loadSnapshot(store, codec, current, { stallTimeoutMs: config.SNAPSHOT_TIMEOUT_MS }),
+      loadSnapshot(store, codec, current, {
+        stallTimeoutMs: config.SNAPSHOT_TIMEOUT_MS,
+        maxMemoryBytes,
+      }),
     {
       refreshIntervalMs: config.REFRESH_INTERVAL_SECS * 1000,
       retryMinMs: Math.min(1_000, config.REFRESH_RETRY_MAX_SECS * 1000),

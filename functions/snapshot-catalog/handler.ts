@@ -1,7 +1,6 @@
 import { catalogCodec } from '../../shared/catalog/catalog-codec.js';
 import type { CatalogSource } from '../../shared/catalog/catalog-source.js';
 import type { CatalogJobConfig } from '../../shared/config.js';
-import { jobDeadline } from '../../shared/jobs/job-deadline.js';
 import { runSnapshotJob } from '../../shared/jobs/run-snapshot-job.js';
 import type { ScheduledHandler } from '../../shared/jobs/scheduled-job.js';
 import { validSegments } from '../../shared/jobs/valid-segments.js';
@@ -20,21 +19,23 @@ export interface CatalogJobDeps {
 /** `snapshotCatalog`: streams the segment collection into a new catalog snapshot and publishes it. */
 export function createSnapshotCatalogHandler(deps: CatalogJobDeps): ScheduledHandler {
   return async (event, context) => {
-    const signal = jobDeadline(deps.config.JOB_TIMEOUT_MS, context.signal);
-    const counters = { skipped: 0 };
+    const counters = { skippedByReason: new Map<string, number>() };
     return runSnapshotJob(
       {
         job: 'snapshotCatalog',
         store: deps.store,
         codec: catalogCodec,
-        records: validSegments(deps.source.documents(signal), counters, deps.log),
-        skipped: () => counters.skipped,
+        records: (signal) => validSegments(deps.source.documents(signal), counters, deps.log),
+        skippedByReason: () => counters.skippedByReason,
         source: () => ({ source: deps.source.description }),
         minRowsRatio: deps.config.MIN_ROWS_RATIO,
+        maxMemoryBytes: 0,
+        timeoutMs: deps.config.JOB_TIMEOUT_MS,
         log: deps.log,
         now: deps.now,
       },
       event,
+      context.signal,
     );
   };
 }

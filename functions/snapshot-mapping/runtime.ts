@@ -5,24 +5,30 @@ import { BigQueryMappingSource } from '../../shared/mapping/bigquery-mapping-sou
 import { createSnapshotStore } from '../../shared/snapshots/create-snapshot-store.js';
 import { createSnapshotMappingHandler } from './handler.js';
 
+/** The BigQuery source the job's configuration describes. */
+export function mappingSourceFor(config: MappingJobConfig): BigQueryMappingSource {
+  return new BigQueryMappingSource({
+    table: config.MAPPING_TABLE,
+    personColumn: config.MAPPING_PERSON_COLUMN,
+    idColumn: config.MAPPING_ID_COLUMN,
+    typeColumn: config.MAPPING_TYPE_COLUMN,
+    partitionColumn: config.MAPPING_PARTITION_COLUMN,
+    lookbackDays: config.MAPPING_LOOKBACK_DAYS,
+    windowDays: config.MAPPING_WINDOW_DAYS,
+    projectId: config.BIGQUERY_PROJECT,
+    location: config.BIGQUERY_LOCATION,
+    jobTimeoutMs: config.JOB_TIMEOUT_MS,
+    pageSize: config.BIGQUERY_PAGE_SIZE,
+    accessToken: config.GOOGLE_OAUTH_ACCESS_TOKEN,
+  });
+}
+
 /** Wires the mapping job from its configuration. */
 export function createMappingJob(config: MappingJobConfig): ScheduledHandler {
   return createSnapshotMappingHandler({
     config,
     registry: config.ID_TYPES_JSON,
-    source: new BigQueryMappingSource({
-      table: config.MAPPING_TABLE,
-      personColumn: config.MAPPING_PERSON_COLUMN,
-      idColumn: config.MAPPING_ID_COLUMN,
-      typeColumn: config.MAPPING_TYPE_COLUMN,
-      partitionColumn: config.MAPPING_PARTITION_COLUMN,
-      lookbackDays: config.MAPPING_LOOKBACK_DAYS,
-      projectId: config.BIGQUERY_PROJECT,
-      location: config.BIGQUERY_LOCATION,
-      jobTimeoutMs: config.JOB_TIMEOUT_MS,
-      pageSize: config.BIGQUERY_PAGE_SIZE,
-      accessToken: config.GOOGLE_OAUTH_ACCESS_TOKEN,
-    }),
+    source: mappingSourceFor(config),
     store: createSnapshotStore(
       config.SNAPSHOT_URI,
       config.SNAPSHOT_TIMEOUT_MS,

@@ -12,18 +12,20 @@ export const MAX_LOGGED_REJECTS = 20;
  */
 export async function* validSegments(
   documents: AsyncIterable<CatalogDocument>,
-  counters: { skipped: number },
+  counters: { readonly skippedByReason: Map<string, number> },
   log: Logger,
 ): AsyncIterable<Segment> {
   const seen = new Set<string>();
+  let skipped = 0;
   for await (const doc of documents) {
     const parsed = segmentSchema.safeParse(doc);
     let problem: string | undefined;
     if (!parsed.success) problem = z.prettifyError(parsed.error).replaceAll('\n', ' ');
     else if (seen.has(parsed.data.id)) problem = 'duplicate segment id';
     if (problem !== undefined || !parsed.success) {
-      counters.skipped++;
-      if (counters.skipped <= MAX_LOGGED_REJECTS) {
+      const reason = parsed.success ? 'duplicate_id' : 'invalid_document';
+      counters.skippedByReason.set(reason, (counters.skippedByReason.get(reason) ?? 0) + 1);
+      if (++skipped <= MAX_LOGGED_REJECTS) {
         log.warn('skipping invalid catalog document', { id: describeId(doc.id), problem });
       }
       continue;

@@ -1,19 +1,22 @@
 import { BigQuery, type BigQueryOptions, type Job } from '@google-cloud/bigquery';
-import { BackendUnavailableError } from '../errors.js';
+import { untilAborted } from '../deadline.js';
+import { BackendUnavailableError, InvalidQueryError } from '../errors.js';
 import { accessTokenAuth } from '../google-auth.js';
-import type { MappingRow, MappingSource } from './mapping-source.js';
+import {
+  DROP_REASONS,
+  type DropReason,
+  type MappingTable,
+  mappingQueryParams,
+  mappingSnapshotQuery,
+} from './mapping-query.js';
+import type { MappingDryRun, MappingRow, MappingSource, MappingWindow } from './mapping-source.js';
 
-/** The mapping table and how to query it. Names are validated identifiers (see config). */
-export interface BigQueryMappingOptions {
-  /** `project.dataset.table` */
-  readonly table: string;
-  readonly personColumn: string;
-  readonly idColumn: string;
-  readonly typeColumn: string;
-  /** A DATE column, or `_PARTITIONDATE` for ingestion-time partitioning. */
-  readonly partitionColumn: string;
+/** The mapping table, the window to read and how to query it. */
+export interface BigQueryMappingOptions extends MappingTable {
   /** Only partitions this recent are considered "latest" (bounds the MAX() scan). */
   readonly lookbackDays: number;
+  /** How many daily partitions, ending at the latest, make up the snapshot (1: latest only). */
+  readonly windowDays: number;
   readonly projectId?: string | undefined;
   readonly location?: string | undefined;
   readonly jobTimeoutMs: number;
@@ -23,32 +26,7 @@ export interface BigQueryMappingOptions {
   readonly accessToken?: string | undefined;
 }
 
-/**
- * The one query the mapping job runs: a script that finds the latest partition within the
- * look-back window into a variable (a variable, unlike a subquery, lets BigQuery prune the
- * partitions of the main query), then returns one row per person with all their ids, ordered so
- * that unchanged data gives an identical snapshot.
- */
-export function mappingQuery(o: BigQueryMappingOptions): string {
-  const t = `\`${o.table}\``;
-  const p = `\`${o.partitionColumn}\``;
-  const id = `\`${o.idColumn}\``;
-  return [
-    'DECLARE latest DATE DEFAULT (',
-    `  SELECT MAX(${p}) FROM ${t}`,
-    `  WHERE ${p} >= DATE_SUB(CURRENT_DATE(), INTERVAL @lookback_days DAY)`,
-    ');',
-    'SELECT',
-    '  CAST(latest AS STRING) AS partition_date,',
-    `  ARRAY_AGG(STRUCT(CAST(${id} AS STRING) AS id, CAST(\`${o.typeColumn}\` AS STRING) AS type) ORDER BY ${id}) AS ids`,
-    `FROM ${t}`,
-    `WHERE ${p} = latest AND ${id} IS NOT NULL`,
-    `GROUP BY \`${o.personColumn}\``,
-    `ORDER BY MIN(${id});`,
-  ].join('\n');
-}
-
-/** Reads the latest partition of the mapping table with one BigQuery query, page by page. */
+/** Reads the mapping window with one BigQuery query (see mappingSnapshotQuery), page by page. */
 export class BigQueryMappingSource implements MappingSource {
   readonly description: string;
   private client: BigQuery | undefined;
@@ -62,27 +40,7 @@ export class BigQueryMappingSource implements MappingSource {
   }
 
   async *rows(signal: AbortSignal): AsyncIterable<MappingRow> {
-    this.client ??= new BigQuery(this.clientOptions());
-    let job: Job;
-    try {
-      [job] = await this.client.createQueryJob({
-        query: mappingQuery(this.options),
-        // The REST API types parameter values as strings; a JSON number is not one.
-        params: { lookback_days: String(this.options.lookbackDays) },
-        types: { lookback_days: 'INT64' },
-        useLegacySql: false,
-        location: this.options.location,
-        jobTimeoutMs: this.options.jobTimeoutMs,
-      });
-    } catch (err) {
-      throw new BackendUnavailableError(
-        'bigquery',
-        `starting the query on ${this.description} failed`,
-        {
-          cause: err,
-        },
-      );
-    }
+    const job = await this.startQuery(signal);
     // Pages are fetched one ahead: the next request is in flight while this page's rows are
     // consumed, and at most two pages are ever held (page size bounds the memory).
     type Page = [rows: unknown[], next: Record<string, unknown> | null | undefined];
@@ -94,13 +52,11 @@ export class BigQueryMappingSource implements MappingSource {
       page.catch(() => undefined); // awaited below, or abandoned when the consumer stops
       return page;
     };
-    let pending: Promise<Page> | undefined = fetchPage({
-      maxResults: this.options.pageSize,
-    });
+    let pending: Promise<Page> | undefined = fetchPage({ maxResults: this.options.pageSize });
     try {
       while (pending) {
-        if (signal.aborted) throw signal.reason;
-        const page: Page = await pending;
+        // The client takes no signal: a page that never comes must not hold the job.
+        const page: Page = await untilAborted(pending, signal);
         const [rows, nextQuery] = page;
         pending = nextQuery ? fetchPage(nextQuery) : undefined;
         for (const row of rows) yield toMappingRow(row);
@@ -113,14 +69,76 @@ export class BigQueryMappingSource implements MappingSource {
       throw new BackendUnavailableError(
         'bigquery',
         `reading results of ${this.description} failed`,
-        {
-          cause: err,
-        },
+        { cause: err },
       );
     }
   }
 
+  async dryRun(signal: AbortSignal): Promise<MappingDryRun> {
+    this.client ??= new BigQuery(this.clientOptions());
+    let job: Job;
+    try {
+      [job] = await untilAborted(
+        this.client.createQueryJob({ ...this.queryOptions(), dryRun: true }),
+        signal,
+      );
+    } catch (err) {
+      if (signal.aborted) throw signal.reason;
+      throw this.startError(err);
+    }
+    const statistics = (job.metadata as { statistics?: Record<string, unknown> }).statistics ?? {};
+    const query = (statistics.query ?? {}) as { referencedTables?: unknown };
+    const tables = Array.isArray(query.referencedTables) ? query.referencedTables : [];
+    return {
+      totalBytesProcessed: Number(statistics.totalBytesProcessed ?? 0),
+      referencedTables: tables.map(
+        (t: { projectId?: string; datasetId?: string; tableId?: string }) =>
+          [t.projectId, t.datasetId, t.tableId].join('.'),
+      ),
+    };
+  }
+
   async close(): Promise<void> {}
+
+  private async startQuery(signal: AbortSignal): Promise<Job> {
+    this.client ??= new BigQuery(this.clientOptions());
+    try {
+      const [job] = await untilAborted(this.client.createQueryJob(this.queryOptions()), signal);
+      return job;
+    } catch (err) {
+      if (signal.aborted) throw signal.reason;
+      throw this.startError(err);
+    }
+  }
+
+  private queryOptions() {
+    return {
+      query: mappingSnapshotQuery(this.options),
+      ...mappingQueryParams(this.options.lookbackDays, this.options.windowDays),
+      useLegacySql: false,
+      location: this.options.location,
+      jobTimeoutMs: this.options.jobTimeoutMs,
+    };
+  }
+
+  /** A query BigQuery rejects as written is a configuration error; anything else may pass. */
+  private startError(err: unknown): Error {
+    const status = (err as { code?: unknown }).code;
+    if (status === 400 || status === 404) {
+      const message = (err as { message?: unknown }).message;
+      return new InvalidQueryError(
+        `BigQuery rejected the mapping query on ${this.options.table}: ${String(message)}`,
+        { cause: err },
+      );
+    }
+    return new BackendUnavailableError(
+      'bigquery',
+      `starting the query on ${this.description} failed`,
+      {
+        cause: err,
+      },
+    );
+  }
 
   private clientOptions(): BigQueryOptions {
     return {
@@ -132,17 +150,35 @@ export class BigQueryMappingSource implements MappingSource {
   }
 }
 
+const REASONS: ReadonlySet<string> = new Set(DROP_REASONS);
+
 function toMappingRow(row: unknown): MappingRow {
-  const r = row as { partition_date?: unknown; ids?: unknown };
-  if (typeof r.partition_date !== 'string' || !Array.isArray(r.ids)) {
-    throw new BackendUnavailableError(
-      'bigquery',
-      'the mapping query returned rows of an unexpected shape',
-    );
+  const r = row as {
+    first_partition?: unknown;
+    last_partition?: unknown;
+    ids?: unknown;
+    reason?: unknown;
+    row_count?: unknown;
+  };
+  if (typeof r.first_partition !== 'string' || typeof r.last_partition !== 'string') {
+    throw shapeError();
   }
+  const window: MappingWindow = { first: r.first_partition, last: r.last_partition };
+  if (r.reason !== null && r.reason !== undefined) {
+    if (typeof r.reason !== 'string' || !REASONS.has(r.reason)) throw shapeError();
+    return { kind: 'dropped', window, reason: r.reason as DropReason, rows: Number(r.row_count) };
+  }
+  if (!Array.isArray(r.ids)) throw shapeError();
   const ids: { id: string; type: string }[] = [];
   for (const entry of r.ids as { id?: unknown; type?: unknown }[]) {
     ids.push({ id: String(entry?.id ?? ''), type: String(entry?.type ?? '') });
   }
-  return { partition: r.partition_date, ids };
+  return { kind: 'person', window, ids };
+}
+
+function shapeError(): BackendUnavailableError {
+  return new BackendUnavailableError(
+    'bigquery',
+    'the mapping query returned rows of an unexpected shape',
+  );
 }

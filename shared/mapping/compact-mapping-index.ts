@@ -1,4 +1,4 @@
-import { SnapshotIntegrityError } from '../errors.js';
+import { SnapshotIntegrityError, SnapshotTooLargeError } from '../errors.js';
 import type { IdTypeRegistry } from '../id-types.js';
 import type { LinkedId, MappingHit, MappingIndex } from './mapping-index.js';
 
@@ -27,6 +27,63 @@ const ODD = 0x20; // the last payload byte holds one digit only
 const TYPE_MASK = 0x1f;
 const LOWER_DIGITS = Buffer.from('0123456789abcdef', 'latin1');
 const UPPER_DIGITS = Buffer.from('0123456789ABCDEF', 'latin1');
+
+/** Index bytes per id besides its packed text: offset (4) and hash slot (4 at half load). */
+const ID_OVERHEAD_BYTES = 4 + 4 / LOAD_FACTOR;
+/** Index bytes per person: where its ids start. */
+const PERSON_BYTES = 4;
+
+/**
+ * Bytes the compact index will hold for a mapping with these ids, computed while a job encodes
+ * it, so that the manifest can say how much memory a snapshot needs before anyone downloads it.
+ */
+export class CompactIndexSize {
+  private pool = 0;
+  private ids = 0;
+  private persons = 0;
+
+  /** Counts one person's ids (pairs of id and type code, as snapshot lines hold them). */
+  addPerson(ids: readonly string[]): void {
+    if (ids.length === 0) return;
+    this.persons++;
+    for (const id of ids) {
+      this.pool += packedIdBytes(id);
+      this.ids++;
+    }
+  }
+
+  get bytes(): number {
+    const slots = Math.max(1024, Math.ceil(this.ids / LOAD_FACTOR)) * 4;
+    return Math.ceil(
+      this.pool + this.ids * 4 + slots + this.ids / 8 + (this.persons + 1) * PERSON_BYTES,
+    );
+  }
+}
+
+/** Pool bytes of one id: a header and its text, or header, layout and two hex digits per byte. */
+export function packedIdBytes(id: string): number {
+  let lower = true;
+  let upper = true;
+  let groups = 0;
+  let run = 0;
+  let digits = 0;
+  for (let k = 0; k < id.length; k++) {
+    const c = id.charCodeAt(k);
+    if (c === DASH) {
+      if (run === 0 || groups >= MAX_GROUPS - 1) lower = upper = false;
+      else groups++;
+      run = 0;
+      continue;
+    }
+    run++;
+    digits++;
+    if (c >= 0x61 && c <= 0x66) upper = false;
+    else if (c >= 0x41 && c <= 0x46) lower = false;
+    else if (c < 0x30 || c > 0x39) lower = upper = false;
+  }
+  if (run === 0) lower = upper = false;
+  return lower || upper ? 2 + Math.ceil(digits / 2) : 1 + id.length;
+}
 
 /** What a build skipped without rejecting the snapshot. */
 export interface CompactBuildStats {
@@ -64,10 +121,28 @@ export class CompactMappingIndexBuilder {
   private readonly layouts: number[][] = [];
   private readonly groups = new Int32Array(MAX_GROUPS);
 
-  constructor(registry: IdTypeRegistry) {
+  /**
+   * `expected` (from the manifest) sizes the buffers up front, so that they are not grown by
+   * doubling (which holds old and new copies at once); `maxBytes` (0: none) stops a build that
+   * outgrows the memory budget, whatever the manifest claimed.
+   */
+  constructor(
+    registry: IdTypeRegistry,
+    expected?: { readonly ids: number; readonly memoryBytes: number | undefined },
+    private readonly maxBytes = 0,
+  ) {
     this.codes = registry.all.map((t) => t.code);
     if (this.codes.length > MAX_TYPES) throw new Error(`at most ${MAX_TYPES} id types`);
     this.codeBytes = this.codes.map((c) => Buffer.from(c, 'latin1'));
+    if (expected && expected.ids > 0) {
+      this.offsets = new Uint32Array(expected.ids + 2);
+      this.hashes = new Uint32Array(expected.ids + 2);
+      if (expected.memoryBytes !== undefined) {
+        // The estimate's pool share; persons' bytes make it a slight over-estimate.
+        const pool = expected.memoryBytes - expected.ids * (ID_OVERHEAD_BYTES + 1 / 8);
+        this.pool = Buffer.allocUnsafe(Math.max(1 << 16, Math.ceil(pool)));
+      }
+    }
   }
 
   /**
@@ -113,9 +188,10 @@ export class CompactMappingIndexBuilder {
 
   build(): MappingIndex {
     return new CompactMappingIndex(
-      // A copy of exactly the used bytes: the growing pool may be twice that size.
-      Buffer.from(this.pool.subarray(0, this.poolLength)),
-      this.offsets.slice(0, this.ids + 1),
+      // The used bytes only: copied when the buffer has much spare room (grown by doubling),
+      // kept as a view when it was sized from the manifest (no second copy at the peak).
+      tight(this.pool, this.poolLength),
+      tight(this.offsets, this.ids + 1),
       this.personStarts.slice(0, this.persons + 1),
       this.hashes.subarray(0, this.ids),
       this.codes,
@@ -273,7 +349,27 @@ export class CompactMappingIndexBuilder {
     this.personStarts[this.persons] = this.ids;
   }
 
+  /** Bytes held by the builder's buffers. */
+  get byteSize(): number {
+    return (
+      this.pool.byteLength +
+      this.offsets.byteLength +
+      this.hashes.byteLength +
+      this.personStarts.byteLength
+    );
+  }
+
   private ensureSpace(bytes: number): void {
+    if (this.maxBytes > 0 && this.poolLength + bytes > this.pool.length) {
+      // Growing would double the pool: refuse once the index could no longer fit the budget.
+      const projected = this.poolLength + this.ids * (ID_OVERHEAD_BYTES + 1 / 8);
+      if (projected > this.maxBytes) {
+        throw new SnapshotTooLargeError(
+          `the mapping outgrew MAPPING_MAX_BYTES (${this.maxBytes}) while loading ` +
+            `(${this.ids} ids read so far)`,
+        );
+      }
+    }
     if (this.poolLength + bytes > this.pool.length) {
       const bigger = Buffer.allocUnsafe(Math.max(this.pool.length * 2, this.poolLength + bytes));
       this.pool.copy(bigger, 0, 0, this.poolLength);
@@ -446,6 +542,14 @@ function isPrintableAscii(id: string): boolean {
     if (c < 0x20 || c > 0x7e) return false;
   }
   return true;
+}
+
+/** The first `length` items, as a view when little is wasted, else as a copy. */
+function tight<T extends Buffer | Uint32Array>(array: T, length: number): T {
+  const spare = array.length - length;
+  if (spare <= length / 8) return array.subarray(0, length) as T;
+  if (Buffer.isBuffer(array)) return Buffer.from(array.subarray(0, length)) as T;
+  return array.slice(0, length) as T;
 }
 
 function grow<T extends Uint32Array | Int32Array>(array: T): T {

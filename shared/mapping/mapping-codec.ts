@@ -1,7 +1,12 @@
-import { SnapshotIntegrityError } from '../errors.js';
+import { SnapshotIntegrityError, SnapshotTooLargeError } from '../errors.js';
 import type { IdTypeRegistry } from '../id-types.js';
-import type { Decoded, RowCounter, SnapshotCodec } from '../snapshots/snapshot-codec.js';
-import { CompactMappingIndexBuilder } from './compact-mapping-index.js';
+import type {
+  Decoded,
+  DecodeHint,
+  RowCounter,
+  SnapshotCodec,
+} from '../snapshots/snapshot-codec.js';
+import { CompactIndexSize, CompactMappingIndexBuilder } from './compact-mapping-index.js';
 import type { MappingIndex } from './mapping-index.js';
 
 /** One person of the identity mapping: the ids that belong to them, each with its type code. */
@@ -27,10 +32,17 @@ export function mappingCodec(registry: IdTypeRegistry): SnapshotCodec<MappingPer
       // Lines are batched into chunks: one stream chunk per person would cost more in stream
       // and gzip bookkeeping than the encoding itself.
       let chunk = '';
+      const size = new CompactIndexSize();
       for await (const person of persons) {
         if (person.length === 0) continue;
         const flat: string[] = [];
-        for (const { id, typeCode } of person) flat.push(id, typeCode);
+        const ids: string[] = [];
+        for (const { id, typeCode } of person) {
+          flat.push(id, typeCode);
+          ids.push(id);
+        }
+        size.addPerson(ids);
+        counter.memoryBytes = size.bytes;
         counter.rows += person.length;
         chunk += `${JSON.stringify(flat)}\n`;
         if (chunk.length >= ENCODE_CHUNK_CHARS) {
@@ -41,8 +53,12 @@ export function mappingCodec(registry: IdTypeRegistry): SnapshotCodec<MappingPer
       if (chunk.length > 0) yield chunk;
     },
 
-    async decode(text): Promise<Decoded<MappingIndex>> {
-      const builder = new CompactMappingIndexBuilder(registry);
+    async decode(text, hint?: DecodeHint): Promise<Decoded<MappingIndex>> {
+      const builder = new CompactMappingIndexBuilder(
+        registry,
+        hint && { ids: hint.rows, memoryBytes: hint.memoryBytes },
+        hint?.maxMemoryBytes ?? 0,
+      );
       let rows = 0;
       let lineNo = 0;
       const add = (buf: Buffer, start: number, end: number) => {
@@ -52,6 +68,7 @@ export function mappingCodec(registry: IdTypeRegistry): SnapshotCodec<MappingPer
         try {
           rows += builder.addLine(buf, start, stop);
         } catch (err) {
+          if (err instanceof SnapshotTooLargeError) throw err;
           const reason = err instanceof Error ? err.message : String(err);
           throw new SnapshotIntegrityError(`mapping line ${lineNo}: ${reason}`, { cause: err });
         }

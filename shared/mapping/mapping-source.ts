@@ -1,14 +1,44 @@
-/** One person as the mapping source returns it: their ids with type codes, and the partition. */
-export interface MappingRow {
-  readonly partition: string;
-  readonly ids: ReadonlyArray<{ readonly id: string; readonly type: string }>;
+import type { DropReason } from './mapping-query.js';
+
+/** The partitions a mapping snapshot covers (ISO dates), as the source reports them. */
+export interface MappingWindow {
+  readonly first: string;
+  readonly last: string;
+}
+
+/**
+ * One row of the mapping source: a person with their ids and type codes, or a count of source
+ * rows the query dropped for one reason. Every row carries the window it was read from.
+ */
+export type MappingRow =
+  | {
+      readonly kind: 'person';
+      readonly window: MappingWindow;
+      readonly ids: ReadonlyArray<{ readonly id: string; readonly type: string }>;
+    }
+  | {
+      readonly kind: 'dropped';
+      readonly window: MappingWindow;
+      readonly reason: DropReason;
+      readonly rows: number;
+    };
+
+/** What a dry run of the mapping query says: it is valid, and what it would read. */
+export interface MappingDryRun {
+  readonly totalBytesProcessed: number;
+  readonly referencedTables: readonly string[];
 }
 
 /** Where the identity mapping comes from: BigQuery in production. */
 export interface MappingSource {
   /** What it reads, for logs and the manifest (no credentials). */
   readonly description: string;
-  /** Every person of the latest partition, streamed; stops with an error when `signal` aborts. */
+  /** Every person of the window, streamed; stops with an error when `signal` aborts. */
   rows(signal: AbortSignal): AsyncIterable<MappingRow>;
+  /**
+   * Validates the query against the real table without running it (free of charge). Throws
+   * InvalidQueryError when the source rejects it, BackendUnavailableError when it cannot answer.
+   */
+  dryRun(signal: AbortSignal): Promise<MappingDryRun>;
   close(): Promise<void>;
 }

@@ -1,7 +1,7 @@
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type File, Storage, type StorageOptions } from '@google-cloud/storage';
-import { withDeadline } from '../deadline.js';
+import { untilAborted, withDeadline } from '../deadline.js';
 import {
   BackendUnavailableError,
   ConfigError,
@@ -9,7 +9,7 @@ import {
   SnapshotIntegrityError,
 } from '../errors.js';
 import { manifestName, type SnapshotKind } from './manifest.js';
-import type { SnapshotStore, StoredManifest } from './snapshot-store.js';
+import type { SnapshotStore, StoredManifest, StoredObjectInfo } from './snapshot-store.js';
 
 /** Limits of every GCS call the store makes. */
 export interface GcsSnapshotStoreOptions {
@@ -48,8 +48,11 @@ export class GcsSnapshotStore implements SnapshotStore {
     this.location = `gs://${this.bucketName}/${this.prefix}`;
   }
 
-  async readManifest(kind: SnapshotKind): Promise<StoredManifest | undefined> {
-    return this.bounded(this.readManifestOnce(kind), `reading the ${kind} manifest`);
+  async readManifest(
+    kind: SnapshotKind,
+    signal?: AbortSignal,
+  ): Promise<StoredManifest | undefined> {
+    return this.bounded(this.readManifestOnce(kind), `reading the ${kind} manifest`, signal);
   }
 
   private async readManifestOnce(kind: SnapshotKind): Promise<StoredManifest | undefined> {
@@ -81,6 +84,7 @@ export class GcsSnapshotStore implements SnapshotStore {
     kind: SnapshotKind,
     body: string,
     expectedGeneration: string | undefined,
+    signal?: AbortSignal,
   ): Promise<void> {
     const file = this.file(manifestName(kind), 'guarded');
     try {
@@ -92,11 +96,12 @@ export class GcsSnapshotStore implements SnapshotStore {
           preconditionOpts: { ifGenerationMatch: expectedGeneration ?? 0 },
         }),
         `replacing the ${kind} manifest`,
+        signal,
       );
     } catch (err) {
       if (statusOf(err) !== 412) throw err;
       // A retried request whose first attempt succeeded also sees 412: check what is there.
-      const current = await this.readManifest(kind);
+      const current = await this.readManifest(kind, signal);
       if (current?.body === body) return;
       throw new PreconditionFailedError(`${kind} manifest changed since it was read`, {
         cause: err,
@@ -132,18 +137,21 @@ export class GcsSnapshotStore implements SnapshotStore {
     return out;
   }
 
-  async writeObject(name: string, data: Readable): Promise<void> {
+  async writeObject(name: string, data: Readable, signal?: AbortSignal): Promise<void> {
+    const upload = this.file(name, 'guarded').createWriteStream({
+      resumable: true,
+      chunkSize: this.options.uploadChunkBytes ?? DEFAULT_CHUNK_BYTES,
+      contentType: name.endsWith('.json.gz') ? 'application/json' : 'application/x-ndjson',
+      preconditionOpts: { ifGenerationMatch: 0 },
+    });
     try {
-      await pipeline(
-        data,
-        this.file(name, 'guarded').createWriteStream({
-          resumable: true,
-          chunkSize: this.options.uploadChunkBytes ?? DEFAULT_CHUNK_BYTES,
-          contentType: name.endsWith('.json.gz') ? 'application/json' : 'application/x-ndjson',
-          preconditionOpts: { ifGenerationMatch: 0 },
-        }),
-      );
+      // The signal ends a stalled upload too: pipeline() destroys both ends, and the abort
+      // wins the race even if the client never settles its stream.
+      const done = pipeline(data, upload, ...(signal ? [{ signal }] : []));
+      await (signal ? untilAborted(done, signal) : done);
     } catch (err) {
+      if (!upload.destroyed) upload.destroy();
+      if (signal?.aborted) throw signal.reason;
       if (statusOf(err) === 412) {
         throw new PreconditionFailedError(`object ${name} already exists`, { cause: err });
       }
@@ -151,26 +159,42 @@ export class GcsSnapshotStore implements SnapshotStore {
     }
   }
 
-  async markSuperseded(name: string): Promise<void> {
+  async markSuperseded(name: string, signal?: AbortSignal): Promise<void> {
     await this.bounded(
       this.file(name, 'plain').setMetadata({ customTime: new Date().toISOString() }),
       `marking ${name} superseded`,
+      signal,
     );
   }
 
-  async deleteObject(name: string): Promise<void> {
+  async deleteObject(name: string, signal?: AbortSignal): Promise<void> {
     await this.bounded(
       this.file(name, 'plain').delete({ ignoreNotFound: true }),
       `deleting ${name}`,
+      signal,
     );
   }
 
-  async listObjects(prefix: string): Promise<string[]> {
+  async listObjects(prefix: string, signal?: AbortSignal): Promise<string[]> {
+    return (await this.describeObjects(prefix, signal)).map((o) => o.name);
+  }
+
+  async describeObjects(prefix: string, signal?: AbortSignal): Promise<StoredObjectInfo[]> {
     const [files] = await this.bounded(
       this.bucket('plain').getFiles({ prefix: `${this.prefix}${prefix}`, autoPaginate: true }),
       `listing ${prefix}`,
+      signal,
     );
-    return files.map((f) => f.name.slice(this.prefix.length)).sort();
+    return files
+      .map((f) => {
+        const custom = f.metadata.customTime;
+        return {
+          name: f.name.slice(this.prefix.length),
+          createdAt: Date.parse(String(f.metadata.timeCreated)),
+          customTime: custom ? Date.parse(String(custom)) : undefined,
+        };
+      })
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
   /**
@@ -212,9 +236,14 @@ export class GcsSnapshotStore implements SnapshotStore {
    * The client's own `timeout` is not applied on Node (its fetch ignores it), so every call gets
    * a deadline here: the per-request timeout times the attempts the retry policy allows.
    */
-  private bounded<T>(work: Promise<T>, what: string): Promise<T> {
+  private bounded<T>(work: Promise<T>, what: string, signal?: AbortSignal): Promise<T> {
     const ms = this.options.requestTimeoutMs * (MAX_RETRIES + 1);
-    return withDeadline(work, ms, () => new BackendUnavailableError('gcs', `timed out ${what}`));
+    const timed = withDeadline(
+      work,
+      ms,
+      () => new BackendUnavailableError('gcs', `timed out ${what}`),
+    );
+    return signal ? untilAborted(timed, signal) : timed;
   }
 }
 

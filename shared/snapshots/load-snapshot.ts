@@ -1,6 +1,10 @@
 import { createGunzip } from 'node:zlib';
 import { withDeadline } from '../deadline.js';
-import { BackendUnavailableError, SnapshotIntegrityError } from '../errors.js';
+import {
+  BackendUnavailableError,
+  SnapshotIntegrityError,
+  SnapshotTooLargeError,
+} from '../errors.js';
 import { chain, digestTap, stallGuard } from '../streams.js';
 import { type Manifest, parseManifest } from './manifest.js';
 import type { SnapshotCodec } from './snapshot-codec.js';
@@ -17,8 +21,19 @@ export interface LoadedSnapshot<V> {
 export interface LoadOptions {
   /** Fail when the store sends nothing for this long (manifest read or object download). */
   readonly stallTimeoutMs: number;
+  /**
+   * Refuse, before downloading, a snapshot whose manifest says it needs more memory than this
+   * (0 or unset: no limit); the decoder stops too if it outgrows it.
+   */
+  readonly maxMemoryBytes?: number;
   readonly now?: () => number;
 }
+
+/**
+ * Memory per row assumed for manifests written before they carried `memoryBytes`: the compact
+ * index's worst case for ids of up to 64 characters (hashed e-mails) stored as plain text.
+ */
+const FALLBACK_BYTES_PER_ROW = 80;
 
 /**
  * Loads the current snapshot of a kind unless `current` already is that version (then
@@ -42,6 +57,16 @@ export async function loadSnapshot<V>(
   }
   const manifest = parseManifest(stored.body, kind);
   if (current && current.manifest.version === manifest.version) return undefined;
+  const maxMemoryBytes = options.maxMemoryBytes ?? 0;
+  const need = manifest.memoryBytes ?? manifest.rows * FALLBACK_BYTES_PER_ROW;
+  if (maxMemoryBytes > 0 && need > maxMemoryBytes) {
+    // Checked before the download: every instance refreshes within an interval of a publish,
+    // and an oversized mapping would take the whole fleet down at once.
+    throw new SnapshotTooLargeError(
+      `${kind} ${manifest.version} needs about ${need} bytes in memory, over the budget of ` +
+        `${maxMemoryBytes} (MAPPING_MAX_BYTES); the current snapshot stays`,
+    );
+  }
 
   const stalled = () =>
     new BackendUnavailableError('snapshot-store', `download of ${manifest.object} stalled`);
@@ -61,10 +86,20 @@ export async function loadSnapshot<V>(
 
   let decoded: Awaited<ReturnType<typeof codec.decode>>;
   try {
-    decoded = await codec.decode(text);
+    decoded = await codec.decode(text, {
+      rows: manifest.rows,
+      memoryBytes: manifest.memoryBytes,
+      maxMemoryBytes: maxMemoryBytes > 0 ? Math.ceil(maxMemoryBytes * 1.1) : 0,
+    });
   } catch (err) {
     text.destroy();
-    if (err instanceof BackendUnavailableError || err instanceof SnapshotIntegrityError) throw err;
+    if (
+      err instanceof BackendUnavailableError ||
+      err instanceof SnapshotIntegrityError ||
+      err instanceof SnapshotTooLargeError
+    ) {
+      throw err;
+    }
     if (downloadError !== undefined) {
       // The store failed (HTTP error, reset, cut-off body): the object may well be fine.
       throw new BackendUnavailableError('snapshot-store', `download of ${manifest.object} failed`, {

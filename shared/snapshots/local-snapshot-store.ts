@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PreconditionFailedError, SnapshotIntegrityError } from '../errors.js';
 import { manifestName, type SnapshotKind } from './manifest.js';
-import type { SnapshotStore, StoredManifest } from './snapshot-store.js';
+import type { SnapshotStore, StoredManifest, StoredObjectInfo } from './snapshot-store.js';
 
 const LOCK_STALE_MS = 30_000;
 const LOCK_WAIT_MS = 5_000;
@@ -57,12 +57,16 @@ export class LocalSnapshotStore implements SnapshotStore {
     return createReadStream(path, { highWaterMark: 1024 * 1024 });
   }
 
-  async writeObject(name: string, data: Readable): Promise<void> {
+  async writeObject(name: string, data: Readable, signal?: AbortSignal): Promise<void> {
     const target = this.path(name);
     await mkdir(dirname(target), { recursive: true });
     const tmp = `${target}.${randomBytes(6).toString('hex')}.partial`;
     try {
-      await pipeline(data, createWriteStream(tmp, { flags: 'wx' }));
+      await pipeline(
+        data,
+        createWriteStream(tmp, { flags: 'wx' }),
+        ...(signal ? [{ signal }] : []),
+      );
       await link(tmp, target).catch((err: NodeJS.ErrnoException) => {
         if (err.code === 'EEXIST')
           throw new PreconditionFailedError(`object ${name} already exists`);
@@ -78,6 +82,16 @@ export class LocalSnapshotStore implements SnapshotStore {
 
   async deleteObject(name: string): Promise<void> {
     await rm(this.path(name), { force: true });
+  }
+
+  async describeObjects(prefix: string): Promise<StoredObjectInfo[]> {
+    const names = await this.listObjects(prefix);
+    const infos: StoredObjectInfo[] = [];
+    for (const name of names) {
+      const info = await stat(this.path(name)).catch(ifMissing(undefined));
+      if (info?.isFile()) infos.push({ name, createdAt: info.mtimeMs, customTime: undefined });
+    }
+    return infos;
   }
 
   async listObjects(prefix: string): Promise<string[]> {

@@ -20,6 +20,11 @@ export const manifestSchema = z.object({
   rows: z.number().int().nonnegative(),
   bytes: z.number().int().nonnegative(),
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  /**
+   * Estimated bytes an instance holds once the snapshot is loaded (mapping only). Optional, so
+   * that manifests written before it existed still parse; readers then estimate from rows.
+   */
+  memoryBytes: z.number().int().nonnegative().optional(),
   source: z.record(z.string(), z.string()),
   createdAt: z.iso.datetime(),
 });

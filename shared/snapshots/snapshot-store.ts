@@ -7,7 +7,20 @@ export interface StoredManifest {
   readonly generation: string;
 }
 
-/** Where snapshots live: GCS in production, a local directory in the embedded default. */
+/** One object as a listing describes it, for retention decisions. */
+export interface StoredObjectInfo {
+  readonly name: string;
+  /** Creation time, epoch ms. */
+  readonly createdAt: number;
+  /** The object's customTime (epoch ms), set when it was marked superseded; GCS only. */
+  readonly customTime: number | undefined;
+}
+
+/**
+ * Where snapshots live: GCS in production, a local directory in the embedded default. Every
+ * call takes an optional signal: an aborted call rejects with the signal's reason (a write
+ * that was already sent may still have landed; callers that care re-read).
+ */
 export interface SnapshotStore {
   /** Human-readable location, for logs and health (`gs://bucket/prefix`, `file:/dir`). */
   readonly location: string;
@@ -21,18 +34,21 @@ export interface SnapshotStore {
     kind: SnapshotKind,
     body: string,
     expectedGeneration: string | undefined,
+    signal?: AbortSignal,
   ): Promise<void>;
   /** A stream of an object's stored bytes. */
   readObject(name: string, signal?: AbortSignal): Promise<Readable>;
   /** Creates an object from a stream; fails if it exists. Readers never see it half-written. */
-  writeObject(name: string, data: Readable): Promise<void>;
+  writeObject(name: string, data: Readable, signal?: AbortSignal): Promise<void>;
   /**
    * Marks an object as no longer current (GCS: its customTime, which the bucket's lifecycle
    * rule counts from), so that retention removes old versions and never the current one.
    */
-  markSuperseded(name: string): Promise<void>;
+  markSuperseded(name: string, signal?: AbortSignal): Promise<void>;
   /** Deletes an object; deleting a missing object is not an error. */
-  deleteObject(name: string): Promise<void>;
+  deleteObject(name: string, signal?: AbortSignal): Promise<void>;
   /** Names of the objects under a prefix, in lexical order. */
-  listObjects(prefix: string): Promise<string[]>;
+  listObjects(prefix: string, signal?: AbortSignal): Promise<string[]>;
+  /** The objects under a prefix with their times, in lexical order of name. */
+  describeObjects(prefix: string, signal?: AbortSignal): Promise<StoredObjectInfo[]>;
 }

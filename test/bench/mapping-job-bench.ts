@@ -33,7 +33,12 @@ export async function benchMappingJob(ids: number): Promise<MappingJobFigures> {
   try {
     const client = bigQueryClientFor(bq.info);
     const run = createSnapshotMappingHandler({
-      config: { MIN_ROWS_RATIO: 0, JOB_TIMEOUT_MS: 3_600_000 },
+      config: {
+        MIN_ROWS_RATIO: 0,
+        JOB_TIMEOUT_MS: 3_600_000,
+        MAPPING_WINDOW_DAYS: 1,
+        MAPPING_MAX_BYTES: 0,
+      },
       registry: defaultIdTypeRegistry(),
       source: new BigQueryMappingSource(
         {
@@ -43,6 +48,7 @@ export async function benchMappingJob(ids: number): Promise<MappingJobFigures> {
           typeColumn: 'id_type',
           partitionColumn: 'partition_date',
           lookbackDays: 7,
+          windowDays: 1,
           jobTimeoutMs: 3_600_000,
           pageSize: 20_000,
         },

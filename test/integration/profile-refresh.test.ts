@@ -51,7 +51,12 @@ async function health() {
   return (await get('/health')).body as {
     status: string;
     snapshots: {
-      mapping: { version: string; consecutiveFailures: number; lastError: string | null };
+      mapping: {
+        version: string;
+        consecutiveFailures: number;
+        lastError: string | null;
+        refused: string | null;
+      };
     };
   };
 }
@@ -82,6 +87,8 @@ beforeAll(async () => {
     REFRESH_INTERVAL_SECS: '1',
     REFRESH_RETRY_MAX_SECS: '1',
     SNAPSHOT_TIMEOUT_MS: '1000',
+    // Room for the small mappings below, not for the big one.
+    MAPPING_MAX_BYTES: '200000',
     LOG_LEVEL: 'ERROR',
   });
   await import('../../functions/index.js');
@@ -153,4 +160,33 @@ describe('profile function following published snapshots', () => {
       });
     },
   );
+
+  it('refuses a mapping over MAPPING_MAX_BYTES without downloading it, and health says why', async () => {
+    const good = (await get(`/?id=${A}`)).headers.get('x-mapping-version');
+    const huge = await publishMapping(
+      Array.from({ length: 20_000 }, (_, i) =>
+        person([A.replace('aaaaaaaa', i.toString(16).padStart(8, '0')), '222222']),
+      ),
+    );
+    expect(huge.memoryBytes).toBeGreaterThan(200_000);
+    await eventually(async () => {
+      const h = await health();
+      expect(h.snapshots.mapping.lastError).toBe('SnapshotTooLargeError');
+      expect(h.snapshots.mapping.refused).toMatch(
+        new RegExp(`${huge.version} needs about \\d+ bytes in memory, over the budget of 200000`),
+      );
+      expect(h.status).toBe('degraded');
+    });
+    expect((await get(`/?id=${A}`)).headers.get('x-mapping-version')).toBe(good);
+    const downloads = gcs.requests.filter(
+      (r) => r.query.includes('alt=media') && decodeURIComponent(r.path).includes(huge.version),
+    );
+    expect(downloads).toEqual([]);
+
+    const fixed = await publishMapping([person([A, '222222'], [B, '444444'])]);
+    await eventually(async () => {
+      expect((await get(`/?id=${A}`)).headers.get('x-mapping-version')).toBe(fixed.version);
+      expect((await health()).snapshots.mapping.refused).toBeNull();
+    });
+  });
 });

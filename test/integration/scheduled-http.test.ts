@@ -65,11 +65,14 @@ describe('snapshotCatalog over HTTP', () => {
     expect(stored && parseManifest(stored.body, 'catalog').version).toBe(summary.version);
   });
 
-  it('answers 409 when the guard refuses, and publishes with {"force": true}', async () => {
+  it('answers a refusal with 200 "refused" (a scheduler retry cannot fix it), and publishes with {"force": true}', async () => {
     await seed(3);
     const refused = await fetch(url, { method: 'POST', headers: SCHEDULER });
-    expect(refused.status).toBe(409);
-    expect(await refused.json()).toMatchObject({ error: { code: 'publish_refused' } });
+    expect(refused.status).toBe(200);
+    expect(await refused.json()).toMatchObject({
+      outcome: 'refused',
+      reason: expect.stringMatching(/refusing to publish catalog with 3 rows/),
+    });
     const forced = await fetch(url, { method: 'POST', headers: SCHEDULER, body: '{"force":true}' });
     expect(forced.status).toBe(200);
     expect(await forced.json()).toMatchObject({ outcome: 'published', rows: 3 });
@@ -87,6 +90,9 @@ describe('snapshotCatalog over HTTP', () => {
     ['GET', undefined, 405, 'method_not_allowed'],
     ['POST', '{"force":"yes"}', 400, 'invalid_body'],
     ['POST', '{"other":1}', 400, 'invalid_body'],
+    ['POST', '{"dryRun":true}', 400, 'invalid_body'],
+    ['POST', '{"rollbackTo":"yesterday"}', 400, 'invalid_body'],
+    ['POST', '{"rollbackTo":"20261101T000000Z-00000000"}', 404, 'unknown_version'],
   ])('%s %s -> %i', async (method, body, status, code) => {
     const res = await fetch(url, { method, headers: SCHEDULER, ...(body ? { body } : {}) });
     expect(res.status).toBe(status);

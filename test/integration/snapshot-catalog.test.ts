@@ -6,7 +6,7 @@ import {
 } from '../../functions/snapshot-catalog/handler.js';
 import { catalogCodec } from '../../shared/catalog/catalog-codec.js';
 import { MongoCatalogSource } from '../../shared/catalog/mongo-catalog-source.js';
-import { BackendUnavailableError, PublishRefusedError } from '../../shared/errors.js';
+import { BackendUnavailableError } from '../../shared/errors.js';
 import type { ScheduledEvent } from '../../shared/jobs/scheduled-job.js';
 import { loadSnapshot } from '../../shared/snapshots/load-snapshot.js';
 import { LocalSnapshotStore } from '../../shared/snapshots/local-snapshot-store.js';
@@ -162,14 +162,23 @@ describe('snapshotCatalog on the MongoDB driver', () => {
   });
 
   it('refuses a catalog that shrank past the ratio unless forced', async () => {
-    const { store, run } = await setup(goodSegments(100));
+    const { store, lines, run } = await setup(goodSegments(100));
     const first = await run(RUN, {});
     const { MongoClient } = await import('mongodb');
     const client = new MongoClient(mongo.uri);
     await client.db('adtech').collection('segments').deleteMany({});
     await client.db('adtech').collection('segments').insertMany(goodSegments(10));
     await client.close();
-    await expect(run(RUN, {})).rejects.toThrow(PublishRefusedError);
+    // A refusal is an answer, not a failure: the scheduler must not re-run the whole scan.
+    expect(await run(RUN, {})).toMatchObject({
+      outcome: 'refused',
+      reason: expect.stringMatching(/10 rows: below 0.5 of the current 100/),
+      version: first.version,
+      rows: 10,
+    });
+    expect(lines.find((l) => String(l.message).includes('refused'))).toMatchObject({
+      severity: 'ERROR',
+    });
     expect((await currentManifest(store))?.version).toBe(first.version);
     const forced = await run({ ...RUN, force: true }, {});
     expect(forced).toMatchObject({

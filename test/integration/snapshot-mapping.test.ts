@@ -35,6 +35,7 @@ const OPTIONS: BigQueryMappingOptions = {
   typeColumn: 'id_type',
   partitionColumn: 'partition_date',
   lookbackDays: 7,
+  windowDays: 1,
   jobTimeoutMs: 60_000,
   pageSize: 700,
 };
@@ -71,7 +72,12 @@ async function setup() {
   const store = new LocalSnapshotStore(await tempDir());
   const { log, lines } = captureLogger();
   const deps: MappingJobDeps = {
-    config: { MIN_ROWS_RATIO: 0.5, JOB_TIMEOUT_MS: 30_000 },
+    config: {
+      MIN_ROWS_RATIO: 0.5,
+      JOB_TIMEOUT_MS: 30_000,
+      MAPPING_WINDOW_DAYS: 1,
+      MAPPING_MAX_BYTES: 0,
+    },
     registry,
     source: new BigQueryMappingSource(OPTIONS, bigQueryClientFor(bq)),
     store,
@@ -107,7 +113,7 @@ describe('snapshotMapping on the BigQuery client', () => {
     });
   });
 
-  it('runs one parameterised query on the latest partition, bounded by a job timeout', async () => {
+  it('runs one parameterised query over the window, bounded by a job timeout', async () => {
     const { run } = await setup();
     const before = bq.queries.length;
     await run(RUN, {});
@@ -115,11 +121,11 @@ describe('snapshotMapping on the BigQuery client', () => {
     expect(queries).toHaveLength(1);
     const sql = queries[0]?.query ?? '';
     expect(sql).toContain('FROM `my-project.identity.mapping`');
-    expect(sql).toContain('DECLARE latest DATE');
-    expect(sql).toContain('WHERE `partition_date` = latest');
-    expect(sql).toContain('GROUP BY `person_id`');
+    expect(sql).toContain('DECLARE last_partition DATE');
+    expect(sql).toContain('WHERE `partition_date` BETWEEN first_partition AND last_partition');
     expect(queries[0]?.parameters).toEqual([
       { name: 'lookback_days', parameterType: { type: 'INT64' }, parameterValue: { value: '7' } },
+      { name: 'window_days', parameterType: { type: 'INT64' }, parameterValue: { value: '1' } },
     ]);
     expect(JSON.stringify(queries[0]?.raw)).toContain('"jobTimeoutMs":"60000"');
   });
@@ -140,10 +146,15 @@ describe('snapshotMapping on the BigQuery client', () => {
     expect((await store.listObjects('mapping/')).filter((n) => n.endsWith('.gz'))).toHaveLength(1);
   });
 
-  it('refuses an empty result (no partition in the look-back window)', async () => {
+  it('refuses an empty result (no partition in the look-back window), as an answer', async () => {
     const { store, run } = await setup();
     bq.respondWith(() => mappingResult(0, person));
-    await expect(run(RUN, {})).rejects.toThrow(/empty mapping snapshot/);
+    expect(await run(RUN, {})).toMatchObject({
+      outcome: 'refused',
+      reason: expect.stringMatching(/empty mapping snapshot/),
+      version: null,
+    });
     expect(await store.readManifest('mapping')).toBeUndefined();
+    expect(await store.listObjects('mapping/')).toEqual([]);
   });
 });
