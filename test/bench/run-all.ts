@@ -10,6 +10,7 @@ import { gunzipSync } from 'node:zlib';
 import { catalogCodec } from '../../shared/catalog/catalog-codec.js';
 import { ensureDemoData } from '../../shared/demo/write-demo-data.js';
 import { defaultIdTypeRegistry } from '../../shared/id-types.js';
+import { MEMORY_FIGURES } from '../../shared/memory-budget.js';
 import type { EmbeddedProfileRecord } from '../../shared/profiles/embedded-profile-store.js';
 import { LocalSnapshotStore } from '../../shared/snapshots/local-snapshot-store.js';
 import { publishSnapshot } from '../../shared/snapshots/publish-snapshot.js';
@@ -21,10 +22,11 @@ import { benchAerospike, benchEmbedded } from './http-bench.js';
 import type { LoadFigures } from './http-load.js';
 import { benchMappingJob } from './mapping-job-bench.js';
 import { benchMappingLoad, writeMappingSnapshot } from './mapping-load-bench.js';
+import { benchRefreshMemory } from './refresh-memory-bench.js';
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 8);
 const sizes = (process.env.BENCH_SIZES ?? '1000000,5000000').split(',').map(Number);
-const parts = new Set((process.env.BENCH_PARTS ?? 'a,b,c,d,e').split(','));
+const parts = new Set((process.env.BENCH_PARTS ?? 'a,b,c,d,e,f').split(','));
 
 interface Row {
   readonly part: string;
@@ -102,10 +104,24 @@ if (parts.has('b')) {
 
 // (c) and (d): mapping load and the mapping job, per size.
 let coldStartDir: string | undefined;
-for (const ids of parts.has('c') || parts.has('e') ? sizes : []) {
-  note(`(c) mapping load, ${fmt(ids)} ids`);
+for (const ids of parts.has('c') || parts.has('e') || parts.has('f') ? sizes : []) {
   const dir = await writeMappingSnapshot(ids);
   if (ids === 1_000_000 || coldStartDir === undefined) coldStartDir = dir;
+  if (parts.has('f')) {
+    note(`(f) mapping refresh memory, ${fmt(ids)} ids`);
+    const f = await benchRefreshMemory(ids, dir);
+    const documented = MEMORY_FIGURES.refreshBytesPerId;
+    rows.push({
+      part: 'f',
+      figure: `mapping refresh, ${fmt(ids)} ids: peak RSS bytes per id (old + new)`,
+      value: `${fmt(f.refreshPeakBytesPerId, 1)} (${fmt((f.refreshPeakBytesPerId * ids) / MB)} MB)`,
+      baseline: `${fmt(f.oldBytesPerId, 1)} old index only; ${fmt(f.indexBytesPerId, 1)} manifest estimate`,
+      ratio: `x${(f.refreshPeakBytesPerId / f.indexBytesPerId).toFixed(2)} of one index`,
+      target: `<= ${documented} (deploy.sh): ${f.refreshPeakBytesPerId <= documented ? 'met' : 'missed'}`,
+    });
+  }
+  if (!parts.has('c') && !parts.has('e')) continue;
+  note(`(c) mapping load, ${fmt(ids)} ids`);
   const c = await benchMappingLoad(ids, dir);
   const faster = c.naive.ms / c.compact.ms;
   const smaller = c.naive.bytesPerId / c.compact.bytesPerId;
