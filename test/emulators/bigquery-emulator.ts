@@ -16,14 +16,19 @@
  *     retryOptions: { maxRetries: 2, maxRetryDelay: 0.05 },
  *   });
  *
- * Rows are produced on demand from QueryResult.row(i), one page per response, so a result of
- * millions of rows never sits in memory. Jobs never run: a job is "running" for
- * pollsBeforeComplete status reports, then done.
+ * Two ways to answer a query. Handler mode (respondWith): rows are produced on demand from
+ * QueryResult.row(i), one page per response, so a result of millions of rows never sits in
+ * memory; such a job is "running" for pollsBeforeComplete status reports, then done. SQL mode
+ * (createTable): a query that names a registered table runs for real, BigQuery SQL translated
+ * to DuckDB (see bigquery-sql.ts); a query naming an unregistered table is then 404.
+ *
+ * Dry runs (configuration.dryRun) validate the query and answer statistics at once, no job.
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { BigQuerySqlEngine, BigQuerySqlError, type SqlRequest } from './bigquery-sql.js';
 
 /** A column of a query result schema, as BigQuery describes it. */
 export interface BigQueryField {
@@ -51,6 +56,8 @@ export interface RecordedQuery {
   useLegacySql: unknown;
   jobId: string;
   raw: unknown;
+  /** True for a dry run (which creates no job: jobId is empty). */
+  dryRun?: boolean;
 }
 
 /** A failure to inject; getQueryResults page 1 is the first page served by GET (and its polls). */
@@ -91,6 +98,8 @@ interface Job {
   result?: QueryResult;
   error?: JobError;
   pollsLeft: number;
+  /** statistics.query of a job run by the SQL engine. */
+  queryStatistics?: Record<string, unknown>;
 }
 
 const DEFAULT_PAGE_SIZE = 10_000;
@@ -121,13 +130,12 @@ class HttpError extends Error {
 
 /** An in-memory BigQuery REST v2 endpoint for the real client; start with BigQueryEmulator.start(). */
 export class BigQueryEmulator {
-  private handler: (q: RecordedQuery) => QueryResult = () => {
-    throw new Error('no result configured');
-  };
+  private handler: ((q: RecordedQuery) => QueryResult) | undefined;
+  private readonly sql = new BigQuerySqlEngine();
   private readonly recordedQueries: RecordedQuery[] = [];
   private readonly recordedRequests: RecordedRequest[] = [];
   private readonly jobs = new Map<string, Job>();
-  private readonly jobsByRequestId = new Map<string, Job>();
+  private readonly jobsByRequestId = new Map<string, Promise<Job>>();
   private faults: { fault: BigQueryFault; left: number }[] = [];
   private readonly sockets = new Set<Socket>();
   private readonly closing = new AbortController();
@@ -163,6 +171,28 @@ export class BigQueryEmulator {
     this.handler = handler;
   }
 
+  /**
+   * Registers (or replaces) a table for SQL mode; path is `project.dataset.table`. Rows are
+   * arrays in schema order or objects by column name; they are checked against the schema here.
+   */
+  createTable(
+    path: string,
+    schema: BigQueryField[],
+    rows?: unknown[][] | Record<string, unknown>[],
+  ): void {
+    this.sql.createTable(path, schema, rows);
+  }
+
+  /** Appends rows to a table registered with createTable. */
+  insertRows(path: string, rows: unknown[][] | Record<string, unknown>[]): void {
+    this.sql.insertRows(path, rows);
+  }
+
+  /** What CURRENT_DATE() returns in SQL mode ('YYYY-MM-DD'); undefined = today's UTC date. */
+  setCurrentDate(date: string | undefined): void {
+    this.sql.setCurrentDate(date);
+  }
+
   /** Every query received, in order (a jobs.query retried with the same requestId counts once). */
   get queries(): ReadonlyArray<RecordedQuery> {
     return this.recordedQueries;
@@ -195,6 +225,7 @@ export class BigQueryEmulator {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const socket of this.sockets) socket.destroy();
     await closed;
+    await this.sql.close();
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -271,12 +302,28 @@ export class BigQueryEmulator {
   }
 
   private async jobsQuery(project: string, body: Record<string, unknown>): Promise<Reply> {
+    const location = text(body.location) ?? 'US';
+    if (body.dryRun === true) {
+      const dry = await this.dryRun(project, location, body, body);
+      // jobs.query answers a QueryResponse, not a Job: no rows, no jobId, nothing to fetch.
+      return {
+        status: 200,
+        body: {
+          kind: 'bigquery#queryResponse',
+          jobReference: { projectId: project, location },
+          jobComplete: true,
+          totalBytesProcessed: dry.totalBytesProcessed,
+          cacheHit: false,
+          ...(dry.schema ? { schema: dry.schema } : {}),
+        },
+      };
+    }
     // Real BigQuery deduplicates retried jobs.query calls by requestId; the client sends one.
     const requestId = typeof body.requestId === 'string' ? body.requestId : undefined;
-    const job =
-      (requestId === undefined ? undefined : this.jobsByRequestId.get(requestId)) ??
-      this.createJob(project, text(body.location) ?? 'US', newJobId(), body, body);
-    if (requestId !== undefined) this.jobsByRequestId.set(requestId, job);
+    const known = requestId === undefined ? undefined : this.jobsByRequestId.get(requestId);
+    const pending = known ?? this.createJob(project, location, newJobId(), body, body);
+    if (requestId !== undefined) this.jobsByRequestId.set(requestId, pending);
+    const job = await pending;
     if (job.error) return errorReply(job.error.status, job.error.reason, job.error.message);
     const kind = 'bigquery#queryResponse';
     if (job.pollsLeft > 0) return this.pending(job, kind, body.timeoutMs);
@@ -284,19 +331,122 @@ export class BigQueryEmulator {
     return this.results(job, kind, 0, positive(body.maxResults), int64);
   }
 
-  private jobsInsert(project: string, body: Record<string, unknown>): Reply {
+  private async jobsInsert(project: string, body: Record<string, unknown>): Promise<Reply> {
     const ref = record(body.jobReference);
     const config = record(body.configuration);
     const jobId = text(ref.jobId) ?? newJobId();
     const location = text(ref.location) ?? 'US';
-    if (this.jobs.has(jobId)) {
-      throw new HttpError(409, 'duplicate', `Already Exists: Job ${project}:${location}.${jobId}`);
-    }
     if (typeof record(config.query).query !== 'string') {
       throw new HttpError(501, 'notImplemented', 'Emulator only runs query jobs');
     }
-    const job = this.createJob(project, location, jobId, record(config.query), body);
+    if (config.dryRun === true) {
+      const dry = await this.dryRun(project, location, record(config.query), body);
+      const query = {
+        totalBytesProcessed: dry.totalBytesProcessed,
+        totalBytesBilled: '0',
+        cacheHit: false,
+        statementType: dry.statementType,
+        referencedTables: dry.referencedTables,
+        ...(dry.schema ? { schema: dry.schema } : {}),
+      };
+      // Like BigQuery: DONE at once, no jobId (the job does not exist), nothing to poll.
+      return {
+        status: 200,
+        body: {
+          kind: 'bigquery#job',
+          jobReference: { projectId: project, location },
+          configuration: body.configuration,
+          status: { state: 'DONE' },
+          statistics: {
+            creationTime: String(Date.now()),
+            totalBytesProcessed: dry.totalBytesProcessed,
+            query,
+          },
+        },
+      };
+    }
+    if (this.jobs.has(jobId)) {
+      throw new HttpError(409, 'duplicate', `Already Exists: Job ${project}:${location}.${jobId}`);
+    }
+    const job = await this.createJob(project, location, jobId, record(config.query), body);
     return { status: 200, body: this.jobResource(job, true) };
+  }
+
+  /** Validates a dry-run query: the SQL engine when it names registered tables, else the handler. */
+  private async dryRun(
+    projectId: string,
+    location: string,
+    query: Record<string, unknown>,
+    raw: Record<string, unknown>,
+  ): Promise<{
+    totalBytesProcessed: string;
+    statementType: string;
+    referencedTables: unknown[];
+    schema?: unknown;
+  }> {
+    const recorded = this.record(query, '', raw, true);
+    const request = sqlRequest(projectId, location, query);
+    if (this.usesSql(request)) {
+      try {
+        const stats = await this.sql.dryRun(request);
+        return {
+          totalBytesProcessed: String(stats.totalBytesProcessed),
+          statementType: stats.statementType,
+          referencedTables: stats.referencedTables,
+          ...(stats.schema ? { schema: { fields: stats.schema.map(schemaJson) } } : {}),
+        };
+      } catch (error) {
+        throw asHttpError(error);
+      }
+    }
+    let result: QueryResult;
+    try {
+      result = this.answer(recorded);
+    } catch (error) {
+      throw new HttpError(
+        400,
+        'invalidQuery',
+        error instanceof Error ? error.message : String(error),
+      );
+    }
+    return {
+      totalBytesProcessed: '0',
+      statementType: 'SELECT',
+      referencedTables: [],
+      schema: { fields: result.schema.map(schemaJson) },
+    };
+  }
+
+  /**
+   * Once tables are registered, a query naming any `dataset.table` runs on them (an unregistered
+   * one is then 404), and so does every query when no handler is set; the rest go to the handler.
+   */
+  private usesSql(request: SqlRequest): boolean {
+    if (!this.sql.hasTables) return false;
+    return this.handler === undefined || this.sql.namesTables(request);
+  }
+
+  private answer(recorded: RecordedQuery): QueryResult {
+    if (!this.handler) throw new Error('no result configured');
+    return this.handler(recorded);
+  }
+
+  private record(
+    query: Record<string, unknown>,
+    jobId: string,
+    raw: Record<string, unknown>,
+    dryRun: boolean,
+  ): RecordedQuery {
+    const recorded: RecordedQuery = {
+      query: text(query.query) ?? '',
+      parameters: query.queryParameters,
+      useLegacySql: query.useLegacySql,
+      jobId,
+      raw,
+      dryRun,
+    };
+    this.recordedQueries.push(recorded);
+    return recorded;
   }
 
   private async getQueryResults(job: Job, params: URLSearchParams): Promise<Reply> {
@@ -307,31 +457,42 @@ export class BigQueryEmulator {
     return this.results(job, kind, startIndex(params), positive(params.get('maxResults')), int64);
   }
 
-  private createJob(
+  private async createJob(
     projectId: string,
     location: string,
     jobId: string,
     query: Record<string, unknown>,
     raw: Record<string, unknown>,
-  ): Job {
-    const recorded: RecordedQuery = {
-      query: text(query.query) ?? '',
-      parameters: query.queryParameters,
-      useLegacySql: query.useLegacySql,
-      jobId,
-      raw,
-    };
-    this.recordedQueries.push(recorded);
+  ): Promise<Job> {
+    const recorded = this.record(query, jobId, raw, false);
     const configuration = raw.configuration ?? { query: raw };
     const job: Job = { projectId, jobId, location, configuration, pollsLeft: 0 };
+    // Registered before running, so a concurrent jobs.insert with this id is a duplicate.
+    this.jobs.set(jobId, job);
+    const request = sqlRequest(projectId, location, query);
+    if (this.usesSql(request)) {
+      try {
+        const outcome = await this.sql.run(request);
+        const rows = outcome.rows;
+        job.result = { schema: outcome.schema, totalRows: rows.length, row: (i) => rows[i] ?? [] };
+        job.queryStatistics = {
+          totalBytesProcessed: String(outcome.totalBytesProcessed),
+          statementType: outcome.statementType,
+          referencedTables: outcome.referencedTables,
+        };
+      } catch (error) {
+        const failure = asHttpError(error);
+        job.error = { status: failure.status, reason: failure.reason, message: failure.message };
+      }
+      return job;
+    }
     try {
-      job.result = this.handler(recorded);
+      job.result = this.answer(recorded);
       job.pollsLeft = job.result.pollsBeforeComplete ?? 0;
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       job.error = { status: 400, reason: 'invalidQuery', message };
     }
-    this.jobs.set(jobId, job);
     return job;
   }
 
@@ -347,7 +508,10 @@ export class BigQueryEmulator {
       status: failure
         ? { state: 'DONE', errorResult: failure, errors: [failure] }
         : { state: running ? 'RUNNING' : 'DONE' },
-      statistics: { creationTime: String(Date.now()) },
+      statistics: {
+        creationTime: String(Date.now()),
+        ...(job.queryStatistics ? { query: job.queryStatistics } : {}),
+      },
     };
   }
 
@@ -378,7 +542,7 @@ export class BigQueryEmulator {
       jobComplete: true,
       schema: { fields: result.schema.map(schemaJson) },
       totalRows: String(result.totalRows),
-      totalBytesProcessed: '0',
+      totalBytesProcessed: String(job.queryStatistics?.totalBytesProcessed ?? '0'),
       cacheHit: false,
     };
     // Like BigQuery: no rows key on an empty page, no pageToken on the last one.
@@ -412,6 +576,28 @@ export class BigQueryEmulator {
     if (ms > 0) await sleep(ms, undefined, { signal: this.closing.signal });
     return { status: 200, body: { kind, jobReference: reference(job), jobComplete: false } };
   }
+}
+
+function sqlRequest(
+  projectId: string,
+  location: string,
+  query: Record<string, unknown>,
+): SqlRequest {
+  return {
+    query: text(query.query) ?? '',
+    projectId,
+    location,
+    parameters: query.queryParameters,
+    keyResultStatement: record(query.scriptOptions).keyResultStatement,
+  };
+}
+
+function asHttpError(error: unknown): HttpError {
+  if (error instanceof HttpError) return error;
+  if (error instanceof BigQuerySqlError)
+    return new HttpError(error.status, error.reason, error.message);
+  const message = error instanceof Error ? error.message : String(error);
+  return new HttpError(500, 'internalError', `emulator: ${message}`);
 }
 
 function parseRoute(method: string, pathname: string): Route {

@@ -1,12 +1,13 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BigQuery, BigQueryDate, BigQueryInt, BigQueryTimestamp } from '@google-cloud/bigquery';
 import { OAuth2Client } from 'google-auth-library';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   BigQueryEmulator,
   type BigQueryField,
   type QueryResult,
 } from '../emulators/bigquery-emulator.js';
+import { bigQueryClientFor } from '../helpers/bigquery-client.js';
 
 let emulator: BigQueryEmulator;
 
@@ -361,5 +362,417 @@ describe('BigQueryEmulator with the real @google-cloud/bigquery client', () => {
       'POST /projects/test-project/queries',
       'GET /projects/test-project/datasets',
     ]);
+  });
+});
+
+describe('BigQueryEmulator SQL mode (registered tables, run by DuckDB)', () => {
+  let sql: BigQueryEmulator;
+  let bq: BigQuery;
+  const MAPPING = 'my-project.identity.user_mapping';
+  const MAPPING_SCHEMA: BigQueryField[] = [
+    { name: 'partition_date', type: 'DATE' },
+    { name: 'person_id', type: 'STRING' },
+    { name: 'user_id', type: 'STRING' },
+    { name: 'id_type', type: 'STRING' },
+  ];
+  // The production mapping script, verbatim.
+  const MAPPING_SCRIPT = `DECLARE last_partition DATE DEFAULT (
+  SELECT MAX(\`partition_date\`) FROM \`my-project.identity.user_mapping\`
+  WHERE \`partition_date\` >= DATE_SUB(CURRENT_DATE(), INTERVAL @lookback_days DAY)
+);
+DECLARE first_partition DATE DEFAULT DATE_SUB(last_partition, INTERVAL @window_days - 1 DAY);
+WITH source AS (
+  SELECT
+    \`partition_date\` AS part,
+    NULLIF(CAST(\`person_id\` AS STRING), '') AS person,
+    NULLIF(CAST(\`user_id\` AS STRING), '') AS id,
+    NULLIF(CAST(\`id_type\` AS STRING), '') AS type
+  FROM \`my-project.identity.user_mapping\`
+  WHERE \`partition_date\` BETWEEN first_partition AND last_partition
+),
+ranked AS (
+  SELECT part, person, id, type,
+    ROW_NUMBER() OVER newest_first AS n,
+    FIRST_VALUE(part) OVER newest_first AS id_part,
+    FIRST_VALUE(person) OVER newest_first AS id_person
+  FROM source
+  WHERE person IS NOT NULL AND id IS NOT NULL AND type IS NOT NULL
+  WINDOW newest_first AS (PARTITION BY type, id ORDER BY part DESC, person)
+),
+dropped AS (
+  SELECT IF(id IS NULL, 'no_id', IF(type IS NULL, 'no_type', 'no_person')) AS reason
+  FROM source WHERE person IS NULL OR id IS NULL OR type IS NULL
+  UNION ALL
+  SELECT CASE
+      WHEN part = id_part AND person != id_person THEN 'other_person'
+      WHEN part = id_part THEN 'duplicate_row'
+      WHEN person != id_person THEN 'moved'
+      ELSE 'older_partition' END
+  FROM ranked WHERE n > 1
+)
+SELECT
+  CAST(first_partition AS STRING) AS first_partition,
+  CAST(last_partition AS STRING) AS last_partition,
+  ids, reason, row_count
+FROM (
+  SELECT ARRAY_AGG(STRUCT(id AS id, type AS type) ORDER BY id, type) AS ids, MIN(id) AS first_id,
+    CAST(NULL AS STRING) AS reason, COUNT(*) AS row_count
+  FROM ranked WHERE n = 1 GROUP BY person
+  UNION ALL
+  SELECT ARRAY<STRUCT<id STRING, type STRING>>[], NULL, reason, COUNT(*) FROM dropped GROUP BY reason
+)
+ORDER BY reason IS NULL, reason, first_id;`;
+  const MAPPING_PARAMS = { lookback_days: '7', window_days: '3' };
+  const MAPPING_TYPES = { lookback_days: 'INT64', window_days: 'INT64' };
+
+  beforeAll(async () => {
+    sql = await BigQueryEmulator.start({ projectId: 'my-project' });
+    bq = bigQueryClientFor(sql);
+  });
+
+  afterAll(async () => {
+    await sql.close();
+  });
+
+  beforeEach(() => {
+    sql.setCurrentDate('2026-11-25');
+    sql.createTable(
+      'my-project.identity.links',
+      [
+        { name: 'person', type: 'STRING' },
+        { name: 'id', type: 'STRING' },
+        { name: 'seen', type: 'INT64' },
+      ],
+      [
+        [null, 'a', 1],
+        [null, 'b', 2],
+        ['p1', 'c', 3],
+        ['p1', 'd', 4],
+        ['p2', 'e', 5],
+      ],
+    );
+  });
+
+  it('groups all NULL persons together, as BigQuery does, and sorts NULLs first', async () => {
+    const [rows] = await bq.query(
+      'SELECT person, ARRAY_AGG(id ORDER BY id) AS ids, COUNT(*) AS n ' +
+        'FROM `my-project.identity.links` GROUP BY person ORDER BY person',
+    );
+
+    // Every id without a person lands in ONE group: the linking bug this server must show.
+    expect(rows).toEqual([
+      { person: null, ids: ['a', 'b'], n: 2 },
+      { person: 'p1', ids: ['c', 'd'], n: 2 },
+      { person: 'p2', ids: ['e'], n: 1 },
+    ]);
+  });
+
+  it('runs windows, QUALIFY, UNION ALL and names unnamed columns f0_, f1_', async () => {
+    const [latest] = await bq.query(
+      'SELECT person, id FROM identity.links ' +
+        'QUALIFY ROW_NUMBER() OVER (PARTITION BY person ORDER BY seen DESC) = 1 ' +
+        "UNION ALL SELECT 'total', CAST(COUNT(*) AS STRING) FROM identity.links " +
+        'ORDER BY person DESC',
+    );
+    expect(latest).toEqual([
+      { person: 'total', id: '5' },
+      { person: 'p2', id: 'e' },
+      { person: 'p1', id: 'd' },
+      { person: null, id: 'b' },
+    ]);
+
+    const [counts] = await bq.query(
+      'SELECT COUNT(*), COUNTIF(person IS NULL), SUM(seen) AS total FROM `my-project.identity.links`',
+    );
+    expect(counts).toEqual([{ f0_: 5, f1_: 2, total: 15 }]);
+  });
+
+  it('computes expressions with BigQuery semantics', async () => {
+    const cases: [string, unknown][] = [
+      ['CAST(1.0 AS STRING)', '1'],
+      ['CAST(2.5 AS INT64)', 3],
+      ["SAFE_CAST('x' AS INT64)", null],
+      ["IF(NULL, 'a', 'b')", 'b'],
+      ["IFNULL(NULL, 'z')", 'z'],
+      ["NULLIF('', '')", null],
+      ['1 != NULL', null],
+      ["CONCAT('a', NULL)", null],
+      ['GREATEST(1, NULL)', null],
+      ['0.1 + 0.2', 0.30000000000000004],
+      ['2147483647 + 1', 2147483648],
+      ["SUBSTR('hello', 0, 2)", 'he'],
+      ['ARRAY_LENGTH([1, 2, 3])', 3],
+      ["STRUCT(1 AS a, 'x' AS b)", { a: 1, b: 'x' }],
+      ["CAST(DATE_ADD(DATE '2026-01-31', INTERVAL 1 MONTH) AS STRING)", '2026-02-28'],
+      ["EXTRACT(DAYOFWEEK FROM DATE '2026-11-29')", 1],
+      ["DATE_DIFF(DATE '2026-02-01', DATE '2026-01-31', MONTH)", 1],
+      ["CAST(TIMESTAMP '2026-11-25 10:00:00+02' AS STRING)", '2026-11-25 08:00:00+00'],
+      ["'a_c' LIKE 'a\\\\_c'", true],
+      ["'abc' LIKE 'a\\\\_c'", false],
+      ["REGEXP_CONTAINS('abc', 'b')", true],
+    ];
+    for (const [expression, expected] of cases) {
+      const [rows] = await bq.query(`SELECT ${expression} AS v`);
+      expect(rows, expression).toEqual([{ v: expected }]);
+    }
+  });
+
+  it('fails what BigQuery fails, and what it cannot model, with 400 invalidQuery', async () => {
+    const cases: [string, string][] = [
+      ['SELECT 1 / 0', 'division by zero'],
+      ["SELECT CAST('1e3' AS INT64)", 'Bad int64 value: 1e3'],
+      ['SELECT ARRAY_AGG(person) FROM identity.links', 'Array cannot have a null element'],
+      ['SELECT person_idx FROM identity.links', 'Unrecognized name: person_idx'],
+      ['SELECT 1 UNION SELECT 2', 'Expected keyword DISTINCT or keyword ALL'],
+      ["SELECT FARM_FINGERPRINT('a')", 'Function FARM_FINGERPRINT is not supported'],
+      ['SELECT 1 AS x, 2 AS x', 'Duplicate column names in the result are not supported'],
+      ['SELECT @missing', "Query parameter 'missing' not found at [1:8]"],
+      ['DECLARE seen INT64 DEFAULT 1; SELECT seen FROM identity.links', 'Variable seen'],
+      ['INSERT INTO identity.links (id) VALUES (1)', 'not supported'],
+    ];
+    for (const [query, message] of cases) {
+      const failure = bq.query(query);
+      await expect(failure, query).rejects.toMatchObject({
+        code: 400,
+        errors: [{ reason: 'invalidQuery' }],
+      });
+      await expect(bq.query(query), query).rejects.toThrow(message);
+    }
+  });
+
+  it('answers 404 for a table that is not registered, in BigQuery words', async () => {
+    await expect(
+      bq.query('SELECT id FROM `my-project.identity.nope` JOIN identity.links USING (id)'),
+    ).rejects.toMatchObject({
+      code: 404,
+      message: 'Not found: Table my-project:identity.nope was not found in location US',
+      errors: [{ reason: 'notFound' }],
+    });
+  });
+
+  it('runs the production mapping script: DECLAREs, windows, typed empty arrays', async () => {
+    const row = (day: string, person: string | null, id: string | null, type: string | null) => ({
+      partition_date: day,
+      person_id: person,
+      user_id: id,
+      id_type: type,
+    });
+    const today = '2026-11-25';
+    sql.createTable(MAPPING, MAPPING_SCHEMA, [
+      row(today, 'P1', 'u1', 't1'),
+      row(today, 'P1', 'u1', 't1'), // duplicate_row
+      row(today, 'P1', 'u2', 't2'),
+      row(today, 'P2', 'u3', 't1'),
+      row(today, null, 'u4', 't1'), // no_person
+      row(today, '', 'u5', 't1'), // no_person: empty strings are NULLs
+      row(today, 'P3', '', 't1'), // no_id
+      row(today, 'P3', 'u6', null), // no_type
+      row(today, 'P4', 'u7', 't1'),
+      row(today, 'P5', 'u7', 't1'), // other_person: same id under two persons, one partition
+      row('2026-11-24', 'P6', 'u2', 't2'), // moved: u2 now belongs to P1
+      row('2026-11-24', 'P1', 'u1', 't1'), // older_partition
+      row('2026-11-23', 'P8', 'u8', 't1'), // outside the 3-day window
+      row('2026-11-22', 'P9', 'u9', 't1'), // outside the 3-day window
+      row('2026-11-26', 'P9', 'u10', 't1'), // a future partition is still the latest
+    ]);
+    sql.insertRows(MAPPING, [row('2026-11-10', 'P9', 'u11', 't1')]);
+    sql.setCurrentDate('2026-11-27');
+
+    const [rows] = await bq.query({
+      query: MAPPING_SCRIPT,
+      params: MAPPING_PARAMS,
+      types: MAPPING_TYPES,
+    });
+
+    // Latest partition 2026-11-26, window of 3 days: 24th to 26th.
+    const window = { first_partition: '2026-11-24', last_partition: '2026-11-26' };
+    const reason = (name: string, count: number) => ({
+      ...window,
+      ids: [],
+      reason: name,
+      row_count: count,
+    });
+    const person = (ids: [string, string][]) => ({
+      ...window,
+      ids: ids.map(([id, type]) => ({ id, type })),
+      reason: null,
+      row_count: ids.length,
+    });
+    expect(rows).toEqual([
+      reason('duplicate_row', 1),
+      reason('moved', 1),
+      reason('no_id', 1),
+      reason('no_person', 2),
+      reason('no_type', 1),
+      reason('older_partition', 1),
+      reason('other_person', 1),
+      person([
+        ['u1', 't1'],
+        ['u2', 't2'],
+      ]),
+      person([['u10', 't1']]),
+      person([['u3', 't1']]),
+      person([['u7', 't1']]),
+    ]);
+  });
+
+  it('takes typed parameters and CURRENT_DATE, and pages results like handler mode', async () => {
+    const days = Array.from({ length: 25 }, (_, i) => `2026-11-${String(i + 1).padStart(2, '0')}`);
+    sql.createTable(
+      MAPPING,
+      MAPPING_SCHEMA,
+      days.map((day, i) => [day, `P${i}`, `u${i}`, 't1']),
+    );
+
+    const [one] = await bq.query({
+      query:
+        'SELECT `user_id` AS id FROM `my-project.identity.user_mapping` WHERE `partition_date` = @partition',
+      params: { partition: BigQuery.date('2026-11-07') },
+    });
+    expect(one).toEqual([{ id: 'u6' }]);
+
+    const [after] = await bq.query({
+      query:
+        'SELECT DISTINCT CAST(`partition_date` AS STRING) AS p FROM `my-project.identity.user_mapping` ' +
+        'WHERE `partition_date` > @after ORDER BY p',
+      params: { after: BigQuery.date('2026-11-22') },
+    });
+    expect(after).toEqual([{ p: '2026-11-23' }, { p: '2026-11-24' }, { p: '2026-11-25' }]);
+
+    const [typed] = await bq.query({
+      query: 'SELECT @n + 1 AS n, @s AS s, @b AS b, @f * 2 AS f, CURRENT_DATE() AS today',
+      params: { n: 41, s: 'x', b: true, f: 0.25 },
+    });
+    expect(typed).toHaveLength(1);
+    expect(typed[0]).toMatchObject({ n: 42, s: 'x', b: true, f: 0.5 });
+    expect(typed[0].today.value).toBe('2026-11-25');
+
+    // Paged as the mapping source reads: getQueryResults with maxResults, one page at a time.
+    const [job] = await bq.createQueryJob({
+      query:
+        'SELECT `user_id` AS id FROM `my-project.identity.user_mapping` ORDER BY `partition_date`',
+    });
+    const pages: string[][] = [];
+    let next: Record<string, unknown> | null | undefined = { maxResults: 10 };
+    while (next) {
+      const page = (await job.getQueryResults({ ...next, autoPaginate: false })) as unknown as [
+        { id: string }[],
+        Record<string, unknown> | null,
+      ];
+      pages.push(page[0].map((r) => r.id));
+      next = page[1];
+    }
+    expect(pages.map((p) => p.length)).toEqual([10, 10, 5]);
+    expect(pages.flat()).toEqual(days.map((_, i) => `u${i}`));
+  });
+
+  it('answers dry runs with statistics and no job; bad SQL fails like a real run', async () => {
+    sql.createTable(MAPPING, MAPPING_SCHEMA, [['2026-11-25', 'P1', 'u1', 't1']]);
+    const ranBefore = sql.queries.filter((q) => !q.dryRun).length;
+
+    const [job] = await bq.createQueryJob({
+      query: MAPPING_SCRIPT,
+      params: MAPPING_PARAMS,
+      types: MAPPING_TYPES,
+      dryRun: true,
+    });
+
+    const metadata = job.metadata;
+    expect(metadata.status).toEqual({ state: 'DONE' });
+    expect(metadata.jobReference).toEqual({ projectId: 'my-project', location: 'US' });
+    expect(metadata.configuration).toMatchObject({
+      dryRun: true,
+      query: { query: MAPPING_SCRIPT },
+    });
+    expect(metadata.statistics.query).toMatchObject({
+      totalBytesBilled: '0',
+      cacheHit: false,
+      statementType: 'SCRIPT',
+      referencedTables: [
+        { projectId: 'my-project', datasetId: 'identity', tableId: 'user_mapping' },
+      ],
+    });
+    // One row. The first DECLARE reads the DATE column (8 bytes); the query reads it again and
+    // three 2-character strings (2 bytes + length each): 8 + 8 + 3 * 4.
+    expect(metadata.statistics.totalBytesProcessed).toBe('28');
+    expect(metadata.statistics.query.totalBytesProcessed).toBe('28');
+    expect(sql.queries.at(-1)).toMatchObject({ dryRun: true, jobId: '' });
+    expect(sql.queries.filter((q) => !q.dryRun)).toHaveLength(ranBefore);
+    // Nothing was stored: the job the client named does not exist.
+    await expect(job.getMetadata()).rejects.toMatchObject({ code: 404 });
+
+    const [select] = await bq.createQueryJob({
+      query: 'SELECT `user_id` AS id, 1 FROM `my-project.identity.user_mapping`',
+      dryRun: true,
+    });
+    expect(select.metadata.statistics.query).toMatchObject({
+      statementType: 'SELECT',
+      schema: {
+        fields: [
+          { name: 'id', type: 'STRING', mode: 'NULLABLE' },
+          { name: 'f0_', type: 'INTEGER', mode: 'NULLABLE' },
+        ],
+      },
+    });
+
+    const badColumn = MAPPING_SCRIPT.replace('NULLIF(CAST(`person_id`', 'NULLIF(CAST(`person_idx`');
+    await expect(
+      bq.createQueryJob({
+        query: badColumn,
+        params: MAPPING_PARAMS,
+        types: MAPPING_TYPES,
+        dryRun: true,
+      }),
+    ).rejects.toMatchObject({ code: 400, message: expect.stringContaining('person_idx') });
+
+    const missing = MAPPING_SCRIPT.replaceAll('identity.user_mapping', 'identity.gone');
+    await expect(
+      bq.createQueryJob({
+        query: missing,
+        params: MAPPING_PARAMS,
+        types: MAPPING_TYPES,
+        dryRun: true,
+      }),
+    ).rejects.toMatchObject({
+      code: 404,
+      message: 'Not found: Table my-project:identity.gone was not found in location US',
+    });
+
+    // jobs.query takes dryRun too, and answers a QueryResponse without rows or jobId.
+    const response = await fetch(`${sql.baseUrl}/bigquery/v2/projects/my-project/queries`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        query: 'SELECT `user_id` FROM identity.user_mapping',
+        useLegacySql: false,
+        dryRun: true,
+      }),
+    });
+    expect(response.status).toBe(200);
+    const body = (await response.json()) as Record<string, unknown>;
+    expect(body).toMatchObject({
+      jobComplete: true,
+      jobReference: { projectId: 'my-project', location: 'US' },
+      totalBytesProcessed: '4',
+    });
+    expect(body).not.toHaveProperty('rows');
+  });
+
+  it('keeps handler mode for queries that name no registered table', async () => {
+    sql.respondWith(() => numbered(2));
+    try {
+      const [handled] = await bq.query('SELECT n, label FROM t');
+      expect(handled).toEqual([
+        { n: 0, label: 'row-0' },
+        { n: 1, label: 'row-1' },
+      ]);
+      const [real] = await bq.query('SELECT COUNT(*) AS n FROM identity.links');
+      expect(real).toEqual([{ n: 5 }]);
+      await expect(bq.query('SELECT 1 FROM identity.missing')).rejects.toMatchObject({ code: 404 });
+    } finally {
+      sql.respondWith(() => {
+        throw new Error('no handler in this suite');
+      });
+    }
   });
 });
