@@ -5,7 +5,6 @@ import { AerospikeEmulator } from '../emulators/aerospike-emulator.js';
 import { BigQueryEmulator } from '../emulators/bigquery-emulator.js';
 import { GcsEmulator } from '../emulators/gcs-emulator.js';
 import { MongoEmulator } from '../emulators/mongo-emulator.js';
-import { mappingResult } from './mapping-result.js';
 
 /** All four test servers, and the environment that points the production adapters at them. */
 export interface LocalStack {
@@ -17,11 +16,14 @@ export interface LocalStack {
   readonly env: Readonly<Record<string, string>>;
   /** Loads a dataset into MongoDB, BigQuery and Aerospike the way production holds it. */
   seed(data: DemoDataset, partition?: string): Promise<void>;
+  /** Adds rows to the BigQuery mapping table (partition of the last seed). */
+  addMappingRows(rows: readonly { person: string; id: string; typeCode: string }[]): void;
   close(): Promise<void>;
 }
 
 const BUCKET = 'profile-api-snapshots';
 const PROJECT = 'local-project';
+const MAPPING_TABLE = `${PROJECT}.identity.user_mapping`;
 
 /** Starts the GCS, BigQuery, MongoDB and Aerospike test servers. */
 export async function startLocalStack(): Promise<LocalStack> {
@@ -32,6 +34,7 @@ export async function startLocalStack(): Promise<LocalStack> {
     AerospikeEmulator.start(),
   ]);
   gcs.createBucket(BUCKET);
+  let seeded = '2026-11-25';
   const env = {
     SNAPSHOT_URI: `gs://${BUCKET}/profile-api`,
     // The client libraries' own switches for local endpoints; our code only reads the URIs.
@@ -42,7 +45,7 @@ export async function startLocalStack(): Promise<LocalStack> {
     MONGO_URI: mongo.uri,
     MONGO_DATABASE: 'adtech',
     MONGO_COLLECTION: 'segments',
-    MAPPING_TABLE: `${PROJECT}.identity.user_mapping`,
+    MAPPING_TABLE,
     BIGQUERY_PROJECT: PROJECT,
     PROFILE_STORE: 'aerospike',
     AEROSPIKE_HOSTS: `${aerospike.host}:${aerospike.port}`,
@@ -54,7 +57,15 @@ export async function startLocalStack(): Promise<LocalStack> {
     mongo,
     aerospike,
     env,
-    seed: (data, partition = '2026-11-25') => seed({ mongo, bigquery, aerospike }, data, partition),
+    seed: (data, partition = '2026-11-25') => {
+      seeded = partition;
+      return seed({ mongo, bigquery, aerospike }, data, partition);
+    },
+    addMappingRows: (rows) =>
+      bigquery.insertRows(
+        MAPPING_TABLE,
+        rows.map((r) => [seeded, r.person, r.id, r.typeCode]),
+      ),
     close: async () => {
       await Promise.all([gcs.close(), bigquery.close(), mongo.close(), aerospike.close()]);
     },
@@ -78,11 +89,18 @@ async function seed(
     await mongo.close();
   }
 
-  servers.bigquery.respondWith(() =>
-    mappingResult(
-      data.persons.length,
-      (i) => (data.persons[i] ?? []).map(({ id, typeCode }) => [id, typeCode] as const),
-      partition,
+  // The identity mapping as a date-partitioned table: the job's own SQL runs on it.
+  servers.bigquery.setCurrentDate(partition);
+  servers.bigquery.createTable(
+    MAPPING_TABLE,
+    [
+      { name: 'partition_date', type: 'DATE' },
+      { name: 'person_id', type: 'STRING' },
+      { name: 'user_id', type: 'STRING' },
+      { name: 'id_type', type: 'STRING' },
+    ],
+    data.persons.flatMap((person, p) =>
+      person.map(({ id, typeCode }) => [partition, `person-${p}`, id, typeCode]),
     ),
   );
 

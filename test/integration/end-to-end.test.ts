@@ -34,15 +34,22 @@ async function profile(id: string) {
 }
 
 /**
- * Every id of the person holding `id`, requested one first, then the others in mapping order;
- * an id the mapping does not know stands alone with the type of its profile record.
+ * Every id of the person holding `id`, requested one first, then the others ordered by id and
+ * type code (the documented order); an id the mapping does not know stands alone with the type
+ * of its profile record.
  */
 function personOf(id: string) {
   const record = data.profiles.find((p) => p.key === id);
   const alone = record ? [{ id, typeCode: record.set }] : [];
   const person = data.persons.find((p) => p.some((e) => e.id === id)) ?? alone;
   const self = person.filter((e) => e.id === id);
-  return [...self, ...person.filter((e) => e.id !== id)];
+  const byIdThenType = (a: { id: string; typeCode: string }, b: typeof a) =>
+    a.id === b.id ? compare(a.typeCode, b.typeCode) : compare(a.id, b.id);
+  return [...self, ...person.filter((e) => e.id !== id).sort(byIdThenType)];
+}
+
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 function expectedFor(id: string) {

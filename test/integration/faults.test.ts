@@ -2,7 +2,6 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type DemoDataset, generateDemoDataset } from '../../shared/demo/demo-dataset.js';
 import { eventually } from '../helpers/eventually.js';
 import { type LocalStack, startLocalStack } from '../helpers/local-stack.js';
-import { mappingResult } from '../helpers/mapping-result.js';
 import { type ServedFunction, serveFunction } from '../helpers/serve-function.js';
 
 // Faults injected through the test servers' switches while the profile function serves on the
@@ -147,19 +146,15 @@ describe('GCS faults during a refresh', () => {
     'keeps serving the last good snapshot, fast, while GCS is %s, and reports it',
     async (_what, fault) => {
       const good = (await ask(`/?id=${data.samples.linked}`)).headers.get('x-mapping-version');
-      // A new partition: the same persons plus one, so that the job publishes a new version.
+      // One more person in the partition, so that the job publishes a new version.
       extraPersons++;
-      const persons = [
-        ...data.persons,
-        ...Array.from({ length: extraPersons }, (_, i) => [
-          { id: String(9_000_000_000 + i), typeCode: '444444' },
-        ]),
-      ];
-      stack.bigquery.respondWith(() =>
-        mappingResult(persons.length, (i) =>
-          (persons[i] ?? []).map(({ id, typeCode }) => [id, typeCode] as const),
-        ),
-      );
+      stack.addMappingRows([
+        {
+          person: `extra-${extraPersons}`,
+          id: String(9_000_000_000 + extraPersons),
+          typeCode: '444444',
+        },
+      ]);
       // Data object downloads only (the profile function's), so that the job itself can publish.
       stack.gcs.inject({
         ...fault,

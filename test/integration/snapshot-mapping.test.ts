@@ -158,3 +158,107 @@ describe('snapshotMapping on the BigQuery client', () => {
     expect(await store.listObjects('mapping/')).toEqual([]);
   });
 });
+
+describe('snapshotMapping on the SQL BigQuery runs (a table in the test server)', () => {
+  const TABLE = OPTIONS.table;
+  const SCHEMA = [
+    { name: 'partition_date', type: 'DATE' },
+    { name: 'person_id', type: 'STRING' },
+    { name: 'user_id', type: 'STRING' },
+    { name: 'id_type', type: 'STRING' },
+  ] as const;
+  const DAY = '2026-11-25';
+  const row = (person: string | null, id: string | null, type: string | null, day = DAY) => [
+    day,
+    person,
+    id,
+    type,
+  ];
+  const lookup = async (store: LocalSnapshotStore, id: string, typeCode: string) => {
+    const loaded = await loadSnapshot(store, mappingCodec(registry), undefined, {
+      stallTimeoutMs: 5_000,
+    });
+    return loaded?.value.lookup(id, typeCode, 50);
+  };
+
+  it('never links ids without a person to each other, and counts what it dropped by reason', async () => {
+    bq.setCurrentDate('2026-11-26');
+    bq.createTable(
+      TABLE,
+      [...SCHEMA],
+      [
+        // Four strangers with no person, and two with an empty one.
+        row(null, account(1), '444444'),
+        row(null, account(2), '444444'),
+        row(null, uuid(3), '222222'),
+        row(null, account(4), '444444'),
+        row('', account(5), '444444'),
+        row('', account(6), '444444'),
+        // A real person, and rows missing an id or a type.
+        row('P1', account(7), '444444'),
+        row('P1', uuid(7), '222222'),
+        row('P2', null, '444444'),
+        row('P2', account(8), null),
+      ],
+    );
+    const { store, lines, run } = await setup();
+    const summary = await run(RUN, {});
+    expect(summary).toMatchObject({
+      outcome: 'published',
+      rows: 2,
+      skippedByReason: { no_person: 6, no_id: 1, no_type: 1 },
+      skipped: 8,
+      source: { firstPartition: DAY, lastPartition: DAY, windowDays: '1' },
+    });
+    for (const id of [account(1), account(2), account(4), account(5)]) {
+      expect(await lookup(store, id, '444444')).toBeUndefined();
+    }
+    expect(await lookup(store, account(7), '444444')).toMatchObject({
+      linked: [{ id: uuid(7), typeCode: '222222' }],
+      linkedTotal: 1,
+    });
+    const logged = lines.find((l) => String(l.message).startsWith('snapshotMapping: published'));
+    expect(logged?.message).toMatch(/8 skipped \(no_id 1, no_person 6, no_type 1\)/);
+  });
+
+  it('gives an id that two persons claim in one partition to the lexically smallest person only', async () => {
+    bq.setCurrentDate('2026-11-26');
+    bq.createTable(
+      TABLE,
+      [...SCHEMA],
+      [
+        row('P-b', account(1), '444444'),
+        row('P-b', uuid(1), '222222'),
+        row('P-a', account(1), '444444'),
+        row('P-a', uuid(2), '222222'),
+      ],
+    );
+    const { store, run } = await setup();
+    expect(await run(RUN, {})).toMatchObject({ skippedByReason: { other_person: 1 } });
+    expect(await lookup(store, account(1), '444444')).toMatchObject({
+      linked: [{ id: uuid(2), typeCode: '222222' }],
+      linkedTotal: 1,
+    });
+    // The losing person keeps its other ids, without the contested one.
+    expect(await lookup(store, uuid(1), '222222')).toMatchObject({ linked: [], linkedTotal: 0 });
+  });
+
+  it('checks the query against the table with a dry run, naming a wrong column', async () => {
+    bq.createTable(TABLE, [...SCHEMA], [row('P1', account(1), '444444')]);
+    const { run } = await setup();
+    const before = bq.queries.length;
+    expect(await run({ ...RUN, dryRun: true }, {})).toMatchObject({
+      outcome: 'dry_run',
+      dryRun: { tables: [TABLE] },
+    });
+    expect(bq.queries.slice(before).map((q) => q.dryRun)).toEqual([true]);
+
+    const wrong = new BigQueryMappingSource(
+      { ...OPTIONS, personColumn: 'person' },
+      bigQueryClientFor(bq),
+    );
+    await expect(wrong.dryRun(AbortSignal.timeout(5_000))).rejects.toThrow(
+      /BigQuery rejected the mapping query on my-project.identity.mapping: .*person/,
+    );
+  });
+});
