@@ -9,13 +9,96 @@
 #
 #   ./deploy.sh --help        every setting with its default
 #   DRY_RUN=1 ./deploy.sh     print every command instead of running it
+#   ./deploy.sh verify        dry-run the mapping query against the real table (free)
+#   ./deploy.sh rollback mapping 20261130T043000Z-1a2b3c4d
+#                             pause that job and republish an earlier snapshot version
 #   ./deploy.sh teardown      delete the functions and scheduler jobs (TEARDOWN_ALL=1: also
 #                             the bucket, secrets' bindings stay; service accounts go too)
 set -euo pipefail
 
+# MEASURED FIGURES for sizing the profile function (see --help), from `npm run bench` part f
+# (README "Memory"); shared/memory-budget.ts holds the same numbers and a test keeps them equal.
+# Each stays a single assignment: the tests read them from this file.
+# Memory of a profile instance besides the mapping (runtime, catalog, buffers), in MiB.
+PROFILE_BASE_MIB=384
+# Peak memory per mapping id while a refresh holds the old and the new index, in bytes
+# (81.6 measured at 1M ids, 65.3 at 5M).
+REFRESH_BYTES_PER_ID=85
+# Size of the loaded mapping index per id (what MAPPING_MAX_BYTES counts), in bytes (27.8).
+INDEX_BYTES_PER_ID=28
+
+MIB=1048576
+# Cloud Run's memory sizes, smallest first.
+MEMORY_SIZES=(512Mi 1Gi 2Gi 4Gi 8Gi 16Gi 32Gi)
+VERSION_PATTERN='^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$'
+
+die() {
+  echo "deploy.sh: $*" >&2
+  exit 1
+}
+
+# MiB a profile instance needs for $1 mapping ids.
+needed_mib() {
+  echo $((PROFILE_BASE_MIB + ($1 * REFRESH_BYTES_PER_ID + MIB - 1) / MIB))
+}
+
+# Bytes in a memory size as gcloud takes it: <integer><k|M|G|Ki|Mi|Gi>, optionally ending in b/B.
+memory_bytes() {
+  [[ $1 =~ ^([0-9]+)(k|M|G|Ki|Mi|Gi)[bB]?$ ]] ||
+    die "memory size '$1' is not <integer><k|M|G|Ki|Mi|Gi>, e.g. 2Gi"
+  local number=$((10#${BASH_REMATCH[1]}))
+  case ${BASH_REMATCH[2]} in
+    k) echo $((number * 1000)) ;;
+    M) echo $((number * 1000000)) ;;
+    G) echo $((number * 1000000000)) ;;
+    Ki) echo $((number * 1024)) ;;
+    Mi) echo $((number * MIB)) ;;
+    Gi) echo $((number * 1024 * MIB)) ;;
+  esac
+}
+
+# The smallest Cloud Run memory size of at least $1 MiB; nothing when none is that big.
+smallest_memory() {
+  local size
+  for size in "${MEMORY_SIZES[@]}"; do
+    if (($(memory_bytes "$size") >= $1 * MIB)); then
+      echo "$size"
+      return
+    fi
+  done
+}
+
+# Cloud Run's minimum CPUs for $1 bytes of memory (documented under "memory limits").
+min_cpu() {
+  local gib=$((1024 * MIB))
+  if (($1 > 24 * gib)); then
+    echo 8
+  elif (($1 > 16 * gib)); then
+    echo 6
+  elif (($1 > 8 * gib)); then
+    echo 4
+  elif (($1 > 4 * gib)); then
+    echo 2
+  else
+    echo 1
+  fi
+}
+
 usage() {
-  cat <<'EOF'
-Usage: ./deploy.sh [deploy|teardown] [--dry-run] [--help]
+  cat <<EOF
+Usage: ./deploy.sh [deploy|verify|teardown] [--dry-run] [--help]
+       ./deploy.sh rollback catalog|mapping VERSION [--dry-run]
+
+Commands:
+  deploy (default)           create or update everything
+  verify                     check the mapping query against the real MAPPING_TABLE with a
+                             BigQuery dry run (free): locally, then through the deployed mapping
+                             job when it exists. Needs only PROJECT_ID and MAPPING_TABLE.
+  rollback KIND VERSION      pause KIND's scheduler job, then have the job republish VERSION
+                             (e.g. 20261130T043000Z-1a2b3c4d, from gs://BUCKET/SNAPSHOT_PREFIX/KIND/)
+                             as a new version; prints how to resume the job. Needs PROJECT_ID.
+  teardown                   delete the functions and scheduler jobs (TEARDOWN_ALL=1: also the
+                             bucket and the service accounts)
 
 Required:
   PROJECT_ID                 Google Cloud project to deploy to
@@ -28,13 +111,29 @@ Settings (default):
   NAME_PREFIX                profile-api (functions, service accounts, scheduler jobs)
   BUCKET                     <PROJECT_ID>-profile-api-snapshots
   BUCKET_LOCATION            <REGION>
-  SNAPSHOT_PREFIX            profile-api (folder inside the bucket)
+  SNAPSHOT_PREFIX            profile-api (folder inside the bucket; each job may write only its
+                             own <SNAPSHOT_PREFIX>/<kind>/, the profile function only reads)
   SNAPSHOT_RETENTION_DAYS    30 (superseded snapshot versions are deleted after this)
   RUNTIME                    nodejs24
   VPC_CONNECTOR              unset (Serverless VPC Access connector to reach a private Aerospike)
   VPC_EGRESS                 private-ranges-only
-  PROFILE_MEMORY             2Gi (holds the mapping: ~70 B per id, plus the catalog)
-  PROFILE_CPU                1
+  MAPPING_IDS                10000000 (ids expected in the identity mapping; sizes the profile
+                             function)
+  PROFILE_MEMORY             the smallest Cloud Run size (${MEMORY_SIZES[*]}) of
+                             at least ${PROFILE_BASE_MIB} MiB + MAPPING_IDS * ${REFRESH_BYTES_PER_ID} B, as a refresh holds the
+                             old and the new mapping at once: $(smallest_memory "$(needed_mib 10000000)") for 10 million ids.
+                             Set below that, it warns, and MAPPING_MAX_BYTES follows it.
+  PROFILE_CPU                Cloud Run's minimum for PROFILE_MEMORY: 1; above 4Gi 2, above 8Gi 4,
+                             above 16Gi 6, above 24Gi 8
+  MAPPING_MAX_BYTES          (PROFILE_MEMORY - ${PROFILE_BASE_MIB} MiB) * ${INDEX_BYTES_PER_ID} / ${REFRESH_BYTES_PER_ID} bytes, rounded down:
+                             the largest mapping index a profile instance loads (${INDEX_BYTES_PER_ID} B per id
+                             loaded, ${REFRESH_BYTES_PER_ID} B per id during a refresh); the mapping job
+                             refuses to publish a bigger one. The figures are measured ones,
+                             at the top of deploy.sh.
+  PROFILE_CPU_ALWAYS_ALLOCATED  false (true: no CPU throttling outside requests, so background
+                             snapshot refreshes run at full speed, at the price of billing each
+                             instance for its whole lifetime. Back to false changes nothing on
+                             the service: gcloud run services update NAME --cpu-throttling)
   PROFILE_MIN_INSTANCES      1
   PROFILE_MAX_INSTANCES      20
   PROFILE_CONCURRENCY        80
@@ -56,27 +155,50 @@ Settings (default):
   API_KEYS_SECRET            unset (Secret Manager secret holding the profile API keys)
   BIGQUERY_PROJECT           <PROJECT_ID> (runs and pays for the mapping query)
   BIGQUERY_LOCATION          unset
+  GOOGLE_OAUTH_ACCESS_TOKEN  verify only: token for BigQuery (default: gcloud auth
+                             print-access-token); with BIGQUERY_EMULATOR_HOST, verify runs
+                             against that server and calls no gcloud
   DRY_RUN                    0
   Any of the functions' own variables (LINKED_IDS_MAX, REQUEST_BUDGET_MS, ID_TYPES_JSON,
-  LOG_LEVEL, CATALOG_FIELDS, MAPPING_*_COLUMN, ...) set here is passed on to them.
+  LOG_LEVEL, CATALOG_FIELDS, MAPPING_*_COLUMN, MAPPING_WINDOW_DAYS, ...) set here is passed on
+  to them.
 EOF
 }
 
-ACTION=deploy
+usage_error() {
+  echo "deploy.sh: $*" >&2
+  sed -n '1,2p' <<<"$(usage)" >&2
+  exit 2
+}
+
+ARGS=()
 for arg in "$@"; do
   case "$arg" in
-    deploy | teardown) ACTION=$arg ;;
     --dry-run) DRY_RUN=1 ;;
     -h | --help)
       usage
       exit 0
       ;;
-    *)
-      echo "deploy.sh: unknown argument: $arg (see --help)" >&2
-      exit 2
-      ;;
+    -*) usage_error "unknown argument: $arg (see --help)" ;;
+    *) ARGS+=("$arg") ;;
   esac
 done
+ACTION=${ARGS[0]:-deploy}
+case "$ACTION" in
+  deploy | verify | teardown)
+    ((${#ARGS[@]} <= 1)) || usage_error "unexpected argument: ${ARGS[1]} (see --help)"
+    ;;
+  rollback)
+    ((${#ARGS[@]} == 3)) || usage_error "rollback takes a KIND and a VERSION"
+    ROLLBACK_KIND=${ARGS[1]}
+    ROLLBACK_VERSION=${ARGS[2]}
+    [[ $ROLLBACK_KIND == catalog || $ROLLBACK_KIND == mapping ]] ||
+      usage_error "rollback KIND must be catalog or mapping, not '$ROLLBACK_KIND'"
+    [[ $ROLLBACK_VERSION =~ $VERSION_PATTERN ]] ||
+      usage_error "rollback VERSION must look like 20261130T043000Z-1a2b3c4d, not '$ROLLBACK_VERSION'"
+    ;;
+  *) usage_error "unknown argument: $ACTION (see --help)" ;;
+esac
 
 DRY_RUN=${DRY_RUN:-0}
 REGION=${REGION:-europe-west1}
@@ -86,8 +208,12 @@ SNAPSHOT_PREFIX=${SNAPSHOT_PREFIX:-profile-api}
 SNAPSHOT_RETENTION_DAYS=${SNAPSHOT_RETENTION_DAYS:-30}
 VPC_CONNECTOR=${VPC_CONNECTOR:-}
 VPC_EGRESS=${VPC_EGRESS:-private-ranges-only}
-PROFILE_MEMORY=${PROFILE_MEMORY:-2Gi}
-PROFILE_CPU=${PROFILE_CPU:-1}
+MAPPING_IDS=${MAPPING_IDS:-10000000}
+# Unset: sized from MAPPING_IDS by size_profile.
+PROFILE_MEMORY=${PROFILE_MEMORY:-}
+PROFILE_CPU=${PROFILE_CPU:-}
+MAPPING_MAX_BYTES=${MAPPING_MAX_BYTES:-}
+PROFILE_CPU_ALWAYS_ALLOCATED=${PROFILE_CPU_ALWAYS_ALLOCATED:-false}
 PROFILE_MIN_INSTANCES=${PROFILE_MIN_INSTANCES:-1}
 PROFILE_MAX_INSTANCES=${PROFILE_MAX_INSTANCES:-20}
 PROFILE_CONCURRENCY=${PROFILE_CONCURRENCY:-80}
@@ -108,11 +234,6 @@ AEROSPIKE_USER=${AEROSPIKE_USER:-}
 AEROSPIKE_PASSWORD_SECRET=${AEROSPIKE_PASSWORD_SECRET:-}
 API_KEYS_SECRET=${API_KEYS_SECRET:-}
 BIGQUERY_LOCATION=${BIGQUERY_LOCATION:-}
-
-die() {
-  echo "deploy.sh: $*" >&2
-  exit 1
-}
 
 [[ -n ${PROJECT_ID:-} ]] || die "PROJECT_ID is required (see --help)"
 BUCKET=${BUCKET:-${PROJECT_ID}-profile-api-snapshots}
@@ -154,12 +275,15 @@ exists() {
   "$@" >/dev/null 2>&1
 }
 
+# $1 as the inside of a JSON string (our values hold no control characters).
+json_chars() {
+  local value=${1//\\/\\\\}
+  printf '%s' "${value//\"/\\\"}"
+}
+
 # Writes KEY: "value" lines (YAML with JSON-quoted strings) for --env-vars-file.
 env_line() {
-  local value=$2
-  value=${value//\\/\\\\}
-  value=${value//\"/\\\"}
-  printf '%s: "%s"\n' "$1" "$value"
+  printf '%s: "%s"\n' "$1" "$(json_chars "$2")"
 }
 
 # Passes on those of the functions' own settings that are set in this environment.
@@ -179,7 +303,31 @@ JOB_VARS=(MIN_ROWS_RATIO)
 CATALOG_VARS=(CATALOG_ID_FIELD CATALOG_FIELDS MONGO_BATCH_SIZE MONGO_MAX_TIME_MS
   MONGO_CONNECT_TIMEOUT_MS)
 MAPPING_VARS=(MAPPING_PERSON_COLUMN MAPPING_ID_COLUMN MAPPING_TYPE_COLUMN MAPPING_PARTITION_COLUMN
-  MAPPING_LOOKBACK_DAYS BIGQUERY_PAGE_SIZE)
+  MAPPING_LOOKBACK_DAYS MAPPING_WINDOW_DAYS BIGQUERY_PAGE_SIZE)
+
+# Fills in PROFILE_MEMORY, PROFILE_CPU and MAPPING_MAX_BYTES where unset (formulas in --help).
+size_profile() {
+  [[ $MAPPING_IDS =~ ^[0-9]+$ ]] || die "MAPPING_IDS must be a whole number of ids"
+  local need memory
+  need=$(needed_mib "$MAPPING_IDS")
+  if [[ -z $PROFILE_MEMORY ]]; then
+    PROFILE_MEMORY=$(smallest_memory "$need")
+    [[ -n $PROFILE_MEMORY ]] ||
+      die "MAPPING_IDS=$MAPPING_IDS needs $need MiB per profile instance, more than Cloud Run's largest (${MEMORY_SIZES[-1]})"
+  fi
+  memory=$(memory_bytes "$PROFILE_MEMORY")
+  if ((memory < need * MIB)); then
+    echo "deploy.sh: warning: PROFILE_MEMORY=$PROFILE_MEMORY is less than the $need MiB that MAPPING_IDS=$MAPPING_IDS ids need; the mapping job will refuse mappings over MAPPING_MAX_BYTES" >&2
+  fi
+  if [[ -z $PROFILE_CPU ]]; then PROFILE_CPU=$(min_cpu "$memory"); fi
+  if [[ -z $MAPPING_MAX_BYTES ]]; then
+    ((memory > PROFILE_BASE_MIB * MIB)) ||
+      die "PROFILE_MEMORY=$PROFILE_MEMORY leaves no room for the mapping: a profile instance needs $PROFILE_BASE_MIB MiB besides it"
+    MAPPING_MAX_BYTES=$(((memory - PROFILE_BASE_MIB * MIB) * INDEX_BYTES_PER_ID / REFRESH_BYTES_PER_ID))
+  fi
+  [[ $MAPPING_MAX_BYTES =~ ^[1-9][0-9]*$ ]] || die "MAPPING_MAX_BYTES must be a number of bytes"
+  echo "# profile instances: $PROFILE_MEMORY, $PROFILE_CPU CPU (MAPPING_IDS=$MAPPING_IDS needs $need MiB); mappings up to MAPPING_MAX_BYTES=$MAPPING_MAX_BYTES"
+}
 
 # The job's own deadline stays inside the function timeout, so that it fails cleanly first.
 job_timeout_ms() {
@@ -197,6 +345,7 @@ write_env_files() {
     env_line AEROSPIKE_HOSTS "$AEROSPIKE_HOSTS"
     env_line AEROSPIKE_NAMESPACE "$AEROSPIKE_NAMESPACE"
     if [[ -n $AEROSPIKE_USER ]]; then env_line AEROSPIKE_USER "$AEROSPIKE_USER"; fi
+    env_line MAPPING_MAX_BYTES "$MAPPING_MAX_BYTES"
     pass_through "${COMMON_VARS[@]}" "${PROFILE_VARS[@]}"
   } >"$WORK_DIR/profile.env.yaml"
   {
@@ -214,6 +363,7 @@ write_env_files() {
     env_line BIGQUERY_PROJECT "$BIGQUERY_PROJECT"
     if [[ -n $BIGQUERY_LOCATION ]]; then env_line BIGQUERY_LOCATION "$BIGQUERY_LOCATION"; fi
     env_line JOB_TIMEOUT_MS "$(job_timeout_ms)"
+    env_line MAPPING_MAX_BYTES "$MAPPING_MAX_BYTES"
     pass_through "${COMMON_VARS[@]}" "${JOB_VARS[@]}" "${MAPPING_VARS[@]}"
   } >"$WORK_DIR/mapping.env.yaml"
 }
@@ -289,16 +439,93 @@ grant_secret() {
     --member="serviceAccount:$2" --role=roles/secretmanager.secretAccessor --condition=None
 }
 
+# An IAM condition (for --condition-from-file: its expression holds commas) allowing the objects
+# under folder $3 of the bucket and listing with a prefix inside it: a list request names the
+# bucket, not an object, so resource.name alone cannot allow it.
+write_condition() {
+  local file=$1 title=$2 folder=$3 expression
+  expression="resource.name.startsWith(\"projects/_/buckets/${BUCKET}/objects/${folder}\")"
+  expression+=" || api.getAttribute(\"storage.googleapis.com/objectListPrefix\", \"\").startsWith(\"${folder}\")"
+  printf '{"title": "%s", "description": "%s", "expression": "%s"}\n' "$title" \
+    "Written by deploy.sh: objects under gs://${BUCKET}/${folder} only" "$(json_chars "$expression")" \
+    >"$file"
+}
+
+# The bucket's IAM policy (JSON) in WORK_DIR; a dry run plans a first deploy (no bindings).
+read_bucket_policy() {
+  local get=(gcloud storage buckets get-iam-policy "gs://$BUCKET" --project="$PROJECT_ID" --format=json)
+  if [[ $DRY_RUN == 1 ]]; then
+    printf '# would read:'
+    printf ' %q' "${get[@]}"
+    printf '\n'
+    echo '{}' >"$WORK_DIR/bucket-policy.json"
+  else
+    "${get[@]}" >"$WORK_DIR/bucket-policy.json"
+  fi
+}
+
+# Compares MEMBER's bindings of ROLE in the bucket policy with the wanted condition file: prints
+# "present" for the wanted one, "None" for an unconditional one, and for each other condition
+# the path of a file holding it (a removal must name a condition exactly).
+other_bindings() {
+  node -e '
+    const fs = require("node:fs");
+    const [policyFile, member, role, wantedFile, stalePrefix] = process.argv.slice(1);
+    const policy = JSON.parse(fs.readFileSync(policyFile, "utf8") || "{}");
+    const wanted = JSON.parse(fs.readFileSync(wantedFile, "utf8"));
+    const same = (c) => ["expression", "title", "description"].every((k) => c[k] === wanted[k]);
+    let stale = 0;
+    for (const binding of policy.bindings ?? []) {
+      if (binding.role !== role || !(binding.members ?? []).includes(member)) continue;
+      if (!binding.condition) console.log("None");
+      else if (same(binding.condition)) console.log("present");
+      else {
+        stale += 1;
+        const file = stalePrefix + "-" + stale + ".json";
+        fs.writeFileSync(file, JSON.stringify(binding.condition) + "\n");
+        console.log(file);
+      }
+    }
+  ' "$@"
+}
+
+# Grants ROLE on the bucket to a service account under a condition, then removes that account's
+# other bindings of ROLE (an older deployment's unconditional one, an old folder's), so that a
+# re-run changes nothing and the condition is the only way in.
+grant_bucket_role() {
+  local sa=$1 role=$2 condition=$3 member="serviceAccount:$1" others line
+  others=$(other_bindings "$WORK_DIR/bucket-policy.json" "$member" "$role" "$condition" \
+    "${condition%.json}.stale")
+  if ! grep -qx present <<<"$others"; then
+    run gcloud storage buckets add-iam-policy-binding "gs://$BUCKET" --project="$PROJECT_ID" \
+      --member="$member" --role="$role" --condition-from-file="$condition"
+  fi
+  while IFS= read -r line; do
+    case $line in
+      '' | present) ;;
+      None)
+        run gcloud storage buckets remove-iam-policy-binding "gs://$BUCKET" --project="$PROJECT_ID" \
+          --member="$member" --role="$role" --condition=None
+        ;;
+      *)
+        run gcloud storage buckets remove-iam-policy-binding "gs://$BUCKET" --project="$PROJECT_ID" \
+          --member="$member" --role="$role" --condition-from-file="$line"
+        ;;
+    esac
+  done <<<"$others"
+}
+
 grant_access() {
-  local bucket_member
-  # The profile function only reads snapshots; the jobs write (and tidy up) their own objects.
-  bucket_member=(--project="$PROJECT_ID" --condition=None)
-  run gcloud storage buckets add-iam-policy-binding "gs://$BUCKET" "${bucket_member[@]}" \
-    --member="serviceAccount:$PROFILE_SA" --role=roles/storage.objectViewer
-  run gcloud storage buckets add-iam-policy-binding "gs://$BUCKET" "${bucket_member[@]}" \
-    --member="serviceAccount:$CATALOG_SA" --role=roles/storage.objectUser
-  run gcloud storage buckets add-iam-policy-binding "gs://$BUCKET" "${bucket_member[@]}" \
-    --member="serviceAccount:$MAPPING_SA" --role=roles/storage.objectUser
+  # The profile function only reads snapshots; each job writes (and tidies up) its own folder.
+  write_condition "$WORK_DIR/profile.condition.json" "${NAME_PREFIX} snapshots, read" "${SNAPSHOT_PREFIX}/"
+  write_condition "$WORK_DIR/catalog.condition.json" "${NAME_PREFIX} catalog snapshots" \
+    "${SNAPSHOT_PREFIX}/catalog/"
+  write_condition "$WORK_DIR/mapping.condition.json" "${NAME_PREFIX} mapping snapshots" \
+    "${SNAPSHOT_PREFIX}/mapping/"
+  read_bucket_policy
+  grant_bucket_role "$PROFILE_SA" roles/storage.objectViewer "$WORK_DIR/profile.condition.json"
+  grant_bucket_role "$CATALOG_SA" roles/storage.objectUser "$WORK_DIR/catalog.condition.json"
+  grant_bucket_role "$MAPPING_SA" roles/storage.objectUser "$WORK_DIR/mapping.condition.json"
   grant_secret "$MONGO_URI_SECRET" "$CATALOG_SA"
   if [[ -n $AEROSPIKE_PASSWORD_SECRET ]]; then grant_secret "$AEROSPIKE_PASSWORD_SECRET" "$PROFILE_SA"; fi
   if [[ -n $API_KEYS_SECRET ]]; then grant_secret "$API_KEYS_SECRET" "$PROFILE_SA"; fi
@@ -341,6 +568,11 @@ deploy_functions() {
     profile_flags+=(--no-allow-unauthenticated)
   fi
   deploy_function "$PROFILE_FN" profile "$PROFILE_SA" "$WORK_DIR/profile.env.yaml" "${profile_flags[@]}"
+  # Set on the function's Cloud Run service, which later function deploys leave as it is.
+  if [[ $PROFILE_CPU_ALWAYS_ALLOCATED == true ]]; then
+    run gcloud run services update "$PROFILE_FN" --project="$PROJECT_ID" --region="$REGION" \
+      --no-cpu-throttling
+  fi
 
   # One run at a time, long enough for the job, never public.
   local job_flags=(--memory="$JOB_MEMORY" --cpu="$JOB_CPU" --timeout="$JOB_TIMEOUT"
@@ -391,14 +623,24 @@ ensure_scheduler_job() {
   fi
 }
 
-deploy() {
-  [[ -n ${AEROSPIKE_HOSTS:-} ]] || die "AEROSPIKE_HOSTS is required (see --help)"
-  [[ -n ${MONGO_DATABASE:-} ]] || die "MONGO_DATABASE is required (see --help)"
+require_mapping_table() {
   [[ -n ${MAPPING_TABLE:-} ]] || die "MAPPING_TABLE is required (see --help)"
   [[ $MAPPING_TABLE =~ ^[a-z][a-z0-9-]+\.[A-Za-z0-9_]+\.[A-Za-z0-9_$-]+$ ]] ||
     die "MAPPING_TABLE must be project.dataset.table"
-  [[ $JOB_TIMEOUT =~ ^[0-9]+s$ ]] || die "JOB_TIMEOUT must be seconds, e.g. 1800s"
+}
 
+deploy() {
+  [[ -n ${AEROSPIKE_HOSTS:-} ]] || die "AEROSPIKE_HOSTS is required (see --help)"
+  [[ -n ${MONGO_DATABASE:-} ]] || die "MONGO_DATABASE is required (see --help)"
+  require_mapping_table
+  [[ $JOB_TIMEOUT =~ ^[0-9]+s$ ]] || die "JOB_TIMEOUT must be seconds, e.g. 1800s"
+  # It goes into IAM conditions and the retention rule as it is.
+  [[ $SNAPSHOT_PREFIX =~ ^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$ ]] ||
+    die "SNAPSHOT_PREFIX must be folder names joined by /, without a leading or trailing /"
+  [[ $PROFILE_CPU_ALWAYS_ALLOCATED == true || $PROFILE_CPU_ALWAYS_ALLOCATED == false ]] ||
+    die "PROFILE_CPU_ALWAYS_ALLOCATED must be true or false"
+
+  size_profile
   write_env_files
   stage_source
   enable_apis
@@ -418,12 +660,87 @@ deploy() {
   cat <<EOF
 
 Deployed. Profile function: $url
-Snapshots: $SNAPSHOT_URI (the scheduler runs the jobs; to publish now:
+Snapshots: $SNAPSHOT_URI. The scheduler runs the jobs; to publish now:
   gcloud scheduler jobs run ${NAME_PREFIX}-snapshot-catalog --location=$REGION --project=$PROJECT_ID
-  gcloud scheduler jobs run ${NAME_PREFIX}-snapshot-mapping --location=$REGION --project=$PROJECT_ID)
+  gcloud scheduler jobs run ${NAME_PREFIX}-snapshot-mapping --location=$REGION --project=$PROJECT_ID
+Check the mapping query against the real table before its first run (same settings):
+  ./deploy.sh verify
 Try:
   curl -H "Authorization: Bearer \$(gcloud auth print-identity-token)" '$url/health'
   curl -H "Authorization: Bearer \$(gcloud auth print-identity-token)" '$url/?id=<user id>'
+EOF
+}
+
+# Checks the mapping query against the real table with a BigQuery dry run (free): the compiled
+# job code locally, then the deployed job when there is one.
+verify() {
+  require_mapping_table
+  local dist=${DEPLOY_DIST_DIR:-dist} vars=() name
+  # DEPLOY_DIST_DIR (tests): already compiled code to run instead of building dist/.
+  if [[ -z ${DEPLOY_DIST_DIR:-} ]]; then run npm run build --silent; fi
+  for name in MAPPING_TABLE MAPPING_PERSON_COLUMN MAPPING_ID_COLUMN MAPPING_TYPE_COLUMN \
+    MAPPING_PARTITION_COLUMN MAPPING_LOOKBACK_DAYS MAPPING_WINDOW_DAYS BIGQUERY_PROJECT \
+    BIGQUERY_LOCATION ID_TYPES_JSON; do
+    if [[ -n ${!name:-} ]]; then vars+=("$name=${!name}"); fi
+  done
+  # The token goes through the environment, never on a printed command line.
+  if [[ -z ${GOOGLE_OAUTH_ACCESS_TOKEN:-} ]]; then
+    echo "+ gcloud auth print-access-token  # into GOOGLE_OAUTH_ACCESS_TOKEN, not shown"
+    if [[ $DRY_RUN != 1 ]]; then
+      GOOGLE_OAUTH_ACCESS_TOKEN=$(gcloud auth print-access-token) ||
+        die "no access token for BigQuery: run gcloud auth login, or set GOOGLE_OAUTH_ACCESS_TOKEN"
+      export GOOGLE_OAUTH_ACCESS_TOKEN
+    fi
+  fi
+  run env "${vars[@]}" node "$dist/functions/snapshot-mapping/dry-run.js" ||
+    die "the mapping query does not pass BigQuery's dry run against $MAPPING_TABLE (BigQuery's message is above)"
+
+  if [[ -n ${BIGQUERY_EMULATOR_HOST:-} ]]; then
+    echo "# BIGQUERY_EMULATOR_HOST is set: checked against that server only, not the deployed job"
+  elif exists gcloud functions describe "$MAPPING_FN" --gen2 --project="$PROJECT_ID" \
+    --region="$REGION" || [[ $DRY_RUN == 1 ]]; then
+    run gcloud functions call "$MAPPING_FN" --gen2 --project="$PROJECT_ID" --region="$REGION" \
+      --data='{"dryRun":true}' ||
+      die "the deployed $MAPPING_FN failed its dry run (above; details in its log): deploy again, or fix its settings"
+  else
+    echo "# $MAPPING_FN is not deployed: checked the local code only"
+  fi
+  echo "Verified: the mapping query is valid against $MAPPING_TABLE."
+}
+
+# Pauses KIND's scheduler job, so that its next run does not publish over the rollback, then has
+# the job republish VERSION as a new object and manifest: the retention rule counts from when a
+# version was superseded, so an old object named by the current manifest could otherwise go.
+rollback() {
+  local kind=$ROLLBACK_KIND version=$ROLLBACK_VERSION
+  # The scheduler job has its function's name.
+  local job=${NAME_PREFIX}-snapshot-$kind
+  local resume="gcloud scheduler jobs resume $job --project=$PROJECT_ID --location=$REGION"
+  # Pausing a paused job fails, and a rollback may follow another one.
+  local describe=(gcloud scheduler jobs describe "$job" --project="$PROJECT_ID" --location="$REGION"
+    --format='value(state)') state=''
+  if [[ $DRY_RUN == 1 ]]; then
+    printf '# would check:'
+    printf ' %q' "${describe[@]}"
+    printf '\n'
+  else
+    state=$("${describe[@]}")
+  fi
+  if [[ $state == PAUSED ]]; then
+    echo "# $job is paused already"
+  else
+    run gcloud scheduler jobs pause "$job" --project="$PROJECT_ID" --location="$REGION"
+  fi
+  run gcloud functions call "$job" --gen2 --project="$PROJECT_ID" --region="$REGION" \
+    --data="{\"rollbackTo\":\"$version\"}" ||
+    die "the rollback of $kind to $version failed (above; details in the $job log). The job stays paused; when fixed:
+  $resume"
+  cat <<EOF
+
+Rolled $kind back to $version: republished as a new version; profile instances switch at their
+next refresh (REFRESH_INTERVAL_SECS). The scheduler job stays paused, or its next run would
+publish over the rollback. When the source is fixed:
+  $resume
 EOF
 }
 

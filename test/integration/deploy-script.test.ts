@@ -25,14 +25,33 @@ const ENV = {
 };
 const SA = (id: string) => `profile-api-${id}@demo-proj.iam.gserviceaccount.com`;
 
+const SETTINGS_FOR_VERIFY = { PROJECT_ID: 'demo-proj', MAPPING_TABLE: ENV.MAPPING_TABLE };
+const VERSION = '20261130T043000Z-1a2b3c4d';
+const MIB = 1_048_576;
+
+interface Run {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+  /** The stub gcloud/bq calls, one shell-quoted line each. */
+  readonly commands: string[];
+}
+
 interface Sandbox {
   readonly work: string;
   readonly state: string;
   readonly log: string;
-  run(
-    args?: string[],
-    env?: Record<string, string>,
-  ): { code: number; stdout: string; commands: string[] };
+  /** Runs deploy.sh with ENV and `env`; throws when it fails. */
+  run(args?: string[], env?: Record<string, string>): Run;
+  /**
+   * Runs deploy.sh with `settings` (ENV unless given) and `env`, whatever its exit code; an
+   * undefined value removes that variable.
+   */
+  attempt(
+    args: string[],
+    env?: Record<string, string | undefined>,
+    settings?: Record<string, string>,
+  ): Run;
 }
 
 async function sandbox(): Promise<Sandbox> {
@@ -40,34 +59,57 @@ async function sandbox(): Promise<Sandbox> {
   const state = join(dir, 'state');
   mkdirSync(state);
   const log = join(dir, 'calls.log');
+  const attempt: Sandbox['attempt'] = (args, env = {}, settings = ENV) => {
+    writeFileSync(log, '');
+    const result = spawnSync('bash', [join(ROOT, 'deploy.sh'), ...args], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      env: {
+        ...process.env,
+        PATH: `${STUBS}${delimiter}${process.env.PATH}`,
+        STUB_LOG: log,
+        STUB_STATE: state,
+        DEPLOY_WORK_DIR: join(dir, 'work'),
+        ...settings,
+        ...env,
+      },
+    });
+    const commands = readFileSync(log, 'utf8').split('\n').filter(Boolean);
+    return { code: result.status, stdout: result.stdout, stderr: result.stderr, commands };
+  };
   return {
     work: join(dir, 'work'),
     state,
     log,
+    attempt,
     run(args = [], env = {}) {
-      writeFileSync(log, '');
-      const result = spawnSync('bash', [join(ROOT, 'deploy.sh'), ...args], {
-        cwd: ROOT,
-        encoding: 'utf8',
-        env: {
-          ...process.env,
-          PATH: `${STUBS}${delimiter}${process.env.PATH}`,
-          STUB_LOG: log,
-          STUB_STATE: state,
-          DEPLOY_WORK_DIR: join(dir, 'work'),
-          ...ENV,
-          ...env,
-        },
-      });
-      if (result.status !== 0) throw new Error(`deploy.sh failed:\n${result.stderr}`);
-      const commands = readFileSync(log, 'utf8').split('\n').filter(Boolean);
-      return { code: result.status, stdout: result.stdout, commands };
+      const result = attempt(args, env);
+      if (result.code !== 0) {
+        // tsc reports on stdout: show its end too.
+        const tail = result.stdout.split('\n').slice(-15).join('\n');
+        throw new Error(`deploy.sh failed:\n${result.stderr}\n${tail}`);
+      }
+      return result;
     },
   };
 }
 
 const having = (commands: string[], ...parts: string[]) =>
   commands.filter((c) => parts.every((p) => c.includes(p)));
+
+/** The words of a shell-quoted command line, as the command receives them. */
+function argv(line: string): string[] {
+  const words = spawnSync('bash', ['-c', 'eval "set -- $1"; printf "%s\\0" "$@"', '_', line], {
+    encoding: 'utf8',
+  }).stdout.split('\0');
+  return words.slice(0, -1);
+}
+
+/** The value of `--name=value` in a shell-quoted command line. */
+function flag(line: string, name: string): string | undefined {
+  const word = argv(line).find((w) => w.startsWith(`${name}=`));
+  return word?.slice(name.length + 1);
+}
 
 /** Parses the --env-vars-file YAML deploy.sh writes (KEY: "JSON string" lines). */
 function envFile(path: string): Map<string, string> {
@@ -82,7 +124,110 @@ function envFile(path: string): Map<string, string> {
   );
 }
 
+interface Condition {
+  readonly title: string;
+  readonly description?: string;
+  readonly expression: string;
+}
+
+const readCondition = (path: string) => JSON.parse(readFileSync(path, 'utf8')) as Condition;
+
+/** The documented prefix-scoped Cloud Storage condition: the objects, and listing them. */
+const folderOnly = (folder: string) =>
+  `resource.name.startsWith("projects/_/buckets/demo-proj-profile-api-snapshots/objects/${folder}")` +
+  ` || api.getAttribute("storage.googleapis.com/objectListPrefix", "").startsWith("${folder}")`;
+
+// The measured figures deploy.sh sizes the profile function with, read from the script itself.
+const DEPLOY_SH = readFileSync(join(ROOT, 'deploy.sh'), 'utf8');
+function figure(name: string): number {
+  const value = new RegExp(`^${name}=(\\d+)$`, 'm').exec(DEPLOY_SH)?.[1];
+  if (value === undefined) throw new Error(`deploy.sh has no single assignment ${name}=<number>`);
+  return Number(value);
+}
+const BASE_MIB = figure('PROFILE_BASE_MIB');
+const REFRESH_BYTES_PER_ID = figure('REFRESH_BYTES_PER_ID');
+const INDEX_BYTES_PER_ID = figure('INDEX_BYTES_PER_ID');
+const SIZES_MIB: ReadonlyArray<readonly [string, number]> = [
+  ['512Mi', 512],
+  ['1Gi', 1024],
+  ['2Gi', 2048],
+  ['4Gi', 4096],
+  ['8Gi', 8192],
+  ['16Gi', 16_384],
+  ['32Gi', 32_768],
+];
+
+/** Cloud Run's minimum CPUs for a memory size (its "memory limits" page). */
+function minCpu(mib: number): number {
+  if (mib > 24 * 1024) return 8;
+  if (mib > 16 * 1024) return 6;
+  if (mib > 8 * 1024) return 4;
+  if (mib > 4 * 1024) return 2;
+  return 1;
+}
+
+/** What --help promises for the profile function, or undefined when no size is big enough. */
+function expectedSizing(ids: number) {
+  const needMib = BASE_MIB + Math.ceil((ids * REFRESH_BYTES_PER_ID) / MIB);
+  const size = SIZES_MIB.find(([, mib]) => mib >= needMib);
+  if (!size) return undefined;
+  const [memory, mib] = size;
+  return { memory, cpu: String(minCpu(mib)), maxBytes: maxBytesFor(mib) };
+}
+
+function maxBytesFor(mib: number): string {
+  const bytes =
+    (BigInt(mib - BASE_MIB) * BigInt(MIB) * BigInt(INDEX_BYTES_PER_ID)) /
+    BigInt(REFRESH_BYTES_PER_ID);
+  return String(bytes);
+}
+
+/** A stand-in for the compiled dry-run script: records its environment, fails when asked. */
+async function fakeDist(): Promise<{ dir: string; seen: () => Record<string, string> }> {
+  const dir = await makeTempDir();
+  const out = join(dir, 'seen.json');
+  mkdirSync(join(dir, 'functions/snapshot-mapping'), { recursive: true });
+  writeFileSync(join(dir, 'package.json'), '{"type": "module"}\n');
+  writeFileSync(
+    join(dir, 'functions/snapshot-mapping/dry-run.js'),
+    `import { writeFileSync } from 'node:fs';
+writeFileSync(${JSON.stringify(out)}, JSON.stringify(process.env));
+if (process.env.FAKE_DRY_RUN_ERROR) {
+  console.error(process.env.FAKE_DRY_RUN_ERROR);
+  process.exit(1);
+}
+console.log('mapping query OK: 1234567 bytes would be processed');
+`,
+  );
+  return { dir, seen: () => JSON.parse(readFileSync(out, 'utf8')) as Record<string, string> };
+}
+
 const firstDeploy = sandbox().then((box) => ({ box, first: box.run(), second: box.run() }));
+
+// A project an older deploy.sh set up: bucket-wide grants, and one for a folder since renamed.
+const BUCKET_POLICY = 'storage--demo-proj-profile-api-snapshots.iam.json';
+const olderDeploy = firstDeploy.then(async ({ box: first }) => {
+  const box = await sandbox();
+  const current = readCondition(join(first.work, 'catalog.condition.json'));
+  const oldFolder: Condition = {
+    title: 'profile-api mapping snapshots',
+    expression: folderOnly('old-prefix/mapping/'),
+  };
+  const member = (id: string) => `serviceAccount:${SA(id)}`;
+  const policy = {
+    version: 3,
+    etag: 'BwYzAbCdEfG=',
+    bindings: [
+      { role: 'roles/storage.legacyBucketOwner', members: ['projectOwner:demo-proj'] },
+      { role: 'roles/storage.objectViewer', members: [member('profile')] },
+      { role: 'roles/storage.objectUser', members: [member('catalog'), member('mapping')] },
+      { role: 'roles/storage.objectUser', members: [member('catalog')], condition: current },
+      { role: 'roles/storage.objectUser', members: [member('mapping')], condition: oldFolder },
+    ],
+  };
+  writeFileSync(join(box.state, BUCKET_POLICY), JSON.stringify(policy));
+  return { box, oldFolder, older: box.run([], { PROFILE_CPU_ALWAYS_ALLOCATED: 'true' }) };
+});
 
 describe('deploy.sh on a new project', () => {
   it('enables the APIs and creates the bucket with a retention rule for superseded versions', async () => {
@@ -118,12 +263,10 @@ describe('deploy.sh on a new project', () => {
       ).toHaveLength(1);
     }
     const bucketGrants = having(first.commands, 'gcloud storage buckets add-iam-policy-binding');
-    expect(
-      bucketGrants.map((c) => /member=serviceAccount:([^ ]+) --role=([^ ]+)/.exec(c)?.slice(1)),
-    ).toEqual([
-      [SA('profile'), 'roles/storage.objectViewer'],
-      [SA('catalog'), 'roles/storage.objectUser'],
-      [SA('mapping'), 'roles/storage.objectUser'],
+    expect(bucketGrants.map((c) => [flag(c, '--member'), flag(c, '--role')])).toEqual([
+      [`serviceAccount:${SA('profile')}`, 'roles/storage.objectViewer'],
+      [`serviceAccount:${SA('catalog')}`, 'roles/storage.objectUser'],
+      [`serviceAccount:${SA('mapping')}`, 'roles/storage.objectUser'],
     ]);
     expect(
       having(first.commands, 'secrets add-iam-policy-binding profile-api-mongo-uri', SA('catalog')),
@@ -155,6 +298,27 @@ describe('deploy.sh on a new project', () => {
     expect(having(invokers, SA('scheduler'), 'snapshot-mapping')).toHaveLength(1);
   });
 
+  it('lets each job write only its own snapshot folder, and the profile function only read', async () => {
+    const { first } = await firstDeploy;
+    const bucketGrants = having(first.commands, 'gcloud storage buckets add-iam-policy-binding');
+    const conditions = bucketGrants.map((c) => {
+      expect(c).not.toContain('--condition=None');
+      return readCondition(flag(c, '--condition-from-file') ?? 'missing --condition-from-file');
+    });
+    expect(conditions.map((c) => c.expression)).toEqual([
+      folderOnly('profile-api/'),
+      folderOnly('profile-api/catalog/'),
+      folderOnly('profile-api/mapping/'),
+    ]);
+    for (const condition of conditions) expect(condition.title).toMatch(/\S/);
+    // gcloud compares title and description too: each grant's condition is its own.
+    expect(new Set(conditions.map((c) => c.title)).size).toBe(3);
+    expect(
+      having(first.commands, 'gcloud storage buckets get-iam-policy', '--format=json'),
+    ).toHaveLength(1);
+    expect(having(first.commands, 'remove-iam-policy-binding')).toEqual([]);
+  });
+
   it('creates the Mongo URI secret from stdin, never on a command line', async () => {
     const { first, box } = await firstDeploy;
     expect(
@@ -176,8 +340,8 @@ describe('deploy.sh on a new project', () => {
       '--entry-point=profile',
       '--trigger-http',
       `--run-service-account=${SA('profile')}`,
-      '--memory=2Gi',
-      '--cpu=1',
+      `--memory=${expectedSizing(10_000_000)?.memory}`,
+      `--cpu=${expectedSizing(10_000_000)?.cpu}`,
       '--min-instances=1',
       '--concurrency=80',
       '--vpc-connector=aerospike-connector',
@@ -197,6 +361,8 @@ describe('deploy.sh on a new project', () => {
     expect(env.get('ID_TYPES_JSON')).toBe(ID_TYPES_JSON);
     expect(env.has('MONGO_URI')).toBe(false);
     expect(env.get('IGNORED_ROUTES')).toBe('');
+    expect(env.get('MAPPING_MAX_BYTES')).toBe(expectedSizing(10_000_000)?.maxBytes);
+    expect(having(first.commands, 'gcloud run services update')).toEqual([]);
   });
 
   it('deploys both jobs private, one run at a time, with timeouts sized for the job', async () => {
@@ -225,9 +391,13 @@ describe('deploy.sh on a new project', () => {
     expect(mapping).toContain('--entry-point=snapshotMapping');
     expect(mapping).not.toContain('--set-secrets');
     expect(envFile(join(box.work, 'catalog.env.yaml')).get('JOB_TIMEOUT_MS')).toBe('1740000');
-    expect(envFile(join(box.work, 'mapping.env.yaml')).get('MAPPING_TABLE')).toBe(
-      'demo-proj.identity.user_mapping',
+    const mappingEnv = envFile(join(box.work, 'mapping.env.yaml'));
+    expect(mappingEnv.get('MAPPING_TABLE')).toBe('demo-proj.identity.user_mapping');
+    // The job refuses to publish a mapping bigger than the profile function loads.
+    expect(mappingEnv.get('MAPPING_MAX_BYTES')).toBe(
+      envFile(join(box.work, 'profile.env.yaml')).get('MAPPING_MAX_BYTES'),
     );
+    expect(envFile(join(box.work, 'catalog.env.yaml')).has('MAPPING_MAX_BYTES')).toBe(false);
   });
 
   it('uploads a build with production dependencies only', async () => {
@@ -274,6 +444,349 @@ describe('deploy.sh again on the same project', () => {
     expect(updates).toHaveLength(2);
     expect(updates[0]).toContain('--update-headers=Content-Type=application/json');
   });
+
+  it("replaces an older deployment's bucket-wide grants with folder-scoped ones, adding first", async () => {
+    const { older, oldFolder } = await olderDeploy;
+    const bucket = having(older.commands, 'gcloud storage buckets ', '-iam-policy-binding');
+    const summary = bucket.map((c) => [
+      argv(c)[3],
+      flag(c, '--member')?.replace(/^serviceAccount:profile-api-|@.*$/g, ''),
+      flag(c, '--role'),
+      flag(c, '--condition') ?? 'file',
+    ]);
+    expect(summary).toEqual([
+      ['add-iam-policy-binding', 'profile', 'roles/storage.objectViewer', 'file'],
+      ['remove-iam-policy-binding', 'profile', 'roles/storage.objectViewer', 'None'],
+      // The catalog account has its folder-scoped grant already: only the old one goes.
+      ['remove-iam-policy-binding', 'catalog', 'roles/storage.objectUser', 'None'],
+      ['add-iam-policy-binding', 'mapping', 'roles/storage.objectUser', 'file'],
+      ['remove-iam-policy-binding', 'mapping', 'roles/storage.objectUser', 'None'],
+      ['remove-iam-policy-binding', 'mapping', 'roles/storage.objectUser', 'file'],
+    ]);
+    // A removal must name the old condition exactly (gcloud matches title and description too).
+    const [, , , , , staleRemoval] = bucket;
+    expect(readCondition(flag(staleRemoval ?? '', '--condition-from-file') ?? '')).toEqual(
+      oldFolder,
+    );
+    expect(having(older.commands, 'legacyBucketOwner')).toEqual([]);
+  });
+});
+
+describe('deploy.sh sizing the profile function', () => {
+  it.each([1_000_000, 10_000_000, 40_000_000, 100_000_000, 200_000_000])(
+    'for MAPPING_IDS=%i: memory, CPU and MAPPING_MAX_BYTES as --help says',
+    async (ids) => {
+      const box = await sandbox();
+      const expected = expectedSizing(ids);
+      const result = box.attempt([], { DRY_RUN: '1', MAPPING_IDS: String(ids) });
+      if (!expected) {
+        expect(result.code).toBe(1);
+        expect(result.stderr).toContain("more than Cloud Run's largest");
+        return;
+      }
+      expect(result.code).toBe(0);
+      const [profile] = having(result.stdout.split('\n'), '+ gcloud functions deploy profile-api ');
+      expect(flag(profile ?? '', '--memory')).toBe(expected.memory);
+      expect(flag(profile ?? '', '--cpu')).toBe(expected.cpu);
+      for (const file of ['profile.env.yaml', 'mapping.env.yaml']) {
+        expect(envFile(join(box.work, file)).get('MAPPING_MAX_BYTES')).toBe(expected.maxBytes);
+      }
+      expect(result.stderr).not.toContain('warning');
+    },
+  );
+
+  it('refuses a mapping no Cloud Run instance can hold', async () => {
+    const box = await sandbox();
+    const result = box.attempt([], { DRY_RUN: '1', MAPPING_IDS: '10000000000' });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain("more than Cloud Run's largest (32Gi)");
+  });
+
+  it('warns when an explicit PROFILE_MEMORY is too small, and caps the mapping to fit it', async () => {
+    const box = await sandbox();
+    // Twice what 1Gi holds by the measured figures.
+    const ids = Math.ceil((2 * 1024 * MIB) / REFRESH_BYTES_PER_ID);
+    const result = box.run([], { DRY_RUN: '1', MAPPING_IDS: String(ids), PROFILE_MEMORY: '1Gi' });
+    expect(result.stderr).toMatch(/warning: PROFILE_MEMORY=1Gi is less than the \d+ MiB/);
+    expect(result.stdout).toContain('--memory=1Gi --cpu=1 ');
+    expect(envFile(join(box.work, 'profile.env.yaml')).get('MAPPING_MAX_BYTES')).toBe(
+      maxBytesFor(1024),
+    );
+  });
+
+  it('keeps explicit PROFILE_CPU and MAPPING_MAX_BYTES as they are', async () => {
+    const box = await sandbox();
+    const result = box.run([], {
+      DRY_RUN: '1',
+      PROFILE_MEMORY: '3Gi',
+      PROFILE_CPU: '2',
+      MAPPING_MAX_BYTES: '123456789',
+    });
+    expect(result.stdout).toContain('--memory=3Gi --cpu=2 ');
+    for (const file of ['profile.env.yaml', 'mapping.env.yaml']) {
+      expect(envFile(join(box.work, file)).get('MAPPING_MAX_BYTES')).toBe('123456789');
+    }
+  });
+
+  it('documents the settings and the formula in --help', async () => {
+    const box = await sandbox();
+    const { stdout } = box.run(['--help']);
+    for (const text of [
+      'MAPPING_IDS',
+      'PROFILE_MEMORY',
+      `${BASE_MIB} MiB + MAPPING_IDS * ${REFRESH_BYTES_PER_ID} B`,
+      `MAPPING_MAX_BYTES          (PROFILE_MEMORY - ${BASE_MIB} MiB) * ${INDEX_BYTES_PER_ID} / ${REFRESH_BYTES_PER_ID}`,
+      'PROFILE_CPU_ALWAYS_ALLOCATED',
+      'verify',
+      'rollback KIND VERSION',
+    ]) {
+      expect(stdout).toContain(text);
+    }
+  });
+});
+
+describe('deploy.sh with PROFILE_CPU_ALWAYS_ALLOCATED', () => {
+  it('turns CPU throttling off on the profile service right after deploying it', async () => {
+    const { older } = await olderDeploy;
+    const deploys = older.commands.filter((c) => c.startsWith('gcloud functions deploy '));
+    const update = older.commands.indexOf(
+      'gcloud run services update profile-api --project=demo-proj --region=europe-west1 --no-cpu-throttling',
+    );
+    expect(update).toBeGreaterThan(older.commands.indexOf(deploys[0] ?? ''));
+    expect(update).toBeLessThan(older.commands.indexOf(deploys[1] ?? ''));
+    expect(having(older.commands, 'gcloud run services update')).toHaveLength(1);
+  });
+
+  it('rejects anything but true or false', async () => {
+    const box = await sandbox();
+    const result = box.attempt([], { DRY_RUN: '1', PROFILE_CPU_ALWAYS_ALLOCATED: 'yes' });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('PROFILE_CPU_ALWAYS_ALLOCATED must be true or false');
+  });
+});
+
+describe('deploy.sh verify', () => {
+  const deployed = (box: Sandbox) =>
+    writeFileSync(join(box.state, 'functions--profile-api-snapshot-mapping'), '');
+  // Whatever the shell running the tests has, these start unset.
+  const isolated = { BIGQUERY_EMULATOR_HOST: undefined, GOOGLE_OAUTH_ACCESS_TOKEN: undefined };
+
+  it('prints the build, the local dry run and the deployed dry run with DRY_RUN=1', async () => {
+    const box = await sandbox();
+    const result = box.attempt(['verify'], { ...isolated, DRY_RUN: '1' }, SETTINGS_FOR_VERIFY);
+    expect(result.code).toBe(0);
+    expect(result.commands).toEqual([]);
+    const lines = result.stdout.split('\n');
+    expect(lines).toContain('+ npm run build --silent');
+    const [local] = having(lines, 'dist/functions/snapshot-mapping/dry-run.js');
+    expect(argv(local?.slice(2) ?? '')).toEqual([
+      'env',
+      'MAPPING_TABLE=demo-proj.identity.user_mapping',
+      'BIGQUERY_PROJECT=demo-proj',
+      'node',
+      'dist/functions/snapshot-mapping/dry-run.js',
+    ]);
+    const [call] = having(lines, '+ gcloud functions call profile-api-snapshot-mapping');
+    expect(JSON.parse(flag(call?.slice(2) ?? '', '--data') ?? '')).toEqual({ dryRun: true });
+  });
+
+  it("passes the mapping settings and the caller's token, then has the deployed job dry-run", async () => {
+    const box = await sandbox();
+    deployed(box);
+    const dist = await fakeDist();
+    const result = box.attempt(
+      ['verify'],
+      {
+        ...isolated,
+        DEPLOY_DIST_DIR: dist.dir,
+        MAPPING_WINDOW_DAYS: '3',
+        MAPPING_PERSON_COLUMN: 'household_id',
+        BIGQUERY_LOCATION: 'EU',
+        ID_TYPES_JSON,
+      },
+      SETTINGS_FOR_VERIFY,
+    );
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    const seen = dist.seen();
+    expect(seen).toMatchObject({
+      MAPPING_TABLE: 'demo-proj.identity.user_mapping',
+      MAPPING_WINDOW_DAYS: '3',
+      MAPPING_PERSON_COLUMN: 'household_id',
+      BIGQUERY_PROJECT: 'demo-proj',
+      BIGQUERY_LOCATION: 'EU',
+      ID_TYPES_JSON,
+      GOOGLE_OAUTH_ACCESS_TOKEN: 'ya29.stub-access-token',
+    });
+    expect(result.stdout).not.toContain('ya29.stub-access-token');
+    expect(result.stdout).toContain('mapping query OK');
+    const [call] = having(result.commands, 'gcloud functions call profile-api-snapshot-mapping');
+    expect(argv(call ?? '')).toEqual([
+      'gcloud',
+      'functions',
+      'call',
+      'profile-api-snapshot-mapping',
+      '--gen2',
+      '--project=demo-proj',
+      '--region=europe-west1',
+      '--data={"dryRun":true}',
+    ]);
+    expect(result.stdout).toContain('Verified');
+  });
+
+  it("stops with BigQuery's message when the query does not pass, before the deployed job", async () => {
+    const box = await sandbox();
+    deployed(box);
+    const dist = await fakeDist();
+    const result = box.attempt(
+      ['verify'],
+      {
+        ...isolated,
+        DEPLOY_DIST_DIR: dist.dir,
+        FAKE_DRY_RUN_ERROR: 'Unrecognized name: person_id at [4:10]',
+      },
+      SETTINGS_FOR_VERIFY,
+    );
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('Unrecognized name: person_id at [4:10]');
+    expect(result.stderr).toContain(
+      "does not pass BigQuery's dry run against demo-proj.identity.user_mapping",
+    );
+    expect(having(result.commands, 'functions call')).toEqual([]);
+  });
+
+  it("fails when the deployed job's dry run fails", async () => {
+    const box = await sandbox();
+    deployed(box);
+    const dist = await fakeDist();
+    const result = box.attempt(
+      ['verify'],
+      { ...isolated, DEPLOY_DIST_DIR: dist.dir, STUB_FAIL: 'functions call' },
+      SETTINGS_FOR_VERIFY,
+    );
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('the deployed profile-api-snapshot-mapping failed its dry run');
+    expect(result.stdout).not.toContain('Verified');
+  });
+
+  it('checks the local code only while the mapping job is not deployed', async () => {
+    const box = await sandbox();
+    const dist = await fakeDist();
+    const result = box.attempt(
+      ['verify'],
+      { ...isolated, DEPLOY_DIST_DIR: dist.dir },
+      SETTINGS_FOR_VERIFY,
+    );
+    expect(result.code).toBe(0);
+    expect(having(result.commands, 'functions call')).toEqual([]);
+    expect(result.stdout).toContain('profile-api-snapshot-mapping is not deployed');
+  });
+
+  it('calls no gcloud at all against a BigQuery test server', async () => {
+    const box = await sandbox();
+    deployed(box);
+    const dist = await fakeDist();
+    const result = box.attempt(
+      ['verify'],
+      {
+        DEPLOY_DIST_DIR: dist.dir,
+        BIGQUERY_EMULATOR_HOST: 'http://127.0.0.1:9050',
+        GOOGLE_OAUTH_ACCESS_TOKEN: 'test-token',
+      },
+      SETTINGS_FOR_VERIFY,
+    );
+    expect(result.code).toBe(0);
+    expect(result.commands).toEqual([]);
+    expect(dist.seen()).toMatchObject({
+      BIGQUERY_EMULATOR_HOST: 'http://127.0.0.1:9050',
+      GOOGLE_OAUTH_ACCESS_TOKEN: 'test-token',
+    });
+  });
+
+  it('needs MAPPING_TABLE', async () => {
+    const box = await sandbox();
+    const result = box.attempt(['verify'], { DRY_RUN: '1' }, { PROJECT_ID: 'demo-proj' });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('MAPPING_TABLE is required');
+  });
+});
+
+describe('deploy.sh rollback', () => {
+  const withJob = async (kind: string) => {
+    const box = await sandbox();
+    writeFileSync(join(box.state, `scheduler--profile-api-snapshot-${kind}`), '');
+    return box;
+  };
+  const only = { PROJECT_ID: 'demo-proj' };
+
+  it('pauses the scheduler job, has the job republish the version, and says how to resume', async () => {
+    const box = await withJob('mapping');
+    const result = box.attempt(['rollback', 'mapping', VERSION], {}, only);
+    expect(result.code).toBe(0);
+    const changes = result.commands.filter((c) => !c.includes(' describe '));
+    expect(changes.map(argv)).toEqual([
+      [
+        'gcloud',
+        'scheduler',
+        'jobs',
+        'pause',
+        'profile-api-snapshot-mapping',
+        '--project=demo-proj',
+        '--location=europe-west1',
+      ],
+      [
+        'gcloud',
+        'functions',
+        'call',
+        'profile-api-snapshot-mapping',
+        '--gen2',
+        '--project=demo-proj',
+        '--region=europe-west1',
+        `--data={"rollbackTo":"${VERSION}"}`,
+      ],
+    ]);
+    expect(result.stdout).toContain(
+      '  gcloud scheduler jobs resume profile-api-snapshot-mapping --project=demo-proj --location=europe-west1\n',
+    );
+  });
+
+  it('rolls back again while the job is still paused', async () => {
+    const box = await withJob('catalog');
+    box.attempt(['rollback', 'catalog', VERSION], {}, only);
+    const again = box.attempt(['rollback', 'catalog', '20261201T100000Z-0badc0de'], {}, only);
+    expect(again.stderr).toBe('');
+    expect(again.code).toBe(0);
+    expect(having(again.commands, 'jobs pause')).toEqual([]);
+    expect(having(again.commands, 'functions call profile-api-snapshot-catalog')).toHaveLength(1);
+  });
+
+  it('leaves the job paused and says so when the rollback fails', async () => {
+    const box = await withJob('mapping');
+    const result = box.attempt(
+      ['rollback', 'mapping', VERSION],
+      { STUB_FAIL: 'functions call' },
+      only,
+    );
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('The job stays paused');
+    expect(result.stderr).toContain('gcloud scheduler jobs resume profile-api-snapshot-mapping');
+  });
+
+  it.each([
+    [['rollback', 'profile', VERSION], 'KIND must be catalog or mapping'],
+    [['rollback', 'mapping', '20261130-1a2b3c4d'], 'VERSION must look like'],
+    [['rollback', 'mapping', '20261130T043000Z-1A2B3C4D'], 'VERSION must look like'],
+    [['rollback', 'mapping', `${VERSION}.manifest.json`], 'VERSION must look like'],
+    [['rollback', 'mapping'], 'takes a KIND and a VERSION'],
+    [['rollback', 'mapping', VERSION, 'extra'], 'takes a KIND and a VERSION'],
+  ])('rejects %j with the usage, touching nothing', async (args, message) => {
+    const box = await withJob('mapping');
+    const result = box.attempt(args, {}, only);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(message);
+    expect(result.stderr).toContain('./deploy.sh rollback catalog|mapping VERSION');
+    expect(result.commands).toEqual([]);
+  });
 });
 
 describe('deploy.sh modes', () => {
@@ -310,13 +823,66 @@ describe('the generated gcloud command lines', () => {
     const gcloud = realPath.map((d) => join(d, 'gcloud')).find((p) => existsSync(p));
     if (!gcloud) ctx.skip('gcloud is not installed on this machine: parse check skipped');
     const { first, second } = await firstDeploy;
+    const { older } = await olderDeploy;
     const box = await sandbox();
     box.run();
     const teardown = box.run(['teardown'], { TEARDOWN_ALL: '1' });
-    const lines = [
-      ...new Set([...first.commands, ...second.commands, ...teardown.commands]),
-    ].filter((c) => c.startsWith('gcloud ') && !c.includes(' describe '));
+    // verify and rollback against deployed jobs (the stub state says they exist).
+    const ops = await sandbox();
+    for (const name of [
+      'functions--profile-api-snapshot-mapping',
+      'scheduler--profile-api-snapshot-mapping',
+    ]) {
+      writeFileSync(join(ops.state, name), '');
+    }
+    const dist = await fakeDist();
+    const verify = ops.attempt(
+      ['verify'],
+      {
+        DEPLOY_DIST_DIR: dist.dir,
+        BIGQUERY_EMULATOR_HOST: undefined,
+        GOOGLE_OAUTH_ACCESS_TOKEN: undefined,
+      },
+      SETTINGS_FOR_VERIFY,
+    );
+    const rollback = ops.attempt(['rollback', 'mapping', VERSION], {}, { PROJECT_ID: 'demo-proj' });
+    // The commands the script prints for the operator to run (resume, run now).
+    const printed = [first, rollback].flatMap((r) =>
+      r.stdout
+        .split('\n')
+        .map((l) => l.trim())
+        .filter((l) => l.startsWith('gcloud ')),
+    );
+    // One line per command shape: lines that differ only in their sandbox's files parse alike.
+    const shapes = new Map<string, string>();
+    for (const line of [
+      ...first.commands,
+      ...second.commands,
+      ...older.commands,
+      ...teardown.commands,
+      ...verify.commands,
+      ...rollback.commands,
+      ...printed,
+    ]) {
+      const shape = line.replace(/\/profile-api-\w+\/work\//g, '/WORK/');
+      if (!shapes.has(shape)) shapes.set(shape, line);
+    }
+    const lines = [...shapes.values()].filter(
+      (c) => c.startsWith('gcloud ') && !c.includes(' describe '),
+    );
     expect(lines.length).toBeGreaterThan(25);
+    for (const expected of [
+      'gcloud functions call',
+      'gcloud scheduler jobs pause',
+      'gcloud scheduler jobs resume',
+      'gcloud run services update',
+      'gcloud storage buckets get-iam-policy',
+      '--condition-from-file=',
+      'remove-iam-policy-binding',
+      'gcloud auth print-access-token',
+    ]) {
+      expect(having(lines, expected).length, expected).toBeGreaterThan(0);
+    }
     const config = await makeTempDir();
     const env = {
       PATH: realPath.join(delimiter),
