@@ -115,10 +115,32 @@ export const snapshotHealthSchema = z
   .strict()
   .register(apiSchemas, { id: 'SnapshotHealth' });
 
+export const bigtableHealthSchema = z
+  .object({
+    table: z.string().describe('projects/P/instances/I/tables/T'),
+    reachable: z.boolean(),
+    latencyMs: z.number().nullable(),
+    lastSyncedPartition: z.string().nullable().describe('The mapping version answers carry.'),
+    ageSecs: z
+      .number()
+      .nullable()
+      .describe('Seconds since the end of the last synced partition day.'),
+    windowDays: z.number(),
+    stale: z.boolean(),
+    lastError: z.string().nullable(),
+  })
+  .strict()
+  .describe('MAPPING_STORE=bigtable: the mapping table and the sync checkpoint.')
+  .register(apiSchemas, { id: 'BigtableHealth' });
+
 export const healthResponseSchema = z
   .object({
     status: z.enum(['ok', 'degraded', 'unavailable']),
-    snapshots: z.object({ catalog: snapshotHealthSchema, mapping: snapshotHealthSchema }).strict(),
+    snapshots: z
+      .object({ catalog: snapshotHealthSchema, mapping: snapshotHealthSchema.optional() })
+      .strict()
+      .describe('The mapping is here in the default snapshot mode (MAPPING_STORE=snapshot).'),
+    bigtable: bigtableHealthSchema.optional(),
     store: z
       .object({
         name: z.string(),
@@ -128,10 +150,15 @@ export const healthResponseSchema = z
       })
       .strict(),
     memory: z
-      .object({ rssBytes: z.number(), heapUsedBytes: z.number(), externalBytes: z.number() })
+      .object({
+        rssBytes: z.number(),
+        heapUsedBytes: z.number(),
+        externalBytes: z.number(),
+        mappingBudgetBytes: z.number(),
+      })
       .strict()
       .describe(
-        'This instance: resident set, JS heap in use, memory outside the heap (snapshots).',
+        'This instance: resident set, JS heap in use, memory outside the heap (snapshots), and the largest mapping it loads (MAPPING_MAX_BYTES).',
       ),
   })
   .strict()

@@ -9,12 +9,12 @@ import type {
 } from '../../shared/http/http-event.js';
 import { httpErrorResult, internalErrorResult, jsonResult } from '../../shared/http/responses.js';
 import { traceFields } from '../../shared/logger.js';
-import type { MappingIndex } from '../../shared/mapping/mapping-index.js';
+import type { MappingAnswer } from '../../shared/mapping/mapping-store.js';
 import type { RefreshingCache } from '../../shared/refreshing-cache.js';
 import type { LoadedSnapshot } from '../../shared/snapshots/load-snapshot.js';
 import { apiKeyCheck } from './api-key.js';
 import { healthResult } from './health.js';
-import { entriesOf, type ProfileEntry, planLookup } from './lookup-profiles.js';
+import { entriesOf, type LookupPlan, type ProfileEntry, planLookup } from './lookup-profiles.js';
 import { openApiDocument } from './openapi.js';
 import type { ProfileDeps } from './profile-deps.js';
 import { type ProfileRequest, parseProfileRequest } from './profile-request.js';
@@ -107,40 +107,73 @@ function profileResult(
   event: HttpEvent,
   context: HandlerContext,
   phases: Phases,
-): Promise<HttpResult> {
+): HttpResult | Promise<HttpResult> {
   const { config } = deps;
   const request = parseProfileRequest(event.rawQueryString, deps.registry, config.MAX_ID_LENGTH);
   const catalog = deps.catalog.peek();
-  const mapping = deps.mapping.peek();
-  if (!catalog || !mapping) {
+  if (!catalog || deps.mapping.version() === undefined) {
     // Cold instance: wait (bounded) for the first loads, then answer as usual.
     const t0 = performance.now();
     return Promise.all([
       ready(deps.catalog, config.FIRST_LOAD_TIMEOUT_MS, config.RETRY_AFTER_SECS, deps),
-      ready(deps.mapping, config.FIRST_LOAD_TIMEOUT_MS, config.RETRY_AFTER_SECS, deps),
-    ]).then(([c, m]) => {
+      mappingReady(deps),
+    ]).then(([c]) => {
       phases.snapshots = performance.now() - t0;
       if (context.signal?.aborted) throw new HttpError(503, 'aborted', 'the request was cancelled');
-      return answer(deps, request, c, m, phases);
+      return answer(deps, request, c, phases);
     });
   }
   phases.snapshots = 0;
-  return answer(deps, request, catalog, mapping, phases);
+  return answer(deps, request, catalog, phases);
 }
 
+/**
+ * Finds the linked ids (in memory: at once; Bigtable: at most two reads), then reads every
+ * profile in ONE store call, all within REQUEST_BUDGET_MS.
+ */
 function answer(
   deps: ProfileDeps,
   request: ProfileRequest,
   catalog: LoadedSnapshot<Catalog>,
-  mapping: LoadedSnapshot<MappingIndex>,
   phases: Phases,
 ): Promise<HttpResult> {
   const { config } = deps;
   const t0 = performance.now();
-  const plan = planLookup(request, mapping.value, deps.registry, config.LINKED_IDS_MAX);
-  const t1 = performance.now();
-  phases.mapping = t1 - t0;
-  return deps.store.getMany(plan.keys, { timeoutMs: config.REQUEST_BUDGET_MS }).then(
+  const found = deps.mapping.find(
+    request.candidates,
+    config.LINKED_IDS_MAX,
+    config.REQUEST_BUDGET_MS,
+  );
+  const withLinks = (mapping: MappingAnswer) => {
+    const t1 = performance.now();
+    phases.mapping = t1 - t0;
+    const plan = planLookup(request, mapping.match, deps.registry);
+    const budgetMs = Math.max(1, config.REQUEST_BUDGET_MS - (t1 - t0));
+    return readProfiles(deps, plan, catalog, mapping.version, phases, t1, budgetMs);
+  };
+  if (!(found instanceof Promise)) return withLinks(found);
+  return found.then(withLinks, (err: unknown) => {
+    if (!(err instanceof ProfileApiError)) throw err;
+    deps.log.warn('mapping store unavailable', { err });
+    throw unavailable(
+      'mapping_unavailable',
+      'the identity mapping is unavailable; retry later',
+      deps,
+    );
+  });
+}
+
+function readProfiles(
+  deps: ProfileDeps,
+  plan: LookupPlan,
+  catalog: LoadedSnapshot<Catalog>,
+  mappingVersion: string,
+  phases: Phases,
+  t1: number,
+  budgetMs: number,
+): Promise<HttpResult> {
+  const { config } = deps;
+  return deps.store.getMany(plan.keys, { timeoutMs: budgetMs }).then(
     (bins) => {
       const t2 = performance.now();
       phases.store = t2 - t1;
@@ -155,7 +188,7 @@ function answer(
       phases.render = performance.now() - t2;
       const headers: Record<string, string> = {
         'x-catalog-version': catalog.manifest.version,
-        'x-mapping-version': mapping.manifest.version,
+        'x-mapping-version': mappingVersion,
         'x-id-type': (entries[0] as ProfileEntry).type.name,
         'x-linked-ids-total': String(plan.linkedTotal),
         'server-timing': serverTiming(phases),
@@ -169,6 +202,24 @@ function answer(
       throw unavailable('store_unavailable', 'the profile store is unavailable; retry later', deps);
     },
   );
+}
+
+/** Waits (bounded) until the mapping store can answer; 503 when it cannot. */
+async function mappingReady(deps: ProfileDeps): Promise<void> {
+  try {
+    await deps.mapping.ready(deps.config.FIRST_LOAD_TIMEOUT_MS);
+  } catch (err) {
+    deps.log.warn('mapping not available', { err });
+    const snapshot = deps.mapping.kind === 'snapshot';
+    throw new HttpError(
+      503,
+      snapshot ? 'snapshots_unavailable' : 'mapping_unavailable',
+      snapshot
+        ? 'the service is starting; retry later'
+        : 'the identity mapping is unavailable; retry later',
+      { headers: { 'retry-after': String(deps.config.RETRY_AFTER_SECS) }, cause: err },
+    );
+  }
 }
 
 /** The cache's value, waiting (bounded) for the first load; 503 when it fails or takes too long. */

@@ -1,5 +1,5 @@
 import type { IdType, IdTypeRegistry, TypedId } from '../../shared/id-types.js';
-import type { MappingIndex } from '../../shared/mapping/mapping-index.js';
+import type { MappingMatch } from '../../shared/mapping/mapping-store.js';
 import type { ProfileBins, ProfileKey } from '../../shared/profiles/profile-store.js';
 import type { ProfileRequest } from './profile-request.js';
 
@@ -23,22 +23,20 @@ export interface LookupPlan {
   readonly linkedTotal: number;
 }
 
-/** Resolves a request against the in-memory mapping; no I/O. */
+/** The lookup plan for a request, given what the mapping store found for its candidates. */
 export function planLookup(
   request: ProfileRequest,
-  mapping: MappingIndex,
+  match: MappingMatch | undefined,
   registry: IdTypeRegistry,
-  maxLinked: number,
 ): LookupPlan {
-  for (const candidate of request.candidates) {
-    const hit = mapping.lookup(candidate.id, candidate.type.code, maxLinked);
-    if (!hit) continue;
+  const candidate = match && request.candidates[match.candidate];
+  if (match && candidate) {
     const wanted: TypedId[] = [candidate];
-    for (const l of hit.linked) {
+    for (const l of match.linked) {
       const type = registry.byCode(l.typeCode);
       if (type) wanted.push({ id: l.id, type });
     }
-    return { wanted, keys: keysOf(wanted), mapped: true, linkedTotal: hit.linkedTotal };
+    return { wanted, keys: keysOf(wanted), mapped: true, linkedTotal: match.linkedTotal };
   }
   return {
     wanted: request.candidates,

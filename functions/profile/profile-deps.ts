@@ -2,7 +2,7 @@ import type { Catalog } from '../../shared/catalog/catalog.js';
 import type { ProfileConfig } from '../../shared/config.js';
 import type { IdTypeRegistry } from '../../shared/id-types.js';
 import type { Logger } from '../../shared/logger.js';
-import type { MappingIndex } from '../../shared/mapping/mapping-index.js';
+import type { MappingStore } from '../../shared/mapping/mapping-store.js';
 import type { ProfileStore } from '../../shared/profiles/profile-store.js';
 import type { RefreshingCache } from '../../shared/refreshing-cache.js';
 import type { LoadedSnapshot } from '../../shared/snapshots/load-snapshot.js';
@@ -12,7 +12,10 @@ export interface ProfileDeps {
   readonly config: ProfileConfig;
   readonly registry: IdTypeRegistry;
   readonly catalog: RefreshingCache<LoadedSnapshot<Catalog>>;
-  readonly mapping: RefreshingCache<LoadedSnapshot<MappingIndex>>;
+  /** Linked ids: the in-memory snapshot or Bigtable (MAPPING_STORE). */
+  readonly mapping: MappingStore;
+  /** The largest mapping (manifest memoryBytes) this instance loads (health shows it). */
+  readonly mappingBudgetBytes: number;
   readonly store: ProfileStore;
   readonly log: Logger;
   /** Wall clock in epoch milliseconds (segment expiry, snapshot age). */

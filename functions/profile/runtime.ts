@@ -5,6 +5,7 @@ import type { HttpHandler } from '../../shared/http/http-event.js';
 import { createLogger, type Logger } from '../../shared/logger.js';
 import { mappingCodec } from '../../shared/mapping/mapping-codec.js';
 import type { MappingIndex } from '../../shared/mapping/mapping-index.js';
+import { SnapshotMappingStore } from '../../shared/mapping/snapshot-mapping-store.js';
 import { instanceMemoryLimit, mappingBudgetFor } from '../../shared/memory-budget.js';
 import { createProfileStore } from '../../shared/profiles/create-profile-store.js';
 import { RefreshingCache } from '../../shared/refreshing-cache.js';
@@ -31,13 +32,16 @@ export function createProfileRuntime(config: ProfileConfig, log: Logger): Profil
     config.GOOGLE_OAUTH_ACCESS_TOKEN,
   );
   const catalog = snapshotCache(snapshots, catalogCodec, config, log, 0);
-  const mappingBudget = config.MAPPING_MAX_BYTES ?? mappingBudgetFor(instanceMemoryLimit());
-  const mapping = snapshotCache<MappingIndex>(
-    snapshots,
-    mappingCodec(config.ID_TYPES_JSON),
-    config,
-    log,
-    mappingBudget,
+  const mappingBudgetBytes = config.MAPPING_MAX_BYTES ?? mappingBudgetFor(instanceMemoryLimit());
+  const mapping = new SnapshotMappingStore(
+    snapshotCache<MappingIndex>(
+      snapshots,
+      mappingCodec(config.ID_TYPES_JSON),
+      config,
+      log,
+      mappingBudgetBytes,
+    ),
+    { maxStalenessSecs: config.MAX_STALENESS_SECS },
   );
   const store = createProfileStore(config);
   const deps: ProfileDeps = {
@@ -45,6 +49,7 @@ export function createProfileRuntime(config: ProfileConfig, log: Logger): Profil
     registry: config.ID_TYPES_JSON,
     catalog,
     mapping,
+    mappingBudgetBytes,
     store,
     log,
     now: Date.now,

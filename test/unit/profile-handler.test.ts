@@ -7,6 +7,9 @@ import { loadProfileConfig } from '../../shared/config.js';
 import type { HttpResult } from '../../shared/http/http-event.js';
 import { createIdTypeRegistry } from '../../shared/id-types.js';
 import { silentLogger } from '../../shared/logger.js';
+import type { MappingIndex } from '../../shared/mapping/mapping-index.js';
+import type { MappingStore } from '../../shared/mapping/mapping-store.js';
+import { SnapshotMappingStore } from '../../shared/mapping/snapshot-mapping-store.js';
 import { RefreshingCache } from '../../shared/refreshing-cache.js';
 import type { LoadedSnapshot } from '../../shared/snapshots/load-snapshot.js';
 import { captureLogger } from '../helpers/capture-logger.js';
@@ -42,21 +45,29 @@ function deps(env: Record<string, string> = {}, overrides: Partial<ProfileDeps> 
     config: loadProfileConfig(env),
     registry,
     catalog: cache(catalogSnapshot(SEGMENTS)),
-    mapping: cache(
-      mappingSnapshot([
-        [
-          [A, '222222'],
-          [B, '444444'],
-          [C, '111111'],
-          [D, '333333'],
-        ],
-      ]),
+    mapping: snapshotStore(
+      cache(
+        mappingSnapshot([
+          [
+            [A, '222222'],
+            [B, '444444'],
+            [C, '111111'],
+            [D, '333333'],
+          ],
+        ]),
+      ),
     ),
+    mappingBudgetBytes: 0,
     store,
     log: silentLogger,
     now: () => clock,
     ...overrides,
   };
+}
+
+/** The in-memory mapping store over a snapshot cache, as the runtime wires it. */
+function snapshotStore(cache: RefreshingCache<LoadedSnapshot<MappingIndex>>): MappingStore {
+  return new SnapshotMappingStore(cache, { maxStalenessSecs: 172_800 });
 }
 
 async function get(path: string, d: ProfileDeps = deps(), method = 'GET'): Promise<HttpResult> {
@@ -210,7 +221,7 @@ describe('GET /?id=', () => {
         loose,
       ),
     );
-    const d = deps({}, { registry: loose, mapping });
+    const d = deps({}, { registry: loose, mapping: snapshotStore(mapping) });
     const asDevice = await get('/?id=shared-id&type=device', d);
     expect(orderedKeys(text(asDevice))).toEqual(['shared-id', 'device-friend']);
     expect(json(asDevice)).toMatchObject({ 'shared-id': { type: 'device' } });
@@ -346,7 +357,7 @@ describe('backend failures', () => {
       },
       { refreshIntervalMs: 60_000, retryMinMs: 1_000, retryMaxMs: 60_000, now: () => clock },
     );
-    const d = deps({}, { mapping });
+    const d = deps({}, { mapping: snapshotStore(mapping) });
     const first = await get(`/?id=${A}`, d);
     expect(first.statusCode).toBe(503);
     expect(first.headers['retry-after']).toBe('5');
@@ -381,7 +392,7 @@ describe('backend failures', () => {
           : mappingSnapshot([[[A, '222222']], [[E, '222222']]], version),
       { refreshIntervalMs: 60_000, retryMinMs: 1_000, retryMaxMs: 60_000, now: () => clock },
     );
-    const d = deps({}, { mapping });
+    const d = deps({}, { mapping: snapshotStore(mapping) });
     expect((await get(`/?id=${A}`, d)).headers['x-mapping-version']).toBe(version);
     version = '20261126T010000Z-0000000b';
     clock += 61_000;
