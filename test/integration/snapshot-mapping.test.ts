@@ -68,7 +68,7 @@ beforeEach(() => {
   bq.respondWith(() => mappingResult(2_500, person));
 });
 
-async function setup() {
+async function setup(maxMemoryBytes = 0) {
   const store = new LocalSnapshotStore(await tempDir());
   const { log, lines } = captureLogger();
   const deps: MappingJobDeps = {
@@ -76,7 +76,7 @@ async function setup() {
       MIN_ROWS_RATIO: 0.5,
       JOB_TIMEOUT_MS: 30_000,
       MAPPING_WINDOW_DAYS: 1,
-      MAPPING_MAX_BYTES: 0,
+      MAPPING_MAX_BYTES: maxMemoryBytes,
     },
     registry,
     source: new BigQueryMappingSource(OPTIONS, bigQueryClientFor(bq)),
@@ -128,6 +128,24 @@ describe('snapshotMapping on the BigQuery client', () => {
       { name: 'window_days', parameterType: { type: 'INT64' }, parameterValue: { value: '1' } },
     ]);
     expect(JSON.stringify(queries[0]?.raw)).toContain('"jobTimeoutMs":"60000"');
+  });
+
+  it('refuses, even forced, a mapping that instances could not hold (MAPPING_MAX_BYTES)', async () => {
+    const { store, run } = await setup(100_000);
+    const refused = await run({ ...RUN, force: true }, {});
+    expect(refused).toMatchObject({
+      outcome: 'refused',
+      reason: expect.stringMatching(
+        /needs about \d+ bytes in memory, over MAPPING_MAX_BYTES \(100000\)/,
+      ),
+      version: null,
+    });
+    expect(refused.memoryBytes).toBeGreaterThan(100_000);
+    expect(await store.readManifest('mapping')).toBeUndefined();
+    expect(await store.listObjects('mapping/')).toEqual([]);
+
+    const roomy = await setup(10_000_000);
+    expect(await roomy.run(RUN, {})).toMatchObject({ outcome: 'published' });
   });
 
   it('publishes nothing new when the partition is unchanged', async () => {
