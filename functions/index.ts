@@ -4,6 +4,7 @@ import { hardenFunctionsFramework } from '../shared/http/harden-framework.js';
 import './profile/index.js';
 import './snapshot-catalog/index.js';
 import './snapshot-mapping/index.js';
+import './sync-mapping/index.js';
 
 // The framework builds its Express app once this module has loaded: patch it before that.
 hardenFunctionsFramework();

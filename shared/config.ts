@@ -57,46 +57,100 @@ const commonSchema = z.object({
   GOOGLE_OAUTH_ACCESS_TOKEN: z.string().min(1).optional(),
 });
 
-const profileSchema = commonSchema.extend({
-  PROFILE_STORE: z.enum(['embedded', 'aerospike']).default('embedded'),
-  EMBEDDED_PROFILES_PATH: z.string().min(1).default('.data/demo/profiles.ndjson.gz'),
-  SEGMENTS_BIN: z.string().min(1).max(15).default('segments'),
-  LINKED_IDS_MAX: int(0, 10_000).default(50),
-  MAX_ID_LENGTH: int(8, 4096).default(128),
-  REFRESH_INTERVAL_SECS: int(1, 86_400).default(60),
-  REFRESH_RETRY_MAX_SECS: int(1, 86_400).default(600),
-  MAX_STALENESS_SECS: int(60, 30 * 86_400).default(172_800),
-  FIRST_LOAD_TIMEOUT_MS: int(100, 600_000).default(30_000),
-  REQUEST_BUDGET_MS: int(50, 60_000).default(1_500),
-  RETRY_AFTER_SECS: int(1, 3_600).default(5),
-  /** Accepted `x-api-key` values, comma-separated (several while rotating); unset: no key check. */
-  API_KEYS: z
+/** Where the Bigtable mapping table is (MAPPING_STORE=bigtable and syncMapping). */
+const bigtableSchema = {
+  BIGTABLE_PROJECT: z.string().min(1).optional(),
+  BIGTABLE_INSTANCE: z
     .string()
-    .optional()
-    .transform((v) =>
-      (v ?? '')
-        .split(',')
-        .map((k) => k.trim())
-        .filter((k) => k !== ''),
-    )
-    .refine((keys) => keys.every((k) => k.length >= 16), 'every key needs at least 16 characters'),
-  AEROSPIKE_HOSTS: z
+    .regex(/^[a-z][a-z0-9-]{4,31}[a-z0-9]$/, 'a Bigtable instance id')
+    .optional(),
+  BIGTABLE_TABLE: z
     .string()
-    .regex(/^[^\s,:]+(:\d{1,5})?(,[^\s,:]+(:\d{1,5})?)*$/, 'expected host[:port][,host[:port]...]')
-    .default('127.0.0.1:3000'),
-  AEROSPIKE_NAMESPACE: z.string().min(1).max(31).default('profiles'),
-  AEROSPIKE_USER: z.string().min(1).optional(),
-  AEROSPIKE_PASSWORD: z.string().min(1).optional(),
-  AEROSPIKE_CONNECT_TIMEOUT_MS: int(50, 60_000).default(1_000),
-  AEROSPIKE_SOCKET_TIMEOUT_MS: int(10, 60_000).default(200),
-  AEROSPIKE_TOTAL_TIMEOUT_MS: int(10, 60_000).default(500),
-  AEROSPIKE_MAX_RETRIES: int(0, 10).default(1),
-  /**
-   * The largest mapping (its manifest's `memoryBytes`) this instance loads; a larger one is
-   * refused and the last good one keeps serving. Unset: derived from the instance's memory.
-   */
-  MAPPING_MAX_BYTES: int(0, Number.MAX_SAFE_INTEGER).optional(),
-});
+    .regex(/^[A-Za-z0-9_.-]{1,50}$/, 'a Bigtable table id')
+    .default('identity-mapping'),
+  BIGTABLE_APP_PROFILE: z.string().min(1).optional(),
+};
+
+/** A Bigtable store needs an instance and a project (its own, or GOOGLE_CLOUD_PROJECT). */
+function requireBigtable(
+  c: {
+    BIGTABLE_INSTANCE?: string | undefined;
+    BIGTABLE_PROJECT?: string | undefined;
+    GOOGLE_CLOUD_PROJECT?: string | undefined;
+  },
+  ctx: z.RefinementCtx,
+) {
+  if (!c.BIGTABLE_INSTANCE) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['BIGTABLE_INSTANCE'],
+      message: 'required with Bigtable',
+    });
+  }
+  if (!c.BIGTABLE_PROJECT && !c.GOOGLE_CLOUD_PROJECT) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['BIGTABLE_PROJECT'],
+      message: 'required with Bigtable (or GOOGLE_CLOUD_PROJECT)',
+    });
+  }
+}
+
+const profileSchema = commonSchema
+  .extend({
+    PROFILE_STORE: z.enum(['embedded', 'aerospike']).default('embedded'),
+    EMBEDDED_PROFILES_PATH: z.string().min(1).default('.data/demo/profiles.ndjson.gz'),
+    SEGMENTS_BIN: z.string().min(1).max(15).default('segments'),
+    LINKED_IDS_MAX: int(0, 10_000).default(50),
+    MAX_ID_LENGTH: int(8, 4096).default(128),
+    REFRESH_INTERVAL_SECS: int(1, 86_400).default(60),
+    REFRESH_RETRY_MAX_SECS: int(1, 86_400).default(600),
+    MAX_STALENESS_SECS: int(60, 30 * 86_400).default(172_800),
+    FIRST_LOAD_TIMEOUT_MS: int(100, 600_000).default(30_000),
+    REQUEST_BUDGET_MS: int(50, 60_000).default(1_500),
+    RETRY_AFTER_SECS: int(1, 3_600).default(5),
+    /** Accepted `x-api-key` values, comma-separated (several while rotating); unset: no key check. */
+    API_KEYS: z
+      .string()
+      .optional()
+      .transform((v) =>
+        (v ?? '')
+          .split(',')
+          .map((k) => k.trim())
+          .filter((k) => k !== ''),
+      )
+      .refine(
+        (keys) => keys.every((k) => k.length >= 16),
+        'every key needs at least 16 characters',
+      ),
+    AEROSPIKE_HOSTS: z
+      .string()
+      .regex(
+        /^[^\s,:]+(:\d{1,5})?(,[^\s,:]+(:\d{1,5})?)*$/,
+        'expected host[:port][,host[:port]...]',
+      )
+      .default('127.0.0.1:3000'),
+    AEROSPIKE_NAMESPACE: z.string().min(1).max(31).default('profiles'),
+    AEROSPIKE_USER: z.string().min(1).optional(),
+    AEROSPIKE_PASSWORD: z.string().min(1).optional(),
+    AEROSPIKE_CONNECT_TIMEOUT_MS: int(50, 60_000).default(1_000),
+    AEROSPIKE_SOCKET_TIMEOUT_MS: int(10, 60_000).default(200),
+    AEROSPIKE_TOTAL_TIMEOUT_MS: int(10, 60_000).default(500),
+    AEROSPIKE_MAX_RETRIES: int(0, 10).default(1),
+    /**
+     * The largest mapping (its manifest's `memoryBytes`) this instance loads; a larger one is
+     * refused and the last good one keeps serving. Unset: derived from the instance's memory.
+     */
+    MAPPING_MAX_BYTES: int(0, Number.MAX_SAFE_INTEGER).optional(),
+    /** Where linked ids come from: the in-memory snapshot, or Bigtable (graphs larger than memory). */
+    MAPPING_STORE: z.enum(['snapshot', 'bigtable']).default('snapshot'),
+    /** Bigtable mode: the window the sync writes (must equal syncMapping's). */
+    MAPPING_WINDOW_DAYS: int(1, 3_650).default(1),
+    ...bigtableSchema,
+  })
+  .superRefine((c, ctx) => {
+    if (c.MAPPING_STORE === 'bigtable') requireBigtable(c, ctx);
+  });
 
 /** Everything the `profile` function reads from its environment. */
 export type ProfileConfig = Readonly<z.output<typeof profileSchema>>;
@@ -176,6 +230,25 @@ export type MappingJobConfig = Readonly<z.output<typeof mappingJobSchema>>;
 /** Validates the `snapshotMapping` job's environment; throws ConfigError naming the variable. */
 export function loadMappingJobConfig(env: Env): MappingJobConfig {
   return parseEnv(mappingJobSchema, env);
+}
+
+const syncJobSchema = mappingJobSchema
+  .extend({
+    ...bigtableSchema,
+    /**
+     * `mutations`: the function writes Bigtable itself. `export` (documented, not built): BigQuery
+     * would write it with EXPORT DATA; see README "Choosing a mapping store".
+     */
+    MAPPING_SYNC_METHOD: z.enum(['mutations']).default('mutations'),
+  })
+  .superRefine(requireBigtable);
+
+/** Everything the `syncMapping` job reads from its environment. */
+export type SyncJobConfig = Readonly<z.output<typeof syncJobSchema>>;
+
+/** Validates the `syncMapping` job's environment; throws ConfigError naming the variable. */
+export function loadSyncJobConfig(env: Env): SyncJobConfig {
+  return parseEnv(syncJobSchema, env);
 }
 
 /** Parses `env` with `schema` into a frozen object, or throws one ConfigError listing each bad variable. */

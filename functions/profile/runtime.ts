@@ -3,8 +3,10 @@ import { loadProfileConfig, type ProfileConfig } from '../../shared/config.js';
 import { describeError } from '../../shared/errors.js';
 import type { HttpHandler } from '../../shared/http/http-event.js';
 import { createLogger, type Logger } from '../../shared/logger.js';
+import { BigtableMappingStore } from '../../shared/mapping/bigtable-mapping-store.js';
 import { mappingCodec } from '../../shared/mapping/mapping-codec.js';
 import type { MappingIndex } from '../../shared/mapping/mapping-index.js';
+import type { MappingStore } from '../../shared/mapping/mapping-store.js';
 import { SnapshotMappingStore } from '../../shared/mapping/snapshot-mapping-store.js';
 import { instanceMemoryLimit, mappingBudgetFor } from '../../shared/memory-budget.js';
 import { createProfileStore } from '../../shared/profiles/create-profile-store.js';
@@ -33,16 +35,28 @@ export function createProfileRuntime(config: ProfileConfig, log: Logger): Profil
   );
   const catalog = snapshotCache(snapshots, catalogCodec, config, log, 0);
   const mappingBudgetBytes = config.MAPPING_MAX_BYTES ?? mappingBudgetFor(instanceMemoryLimit());
-  const mapping = new SnapshotMappingStore(
-    snapshotCache<MappingIndex>(
-      snapshots,
-      mappingCodec(config.ID_TYPES_JSON),
-      config,
-      log,
-      mappingBudgetBytes,
-    ),
-    { maxStalenessSecs: config.MAX_STALENESS_SECS },
-  );
+  const mapping: MappingStore =
+    config.MAPPING_STORE === 'bigtable'
+      ? new BigtableMappingStore({
+          projectId: config.BIGTABLE_PROJECT ?? config.GOOGLE_CLOUD_PROJECT ?? '',
+          instanceId: config.BIGTABLE_INSTANCE ?? '',
+          tableId: config.BIGTABLE_TABLE,
+          appProfileId: config.BIGTABLE_APP_PROFILE,
+          windowDays: config.MAPPING_WINDOW_DAYS,
+          refreshIntervalMs: config.REFRESH_INTERVAL_SECS * 1000,
+          retryMaxMs: config.REFRESH_RETRY_MAX_SECS * 1000,
+          maxStalenessSecs: config.MAX_STALENESS_SECS,
+        })
+      : new SnapshotMappingStore(
+          snapshotCache<MappingIndex>(
+            snapshots,
+            mappingCodec(config.ID_TYPES_JSON),
+            config,
+            log,
+            mappingBudgetBytes,
+          ),
+          { maxStalenessSecs: config.MAX_STALENESS_SECS },
+        );
   const store = createProfileStore(config);
   const deps: ProfileDeps = {
     config,

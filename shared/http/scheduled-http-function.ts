@@ -16,8 +16,14 @@ import { errorBody, JSON_HEADERS } from './responses.js';
 /** What a job function accepts in its POST body, beyond the scheduler's empty `{}`. */
 export interface ScheduledBodyOptions {
   /** Whether `{"dryRun": true}` is supported (the mapping job checks its query). */
-  readonly dryRun: boolean;
+  readonly dryRun?: boolean;
+  /** Whether `{"from": "YYYY-MM-DD", "to": "YYYY-MM-DD"}` is supported (syncMapping). */
+  readonly backfill?: boolean;
+  /** Whether `force` and `rollbackTo` are (snapshot jobs). */
+  readonly snapshots?: boolean;
 }
+
+const DATE = /^\d{4}-\d{2}-\d{2}$/;
 
 const VERSION = /^\d{8}T\d{6}Z-[0-9a-f]{8}$/;
 
@@ -34,26 +40,41 @@ const VERSION = /^\d{8}T\d{6}Z-[0-9a-f]{8}$/;
  * for bugs (500). 4xx is for manual calls: a bad body (400), a failed dry run (400), an unknown
  * rollback version (404).
  */
-export function toScheduledHttpFunction(
-  handler: () => Promise<ScheduledHandler>,
+export function toScheduledHttpFunction<S>(
+  handler: () => Promise<ScheduledHandler<S>>,
   log: Logger,
-  options: ScheduledBodyOptions = { dryRun: false },
+  options: ScheduledBodyOptions = { snapshots: true },
 ): HttpFunction {
+  const date = z.string().regex(DATE, 'a date YYYY-MM-DD');
   const bodySchema = z.union([
     z.undefined(),
     z
       .object({
-        force: z.boolean().optional(),
-        rollbackTo: z.string().regex(VERSION, 'a snapshot version').optional(),
+        ...(options.snapshots
+          ? {
+              force: z.boolean().optional(),
+              rollbackTo: z.string().regex(VERSION, 'a snapshot version').optional(),
+            }
+          : {}),
         ...(options.dryRun ? { dryRun: z.boolean().optional() } : {}),
+        ...(options.backfill ? { from: date.optional(), to: date.optional() } : {}),
       })
       .strict()
+      .refine((b: Record<string, unknown>) => (b.from === undefined) === (b.to === undefined), {
+        message: 'give both from and to',
+      })
       .refine(
-        (b) => [b.force, b.rollbackTo, 'dryRun' in b && b.dryRun].filter(Boolean).length <= 1,
-        'give at most one of force, rollbackTo and dryRun',
+        (b: Record<string, unknown>) =>
+          [b.force, b.rollbackTo, b.dryRun, b.from].filter(Boolean).length <= 1,
+        'give at most one of force, rollbackTo, dryRun and from/to',
       ),
   ]);
-  const accepted = `an empty body, {"force": true}, {"rollbackTo": "<version>"}${options.dryRun ? ' or {"dryRun": true}' : ''}`;
+  const accepted = [
+    'an empty body',
+    ...(options.snapshots ? ['{"force": true}', '{"rollbackTo": "<version>"}'] : []),
+    ...(options.dryRun ? ['{"dryRun": true}'] : []),
+    ...(options.backfill ? ['{"from": "YYYY-MM-DD", "to": "YYYY-MM-DD"}'] : []),
+  ].join(', ');
   return async (req: Request, res: Response) => {
     if (req.method !== 'POST') {
       return send(res, 405, errorBody('method_not_allowed', 'use POST'), { allow: 'POST' });
@@ -62,7 +83,13 @@ export function toScheduledHttpFunction(
     if (!parsed.success) {
       return send(res, 400, errorBody('invalid_body', `expected ${accepted}`));
     }
-    const body = (parsed.data ?? {}) as { force?: boolean; rollbackTo?: string; dryRun?: boolean };
+    const body = (parsed.data ?? {}) as {
+      force?: boolean;
+      rollbackTo?: string;
+      dryRun?: boolean;
+      from?: string;
+      to?: string;
+    };
     const event: ScheduledEvent = {
       trigger: req.get('x-cloudscheduler') === 'true' ? 'cloud-scheduler' : 'manual',
       jobName: req.get('x-cloudscheduler-jobname'),
@@ -70,6 +97,7 @@ export function toScheduledHttpFunction(
       force: body.force ?? false,
       dryRun: body.dryRun ?? false,
       rollbackTo: body.rollbackTo,
+      backfill: body.from && body.to ? { from: body.from, to: body.to } : undefined,
     };
     try {
       const run = await handler();

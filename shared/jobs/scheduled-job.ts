@@ -10,6 +10,8 @@ export interface ScheduledEvent {
   readonly dryRun?: boolean;
   /** Republish this earlier version as a new current version instead of reading the source. */
   readonly rollbackTo?: string | undefined;
+  /** Sync these partitions again (inclusive, YYYY-MM-DD), for jobs that sync partitions. */
+  readonly backfill?: { readonly from: string; readonly to: string } | undefined;
 }
 
 /**
@@ -50,7 +52,7 @@ export interface JobSummary {
 }
 
 /** A scheduled job: throws on a failure that a retry may fix, so that the scheduler retries. */
-export type ScheduledHandler = (
+export type ScheduledHandler<S = JobSummary> = (
   event: ScheduledEvent,
   context: { readonly signal?: AbortSignal },
-) => Promise<JobSummary>;
+) => Promise<S>;

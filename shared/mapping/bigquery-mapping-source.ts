@@ -1,7 +1,7 @@
-import { BigQuery, type BigQueryOptions, type Job } from '@google-cloud/bigquery';
-import { untilAborted } from '../deadline.js';
-import { BackendUnavailableError, InvalidQueryError } from '../errors.js';
+import { BigQuery, type BigQueryOptions } from '@google-cloud/bigquery';
+import { BackendUnavailableError } from '../errors.js';
 import { accessTokenAuth } from '../google-auth.js';
+import { queryRows, startJob } from './bigquery-rows.js';
 import {
   DROP_REASONS,
   type DropReason,
@@ -40,55 +40,24 @@ export class BigQueryMappingSource implements MappingSource {
   }
 
   async *rows(signal: AbortSignal): AsyncIterable<MappingRow> {
-    const job = await this.startQuery(signal);
-    // Pages are fetched one ahead: the next request is in flight while this page's rows are
-    // consumed, and at most two pages are ever held (page size bounds the memory).
-    type Page = [rows: unknown[], next: Record<string, unknown> | null | undefined];
-    const fetchPage = (query: Record<string, unknown>): Promise<Page> => {
-      const page = job.getQueryResults({
-        ...query,
-        autoPaginate: false,
-      }) as Promise<unknown> as Promise<Page>;
-      page.catch(() => undefined); // awaited below, or abandoned when the consumer stops
-      return page;
-    };
-    let pending: Promise<Page> | undefined = fetchPage({ maxResults: this.options.pageSize });
-    try {
-      while (pending) {
-        // The client takes no signal: a page that never comes must not hold the job.
-        const page: Page = await untilAborted(pending, signal);
-        const [rows, nextQuery] = page;
-        pending = nextQuery ? fetchPage(nextQuery) : undefined;
-        for (const row of rows) yield toMappingRow(row);
-      }
-    } catch (err) {
-      if (!signal.aborted && err instanceof BackendUnavailableError) throw err;
-      // Best effort: a job nobody reads any more should not keep running (and billing).
-      job.cancel().catch(() => undefined);
-      if (signal.aborted) throw signal.reason;
-      throw new BackendUnavailableError(
-        'bigquery',
-        `reading results of ${this.description} failed`,
-        { cause: err },
-      );
-    }
+    this.client ??= new BigQuery(this.clientOptions());
+    const rows = queryRows(
+      this.client,
+      this.queryOptions(),
+      this.options.pageSize,
+      signal,
+      this.options.table,
+    );
+    for await (const row of rows) yield toMappingRow(row);
   }
 
   async dryRun(signal: AbortSignal): Promise<MappingDryRun> {
     this.client ??= new BigQuery(this.clientOptions());
-    let job: Job;
-    try {
-      [job] = await untilAborted(
-        this.client.createQueryJob({ ...this.queryOptions(), dryRun: true }),
-        signal,
-      );
-    } catch (err) {
-      if (signal.aborted) throw signal.reason;
-      throw this.startError(err);
-    }
+    const query = { ...this.queryOptions(), dryRun: true };
+    const job = await startJob(this.client, query, signal, this.options.table);
     const statistics = (job.metadata as { statistics?: Record<string, unknown> }).statistics ?? {};
-    const query = (statistics.query ?? {}) as { referencedTables?: unknown };
-    const tables = Array.isArray(query.referencedTables) ? query.referencedTables : [];
+    const stats = (statistics.query ?? {}) as { referencedTables?: unknown };
+    const tables = Array.isArray(stats.referencedTables) ? stats.referencedTables : [];
     return {
       totalBytesProcessed: Number(statistics.totalBytesProcessed ?? 0),
       referencedTables: tables.map(
@@ -100,17 +69,6 @@ export class BigQueryMappingSource implements MappingSource {
 
   async close(): Promise<void> {}
 
-  private async startQuery(signal: AbortSignal): Promise<Job> {
-    this.client ??= new BigQuery(this.clientOptions());
-    try {
-      const [job] = await untilAborted(this.client.createQueryJob(this.queryOptions()), signal);
-      return job;
-    } catch (err) {
-      if (signal.aborted) throw signal.reason;
-      throw this.startError(err);
-    }
-  }
-
   private queryOptions() {
     return {
       query: mappingSnapshotQuery(this.options),
@@ -119,25 +77,6 @@ export class BigQueryMappingSource implements MappingSource {
       location: this.options.location,
       jobTimeoutMs: this.options.jobTimeoutMs,
     };
-  }
-
-  /** A query BigQuery rejects as written is a configuration error; anything else may pass. */
-  private startError(err: unknown): Error {
-    const status = (err as { code?: unknown }).code;
-    if (status === 400 || status === 404) {
-      const message = (err as { message?: unknown }).message;
-      return new InvalidQueryError(
-        `BigQuery rejected the mapping query on ${this.options.table}: ${String(message)}`,
-        { cause: err },
-      );
-    }
-    return new BackendUnavailableError(
-      'bigquery',
-      `starting the query on ${this.description} failed`,
-      {
-        cause: err,
-      },
-    );
   }
 
   private clientOptions(): BigQueryOptions {

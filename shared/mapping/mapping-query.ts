@@ -108,3 +108,69 @@ function sourceColumns(t: MappingTable, from: string, to: string): string[] {
     `  WHERE ${part} BETWEEN ${from} AND ${to}`,
   ];
 }
+
+/**
+ * The partitions of the mapping table in `@from..@to` (YYYY-MM-DD strings: the Node client
+ * sends a string typed DATE as no value at all), oldest first.
+ */
+export function partitionListQuery(t: MappingTable): string {
+  const part = `\`${t.partitionColumn}\``;
+  return [
+    `SELECT DISTINCT CAST(${part} AS STRING) AS day`,
+    `FROM \`${t.table}\``,
+    `WHERE ${part} BETWEEN CAST(@from AS DATE) AND CAST(@to AS DATE)`,
+    'ORDER BY day;',
+  ].join('\n');
+}
+
+/**
+ * One partition's links for syncMapping, cleaned by the same rules as the snapshot query: rows
+ * of `@partition` with a person, id and type, one person per (type, id) (the lexically smallest
+ * in the partition), and `moved_from`: the person the id had in its previous partition within
+ * the window, when that was another one (its membership there must end at this partition).
+ * Dropped rows come back as extra rows with a `reason` and a `row_count`, listed first; persons'
+ * rows come ordered by person so that the sync writes each person row once per batch.
+ */
+export function partitionSyncQuery(t: MappingTable): string {
+  return [
+    'DECLARE last_partition DATE DEFAULT CAST(@partition AS DATE);',
+    'DECLARE first_partition DATE DEFAULT DATE_SUB(last_partition, INTERVAL @window_days - 1 DAY);',
+    'WITH source AS (',
+    ...sourceColumns(t, 'first_partition', 'last_partition'),
+    '),',
+    'kept AS (',
+    '  SELECT part, person, id, type,',
+    '    ROW_NUMBER() OVER claim AS n,',
+    '    FIRST_VALUE(person) OVER claim AS winner',
+    '  FROM source',
+    '  WHERE person IS NOT NULL AND id IS NOT NULL AND type IS NOT NULL',
+    '  WINDOW claim AS (PARTITION BY type, id, part ORDER BY person)',
+    '),',
+    'previous AS (',
+    '  SELECT type, id, person,',
+    '    ROW_NUMBER() OVER (PARTITION BY type, id ORDER BY part DESC) AS k',
+    '  FROM kept WHERE n = 1 AND part < last_partition',
+    '),',
+    'current AS (',
+    '  SELECT c.person, c.id, c.type,',
+    '    IF(p.person IS NOT NULL AND p.person != c.person, p.person, NULL) AS moved_from',
+    '  FROM kept AS c LEFT JOIN previous AS p ON p.k = 1 AND p.type = c.type AND p.id = c.id',
+    '  WHERE c.n = 1 AND c.part = last_partition',
+    '),',
+    'dropped AS (',
+    "  SELECT IF(id IS NULL, 'no_id', IF(type IS NULL, 'no_type', 'no_person')) AS reason",
+    '  FROM source',
+    '  WHERE part = last_partition AND (person IS NULL OR id IS NULL OR type IS NULL)',
+    '  UNION ALL',
+    "  SELECT IF(person != winner, 'other_person', 'duplicate_row') FROM kept",
+    '  WHERE part = last_partition AND n > 1',
+    ')',
+    'SELECT person, id, type, moved_from, reason, row_count FROM (',
+    '  SELECT person, id, type, moved_from, CAST(NULL AS STRING) AS reason, 1 AS row_count',
+    '  FROM current',
+    '  UNION ALL',
+    '  SELECT NULL, NULL, NULL, NULL, reason, COUNT(*) FROM dropped GROUP BY reason',
+    ')',
+    'ORDER BY reason IS NULL, reason, person, id, type;',
+  ].join('\n');
+}

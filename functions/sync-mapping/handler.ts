@@ -1,0 +1,186 @@
+import type { Table } from '@google-cloud/bigtable';
+import type { SyncJobConfig } from '../../shared/config.js';
+import { untilAborted } from '../../shared/deadline.js';
+import {
+  BackendUnavailableError,
+  describeError,
+  InvalidQueryError,
+  JobTimeoutError,
+} from '../../shared/errors.js';
+import type { IdTypeRegistry } from '../../shared/id-types.js';
+import type { ScheduledEvent, ScheduledHandler } from '../../shared/jobs/scheduled-job.js';
+import type { Logger } from '../../shared/logger.js';
+import type { PartitionSource } from '../../shared/mapping/bigquery-partition-source.js';
+import { readCheckpoint } from '../../shared/mapping/bigtable-mapping-store.js';
+import {
+  DEFAULT_SYNC_LIMITS,
+  type PartitionSyncResult,
+  type SyncLimits,
+  syncPartition,
+  writeCheckpoint,
+} from '../../shared/mapping/sync-partition.js';
+
+/** What the sync job needs, injected so tests can pass their own. */
+export interface SyncJobDeps {
+  readonly config: Pick<
+    SyncJobConfig,
+    'JOB_TIMEOUT_MS' | 'MAPPING_WINDOW_DAYS' | 'MAPPING_LOOKBACK_DAYS'
+  >;
+  readonly registry: IdTypeRegistry;
+  readonly source: PartitionSource;
+  /** The mapping table, opened on first use. */
+  readonly table: () => Promise<Table>;
+  readonly limits?: SyncLimits;
+  readonly log: Logger;
+  readonly now: () => number;
+}
+
+/** The answer of a sync run (also its log line). */
+export interface SyncSummary {
+  readonly job: 'syncMapping';
+  /** `synced`: partitions written; `unchanged`: nothing new; `refused`: the query is wrong. */
+  readonly outcome: 'synced' | 'unchanged' | 'refused';
+  readonly reason?: string;
+  /** The last partition fully synced, before and after this run (the mapping version). */
+  readonly checkpoint: string | null;
+  readonly previousCheckpoint: string | null;
+  readonly partitions: readonly PartitionSyncResult[];
+  readonly ids: number;
+  readonly idsPerSecond: number;
+  readonly durationMs: number;
+}
+
+const DAY_MS = 86_400_000;
+
+/**
+ * `syncMapping`: keeps the Bigtable mapping current from BigQuery. Writes every partition newer
+ * than the checkpoint, oldest first; the checkpoint (in the table itself) advances only after a
+ * partition has fully landed, so a run killed mid-partition is repaired by the next one, which
+ * writes the same cells again. The first run starts at the window. `{"from", "to"}` backfills a
+ * range (and anything between the checkpoint and `to`). BigQuery or Bigtable failing leaves the
+ * checkpoint where it was (503: the scheduler retries).
+ */
+export function createSyncMappingHandler(deps: SyncJobDeps): ScheduledHandler<SyncSummary> {
+  const { config } = deps;
+  return async (event, context) => {
+    const started = deps.now();
+    const own = AbortSignal.timeout(config.JOB_TIMEOUT_MS);
+    const signal = context.signal ? AbortSignal.any([own, context.signal]) : own;
+    const done: PartitionSyncResult[] = [];
+    let previous: string | undefined;
+    let checkpoint: string | undefined;
+    const summary = (outcome: SyncSummary['outcome'], reason?: string): SyncSummary => {
+      const durationMs = Math.round(deps.now() - started);
+      const ids = done.reduce((n, p) => n + p.ids, 0);
+      return {
+        job: 'syncMapping',
+        outcome,
+        ...(reason ? { reason } : {}),
+        checkpoint: checkpoint ?? null,
+        previousCheckpoint: previous ?? null,
+        partitions: done,
+        ids,
+        idsPerSecond: durationMs > 0 ? Math.round((ids * 1000) / durationMs) : ids,
+        durationMs,
+      };
+    };
+    try {
+      const table = await deps.table();
+      previous = await untilAborted(bigtableCall(readCheckpoint(table, 30_000)), signal);
+      checkpoint = previous;
+      const partitions = await partitionsToSync(deps, event, previous, signal);
+      for (const partition of partitions) {
+        done.push(
+          await syncPartition(
+            table,
+            deps.source,
+            partition,
+            deps.registry,
+            signal,
+            deps.limits ?? DEFAULT_SYNC_LIMITS,
+          ),
+        );
+        if (checkpoint === undefined || partition > checkpoint) {
+          await writeCheckpoint(table, partition, signal);
+          checkpoint = partition;
+        }
+      }
+      const result = summary(done.length > 0 ? 'synced' : 'unchanged');
+      deps.log.info(
+        `syncMapping: ${result.outcome}, ${done.length} partition(s), ${result.ids} ids, ` +
+          `checkpoint ${result.checkpoint ?? 'none'}, ${result.durationMs} ms`,
+        { summary: result, trigger: event.trigger },
+      );
+      return result;
+    } catch (err) {
+      if (err instanceof InvalidQueryError) {
+        // A configuration error: a scheduler retry cannot fix it (see toScheduledHttpFunction).
+        const result = summary('refused', err.message);
+        deps.log.error(`syncMapping: refused: ${err.message}`, { summary: result });
+        return result;
+      }
+      const failure =
+        signal.aborted && own.aborted
+          ? new JobTimeoutError(
+              `syncMapping did not finish within ${config.JOB_TIMEOUT_MS} ms (JOB_TIMEOUT_MS); ` +
+                `checkpoint ${checkpoint ?? 'none'}`,
+              { cause: err },
+            )
+          : err;
+      deps.log.error(`syncMapping: failed: ${describeError(failure)}`, {
+        err: failure,
+        summary: summary('synced'),
+      });
+      throw failure;
+    }
+  };
+}
+
+/** The partitions this run writes, oldest first. */
+async function partitionsToSync(
+  deps: SyncJobDeps,
+  event: ScheduledEvent,
+  checkpoint: string | undefined,
+  signal: AbortSignal,
+): Promise<string[]> {
+  const { MAPPING_WINDOW_DAYS: window, MAPPING_LOOKBACK_DAYS: lookback } = deps.config;
+  if (event.backfill) {
+    const { from, to } = event.backfill;
+    // Never leave a gap behind the checkpoint: a range past it starts right after it.
+    const start =
+      checkpoint !== undefined && to > checkpoint && from > checkpoint ? nextDay(checkpoint) : from;
+    return deps.source.partitions(start, to, signal);
+  }
+  if (checkpoint !== undefined) {
+    return deps.source.partitions(nextDay(checkpoint), '9999-12-31', signal);
+  }
+  // First run: only the window ending at the latest partition matters.
+  const today = new Date(deps.now()).toISOString().slice(0, 10);
+  const found = await deps.source.partitions(
+    shiftDays(today, -(lookback + window)),
+    '9999-12-31',
+    signal,
+  );
+  const latest = found.at(-1);
+  if (latest === undefined) return [];
+  const first = shiftDays(latest, -(window - 1));
+  return found.filter((p) => p >= first);
+}
+
+async function bigtableCall<T>(call: Promise<T>): Promise<T> {
+  try {
+    return await call;
+  } catch (err) {
+    throw new BackendUnavailableError('bigtable', 'reading the sync checkpoint failed', {
+      cause: err,
+    });
+  }
+}
+
+function nextDay(partition: string): string {
+  return shiftDays(partition, 1);
+}
+
+function shiftDays(date: string, days: number): string {
+  return new Date(Date.parse(`${date}T00:00:00Z`) + days * DAY_MS).toISOString().slice(0, 10);
+}

@@ -1,0 +1,262 @@
+import type { Bigtable, Table } from '@google-cloud/bigtable';
+import { withDeadline } from '../deadline.js';
+import { BackendUnavailableError, ProfileApiError } from '../errors.js';
+import type { TypedId } from '../id-types.js';
+import { RefreshingCache } from '../refreshing-cache.js';
+import {
+  CHECKPOINT_QUALIFIER,
+  idRowKey,
+  LINKS_FAMILY,
+  META_FAMILY,
+  META_ROW,
+  PERSON_QUALIFIER,
+  parseMemberQualifier,
+  partitionTime,
+  personRowKey,
+  windowFilter,
+} from './bigtable-layout.js';
+import type { LinkedId } from './mapping-index.js';
+import type { MappingAnswer, MappingHealth, MappingStore } from './mapping-store.js';
+
+/** Where the mapping table is and how the profile function reads it. */
+export interface BigtableTableOptions {
+  readonly projectId: string;
+  readonly instanceId: string;
+  readonly tableId: string;
+  /** Routes reads (and the sync's writes) through an app profile; unset: the default one. */
+  readonly appProfileId?: string | undefined;
+}
+
+/** Reading options of the profile function's store. */
+export interface BigtableMappingOptions extends BigtableTableOptions {
+  /** The window: the partitions `checkpoint - (windowDays - 1)` .. `checkpoint`. */
+  readonly windowDays: number;
+  /** How often the checkpoint (the mapping version) is read again, in the background. */
+  readonly refreshIntervalMs: number;
+  readonly retryMaxMs: number;
+  /** Health calls the mapping stale when its last partition ended longer ago than this. */
+  readonly maxStalenessSecs: number;
+  readonly now?: () => number;
+}
+
+/** The sync checkpoint as the profile function sees it. */
+interface Checkpoint {
+  readonly partition: string;
+}
+
+/** A synced-nothing table: not an outage, but nothing to answer from either. */
+export class NothingSyncedError extends ProfileApiError {}
+
+const HEALTH_TIMEOUT_MS = 1_000;
+const DAY_MS = 86_400_000;
+
+/**
+ * Opens the mapping table with the official client (BIGTABLE_EMULATOR_HOST honoured). The
+ * client is loaded on first use: snapshot-mode instances never pay for it at start-up.
+ */
+export async function openMappingTable(
+  options: BigtableTableOptions,
+  client?: Bigtable,
+): Promise<Table> {
+  const bigtable =
+    client ??
+    new (await import('@google-cloud/bigtable')).Bigtable({
+      projectId: options.projectId,
+      ...(options.appProfileId ? { appProfileId: options.appProfileId } : {}),
+    });
+  return bigtable.instance(options.instanceId).table(options.tableId);
+}
+
+/** Reads the last fully synced partition, or undefined when nothing was synced yet. */
+export async function readCheckpoint(table: Table, timeoutMs: number): Promise<string | undefined> {
+  const [rows] = await table.getRows({
+    keys: [META_ROW],
+    filter: [{ family: META_FAMILY }, { column: { cellLimit: 1 } }],
+    gaxOptions: { timeout: timeoutMs },
+  });
+  const cells = rows[0]?.data?.[META_FAMILY]?.[CHECKPOINT_QUALIFIER] as
+    | { value: string }[]
+    | undefined;
+  const value = cells?.[0]?.value;
+  return typeof value === 'string' && value !== '' ? value : undefined;
+}
+
+/**
+ * The mapping in Bigtable (layout: bigtable-layout.ts). A lookup is at most two reads: the id
+ * rows of the request's candidate types in one multi-row read, then the person row of the first
+ * one found. The checkpoint (the version answers carry) is read in the background, like a
+ * snapshot, never on a request's path after the first.
+ */
+export class BigtableMappingStore implements MappingStore {
+  readonly kind = 'bigtable';
+  private readonly checkpoint: RefreshingCache<Checkpoint>;
+  private readonly now: () => number;
+  private table: Promise<Table> | undefined;
+
+  constructor(
+    private readonly options: BigtableMappingOptions,
+    table?: Table,
+  ) {
+    this.table = table && Promise.resolve(table);
+    this.now = options.now ?? Date.now;
+    this.checkpoint = new RefreshingCache<Checkpoint>(
+      async (current) => {
+        const partition = await this.read(
+          (t) => readCheckpoint(t, options.refreshIntervalMs),
+          options.refreshIntervalMs,
+        );
+        if (partition === undefined) {
+          throw new NothingSyncedError(`nothing has been synced to ${this.tableName} yet`);
+        }
+        return current?.partition === partition ? undefined : { partition };
+      },
+      {
+        refreshIntervalMs: options.refreshIntervalMs,
+        retryMinMs: Math.min(1_000, options.retryMaxMs),
+        retryMaxMs: options.retryMaxMs,
+        now: this.now,
+      },
+    );
+  }
+
+  version(): string | undefined {
+    return this.checkpoint.peek()?.partition;
+  }
+
+  async ready(timeoutMs: number): Promise<void> {
+    if (this.checkpoint.peek() !== undefined) return;
+    await withDeadline(
+      this.checkpoint.get(),
+      timeoutMs,
+      () => new BackendUnavailableError('bigtable', 'reading the sync checkpoint timed out'),
+    );
+  }
+
+  async find(
+    candidates: readonly TypedId[],
+    maxLinked: number,
+    timeoutMs: number,
+  ): Promise<MappingAnswer> {
+    const checkpoint = this.checkpoint.peek();
+    if (!checkpoint) throw new BackendUnavailableError('bigtable', 'mapping not ready');
+    const last = checkpoint.partition;
+    const { windowDays } = this.options;
+    const started = performance.now();
+    const keys = candidates.map((c) => idRowKey(c.type.code, c.id));
+    const idRows = await this.read(
+      (t) =>
+        t.getRows({
+          keys,
+          filter: windowFilter(last, windowDays, false),
+          gaxOptions: { timeout: timeoutMs },
+        }),
+      timeoutMs,
+    );
+    const persons = new Map<string, string>();
+    for (const row of idRows[0]) {
+      const value = row.data?.[LINKS_FAMILY]?.[PERSON_QUALIFIER]?.[0]?.value;
+      if (typeof value === 'string') persons.set(row.id, value);
+    }
+    const candidate = keys.findIndex((key) => persons.has(key));
+    if (candidate < 0) return { version: last, match: undefined };
+    const requested = candidates[candidate] as TypedId;
+
+    const left = Math.max(1, timeoutMs - (performance.now() - started));
+    const personKey = personRowKey(persons.get(keys[candidate] as string) as string);
+    const personRows = await this.read(
+      (t) =>
+        t.getRows({
+          keys: [personKey],
+          filter: windowFilter(last, windowDays, true),
+          gaxOptions: { timeout: left },
+        }),
+      left,
+    );
+    const columns = personRows[0][0]?.data?.[LINKS_FAMILY] ?? {};
+    // Sorted here too: the client hands columns over as object keys.
+    const members = Object.keys(columns).sort(compareBytes);
+    const linked: LinkedId[] = [];
+    let linkedTotal = 0;
+    for (const qualifier of members) {
+      const member = parseMemberQualifier(qualifier);
+      if (!member || (member.id === requested.id && member.typeCode === requested.type.code)) {
+        continue;
+      }
+      linkedTotal++;
+      if (linked.length < maxLinked) linked.push(member);
+    }
+    return { version: last, match: { candidate, linked, linkedTotal } };
+  }
+
+  async health(now: number): Promise<MappingHealth> {
+    const started = performance.now();
+    let reachable = true;
+    let lastError: string | null = null;
+    let partition: string | undefined;
+    try {
+      partition = await this.read((t) => readCheckpoint(t, HEALTH_TIMEOUT_MS), HEALTH_TIMEOUT_MS);
+    } catch (err) {
+      reachable = false;
+      lastError = err instanceof Error ? err.name : 'Error';
+    }
+    const latencyMs = reachable ? Math.round((performance.now() - started) * 100) / 100 : null;
+    const synced = partition ?? this.version();
+    // A partition is complete at the end of its day: its age counts from then.
+    const ageSecs = synced
+      ? Math.max(0, Math.round((now - partitionTime(synced).getTime() - DAY_MS) / 1000))
+      : null;
+    const stale = ageSecs !== null && ageSecs > this.options.maxStalenessSecs;
+    if (partition === undefined && reachable) lastError = 'NothingSyncedError';
+    return {
+      ok: reachable && synced !== undefined && this.version() !== undefined,
+      degraded: stale,
+      detail: {
+        table: this.tableName,
+        reachable,
+        latencyMs,
+        lastSyncedPartition: synced ?? null,
+        ageSecs,
+        windowDays: this.options.windowDays,
+        stale,
+        lastError,
+      },
+    };
+  }
+
+  warmUp(): void {
+    this.checkpoint.warmUp();
+  }
+
+  async close(): Promise<void> {
+    const table = await this.table?.catch(() => undefined);
+    await table?.bigtable.close().catch(() => undefined);
+  }
+
+  private get tableName(): string {
+    const { projectId, instanceId, tableId } = this.options;
+    return `projects/${projectId}/instances/${instanceId}/tables/${tableId}`;
+  }
+
+  /** One bounded call: any failure or timeout is BackendUnavailableError('bigtable'). */
+  private async read<T>(call: (table: Table) => Promise<T>, timeoutMs: number): Promise<T> {
+    this.table ??= openMappingTable(this.options).then((table) => {
+      // Our own deadline answers the request; the client's stream retries would outlive it.
+      table.maxRetries = 0;
+      return table;
+    });
+    try {
+      return await withDeadline(
+        this.table.then(call),
+        timeoutMs,
+        () => new BackendUnavailableError('bigtable', `no answer within ${timeoutMs} ms`),
+      );
+    } catch (err) {
+      if (err instanceof BackendUnavailableError) throw err;
+      throw new BackendUnavailableError('bigtable', 'read failed', { cause: err });
+    }
+  }
+}
+
+function compareBytes(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

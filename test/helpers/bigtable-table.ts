@@ -1,0 +1,25 @@
+import type { Table } from '@google-cloud/bigtable';
+import { LINKS_FAMILY, linksGcRule, META_FAMILY } from '../../shared/mapping/bigtable-layout.js';
+import { openMappingTable } from '../../shared/mapping/bigtable-mapping-store.js';
+
+/** The project and instance the tests use on the Bigtable emulator (any name works there). */
+export const BIGTABLE = { projectId: 'local-project', instanceId: 'profile-api' } as const;
+
+/**
+ * Creates the mapping table with its families and GC rules on the emulator (what deploy.sh does
+ * with gcloud in production) and returns it. Needs BIGTABLE_EMULATOR_HOST.
+ */
+export async function createMappingTable(
+  tableId: string,
+  windowDays: number,
+  lookbackDays = 7,
+): Promise<Table> {
+  const table = await openMappingTable({ ...BIGTABLE, tableId });
+  await table.create({
+    families: [
+      { name: LINKS_FAMILY, rule: linksGcRule(windowDays, lookbackDays) },
+      { name: META_FAMILY, rule: { versions: 1 } },
+    ],
+  });
+  return table;
+}

@@ -1,0 +1,246 @@
+import { Readable } from 'node:stream';
+import type { Table } from '@google-cloud/bigtable';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createProfileRuntime, type ProfileRuntime } from '../../functions/profile/runtime.js';
+import { createSnapshotMappingHandler } from '../../functions/snapshot-mapping/handler.js';
+import {
+  createSyncMappingHandler,
+  type SyncSummary,
+} from '../../functions/sync-mapping/handler.js';
+import { catalogCodec } from '../../shared/catalog/catalog-codec.js';
+import { loadProfileConfig } from '../../shared/config.js';
+import { defaultIdTypeRegistry } from '../../shared/id-types.js';
+import type { ScheduledEvent } from '../../shared/jobs/scheduled-job.js';
+import { silentLogger } from '../../shared/logger.js';
+import { BigQueryMappingSource } from '../../shared/mapping/bigquery-mapping-source.js';
+import { BigQueryPartitionSource } from '../../shared/mapping/bigquery-partition-source.js';
+import { LocalSnapshotStore } from '../../shared/snapshots/local-snapshot-store.js';
+import { publishSnapshot } from '../../shared/snapshots/publish-snapshot.js';
+import { AerospikeEmulator } from '../emulators/aerospike-emulator.js';
+import { BigQueryEmulator } from '../emulators/bigquery-emulator.js';
+import { BigtableEmulator } from '../emulators/bigtable-emulator.js';
+import { bigQueryClientFor } from '../helpers/bigquery-client.js';
+import { BIGTABLE, createMappingTable } from '../helpers/bigtable-table.js';
+import { httpEvent } from '../helpers/http-event.js';
+import {
+  MAPPING_TABLE_SCHEMA,
+  type PartitionedMapping,
+  partitionedMapping,
+} from '../helpers/partitioned-mapping.js';
+import { makeTempDir, removeTempDir } from '../helpers/temp-dir.js';
+
+// The full identity graph in both modes, same data: BigQuery (several partitions) -> snapshotMapping
+// -> snapshot in memory, and BigQuery -> syncMapping -> Google's Bigtable emulator. The profile
+// function answers every id the same way, byte for byte, on the same Aerospike records.
+const TABLE = 'local-project.identity.user_mapping';
+const WINDOW_DAYS = 3;
+const LAST = '2026-11-25';
+const registry = defaultIdTypeRegistry();
+const RUN: ScheduledEvent = {
+  trigger: 'manual',
+  jobName: undefined,
+  scheduleTime: undefined,
+  force: false,
+};
+
+let bq: BigQueryEmulator;
+let aerospike: AerospikeEmulator;
+let bigtable: BigtableEmulator;
+let table: Table;
+let dir: string;
+let graph: PartitionedMapping;
+let snapshotMode: ProfileRuntime;
+let bigtableMode: ProfileRuntime;
+let sync: (event?: Partial<ScheduledEvent>) => Promise<SyncSummary>;
+
+const tableOptions = {
+  table: TABLE,
+  personColumn: 'person_id',
+  idColumn: 'user_id',
+  typeColumn: 'id_type',
+  partitionColumn: 'partition_date',
+  windowDays: WINDOW_DAYS,
+  jobTimeoutMs: 60_000,
+  pageSize: 500,
+};
+
+function runtime(env: Record<string, string>): ProfileRuntime {
+  return createProfileRuntime(
+    loadProfileConfig({
+      SNAPSHOT_URI: `file:${dir}`,
+      PROFILE_STORE: 'aerospike',
+      AEROSPIKE_HOSTS: `${aerospike.host}:${aerospike.port}`,
+      LINKED_IDS_MAX: '25',
+      MAPPING_WINDOW_DAYS: String(WINDOW_DAYS),
+      ...env,
+    }),
+    silentLogger,
+  );
+}
+
+async function ask(mode: ProfileRuntime, query: string) {
+  const res = await mode.handler(httpEvent(`/?${query}`), {});
+  return {
+    status: res.statusCode,
+    headers: res.headers,
+    body: typeof res.body === 'string' ? res.body : res.body.toString('utf8'),
+  };
+}
+
+beforeAll(async () => {
+  [bq, aerospike, bigtable] = await Promise.all([
+    BigQueryEmulator.start({ projectId: 'local-project' }),
+    AerospikeEmulator.start(),
+    BigtableEmulator.start(),
+  ]);
+  process.env.BIGTABLE_EMULATOR_HOST = bigtable.host;
+  dir = await makeTempDir();
+  graph = partitionedMapping({ seed: 7, persons: 700, days: 5, last: LAST });
+  bq.setCurrentDate(LAST);
+  bq.createTable(
+    TABLE,
+    MAPPING_TABLE_SCHEMA,
+    graph.rows.map((r) => [...r]),
+  );
+  await aerospike.putMany(
+    'profiles',
+    graph.data.profiles.map((p) => ({
+      set: p.set,
+      key: { type: 'string' as const, value: p.key },
+      bins: p.bins as never,
+    })),
+  );
+
+  // Snapshot mode: the mapping job over the same window, published to a local snapshot store.
+  const store = new LocalSnapshotStore(dir);
+  await publishSnapshot(store, catalogCodec, Readable.from(graph.data.segments), {
+    source: {},
+    minRowsRatio: 0,
+  });
+  const published = await createSnapshotMappingHandler({
+    config: {
+      MIN_ROWS_RATIO: 0,
+      JOB_TIMEOUT_MS: 60_000,
+      MAPPING_WINDOW_DAYS: WINDOW_DAYS,
+      MAPPING_MAX_BYTES: 0,
+    },
+    registry,
+    source: new BigQueryMappingSource({ ...tableOptions, lookbackDays: 7 }, bigQueryClientFor(bq)),
+    store,
+    log: silentLogger,
+    now: Date.now,
+  })(RUN, {});
+  expect(published).toMatchObject({
+    outcome: 'published',
+    source: { firstPartition: '2026-11-23', lastPartition: LAST },
+  });
+
+  // Bigtable mode: the sync job writes the same window to the emulator.
+  table = await createMappingTable('identity-mapping', WINDOW_DAYS);
+  const run = createSyncMappingHandler({
+    config: { JOB_TIMEOUT_MS: 60_000, MAPPING_WINDOW_DAYS: WINDOW_DAYS, MAPPING_LOOKBACK_DAYS: 7 },
+    registry,
+    source: new BigQueryPartitionSource(tableOptions, bigQueryClientFor(bq)),
+    table: async () => table,
+    limits: { batchEntries: 200, cellsPerEntry: 50, maxInFlight: 2, callTimeoutMs: 10_000 },
+    log: silentLogger,
+    now: () => Date.parse(`${LAST}T12:00:00Z`),
+  });
+  sync = (event = {}) => run({ ...RUN, ...event }, {});
+
+  snapshotMode = runtime({});
+  bigtableMode = runtime({
+    MAPPING_STORE: 'bigtable',
+    BIGTABLE_PROJECT: BIGTABLE.projectId,
+    BIGTABLE_INSTANCE: BIGTABLE.instanceId,
+    BIGTABLE_TABLE: 'identity-mapping',
+  });
+}, 60_000);
+
+afterAll(async () => {
+  await Promise.all([snapshotMode?.deps.store.close(), bigtableMode?.deps.store.close()]);
+  await bigtableMode?.deps.mapping.close();
+  await Promise.all([bq?.close(), aerospike?.close(), bigtable?.close()]);
+  await removeTempDir(dir);
+  delete process.env.BIGTABLE_EMULATOR_HOST;
+});
+
+describe('syncMapping', () => {
+  it('writes the window oldest partition first, advancing the checkpoint after each', async () => {
+    const first = await sync();
+    expect(first).toMatchObject({
+      outcome: 'synced',
+      previousCheckpoint: null,
+      checkpoint: LAST,
+    });
+    expect(first.partitions.map((p) => p.partition)).toEqual(['2026-11-23', '2026-11-24', LAST]);
+    expect(first.partitions.at(-1)?.skippedByReason).toMatchObject({
+      no_person: 40,
+      no_id: 1,
+      no_type: 1,
+      other_person: expect.any(Number),
+    });
+    expect(await sync()).toMatchObject({ outcome: 'unchanged', checkpoint: LAST, partitions: [] });
+  });
+
+  it('backfills older partitions without moving the checkpoint back', async () => {
+    // Links of these days lie outside the window: reads must not see them (GC is lazy).
+    const backfill = await sync({ backfill: { from: '2026-11-21', to: '2026-11-22' } });
+    expect(backfill).toMatchObject({ outcome: 'synced', checkpoint: LAST });
+    expect(backfill.partitions.map((p) => p.partition)).toEqual(['2026-11-21', '2026-11-22']);
+  });
+});
+
+describe('the profile function in both mapping modes', () => {
+  it('answers every id byte for byte the same, in snapshot mode and on Bigtable', async () => {
+    await bigtableMode.deps.mapping.ready(5_000);
+    const sample = [
+      ...graph.ids,
+      { id: 'ffffffff-ffff-4fff-8fff-ffffffffffff', typeCode: '222222' },
+      { id: '99999999999', typeCode: '444444' },
+    ];
+    expect(sample.length).toBeGreaterThanOrEqual(1_000);
+    const statuses = new Map<number, number>();
+    let linked = 0;
+    let truncated = 0;
+    for (const { id } of sample) {
+      const query = `id=${encodeURIComponent(id)}`;
+      const [a, b] = await Promise.all([ask(snapshotMode, query), ask(bigtableMode, query)]);
+      expect({ id, status: b.status, body: b.body }).toEqual({
+        id,
+        status: a.status,
+        body: a.body,
+      });
+      for (const header of ['x-id-type', 'x-linked-ids-total', 'x-linked-ids-truncated']) {
+        expect(b.headers[header]).toBe(a.headers[header]);
+      }
+      statuses.set(a.status, (statuses.get(a.status) ?? 0) + 1);
+      if (Number(a.headers['x-linked-ids-total'] ?? 0) > 0) linked++;
+      if (a.headers['x-linked-ids-truncated']) truncated++;
+    }
+    // The sample covers what matters: linked persons, the capped super-node, unknown ids.
+    expect(linked).toBeGreaterThan(300);
+    expect(truncated).toBeGreaterThan(0);
+    expect(statuses.get(404)).toBeGreaterThan(0);
+  });
+
+  it('carries the last synced partition as the mapping version', async () => {
+    const id = graph.data.samples.linked;
+    const res = await ask(bigtableMode, `id=${id}`);
+    expect(res.headers['x-mapping-version']).toBe(LAST);
+  });
+
+  it('reports the table and the last synced partition in health', async () => {
+    const res = await bigtableMode.handler(httpEvent('/health'), {});
+    const body = JSON.parse(String(res.body)) as Record<string, unknown>;
+    expect(body).toMatchObject({
+      bigtable: {
+        table: 'projects/local-project/instances/profile-api/tables/identity-mapping',
+        reachable: true,
+        lastSyncedPartition: LAST,
+        windowDays: WINDOW_DAYS,
+      },
+    });
+    expect(body.snapshots).not.toHaveProperty('mapping');
+  });
+});
