@@ -62,6 +62,9 @@ export async function openMappingTable(
     client ??
     new (await import('@google-cloud/bigtable')).Bigtable({
       projectId: options.projectId,
+      // Client-side metrics export to Cloud Monitoring: a permission the service accounts do
+      // not have, and a cost; request timings are in our own logs (server-timing phases).
+      metricsEnabled: false,
       ...(options.appProfileId ? { appProfileId: options.appProfileId } : {}),
     });
   return bigtable.instance(options.instanceId).table(options.tableId);

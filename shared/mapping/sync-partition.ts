@@ -124,14 +124,19 @@ export async function syncPartition(
   };
 }
 
-/** Records `partition` as fully synced. Written only after every cell of it has landed. */
+/**
+ * Records `partition` as fully synced. Written only after every cell of it has landed, and
+ * timestamped with the partition's date: the newest cell is always the latest partition, even
+ * if an older run writes its checkpoint late, and a rerun writes the very same cell.
+ */
 export async function writeCheckpoint(
   table: Table,
   partition: string,
   signal: AbortSignal,
 ): Promise<void> {
+  const cell = { value: partition, timestamp: partitionTime(partition) };
   const write = table.insert(
-    [{ key: META_ROW, data: { [META_FAMILY]: { [CHECKPOINT_QUALIFIER]: partition } } }],
+    [{ key: META_ROW, data: { [META_FAMILY]: { [CHECKPOINT_QUALIFIER]: cell } } }],
     { timeout: 30_000 },
   );
   try {

@@ -1,0 +1,293 @@
+import { Readable } from 'node:stream';
+import type { Table } from '@google-cloud/bigtable';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createProfileRuntime, type ProfileRuntime } from '../../functions/profile/runtime.js';
+import { createSyncMappingHandler } from '../../functions/sync-mapping/handler.js';
+import { catalogCodec } from '../../shared/catalog/catalog-codec.js';
+import { loadProfileConfig } from '../../shared/config.js';
+import { BackendUnavailableError } from '../../shared/errors.js';
+import { defaultIdTypeRegistry } from '../../shared/id-types.js';
+import type { ScheduledEvent } from '../../shared/jobs/scheduled-job.js';
+import { silentLogger } from '../../shared/logger.js';
+import {
+  BigQueryPartitionSource,
+  type PartitionSource,
+} from '../../shared/mapping/bigquery-partition-source.js';
+import {
+  BigtableMappingStore,
+  readCheckpoint,
+} from '../../shared/mapping/bigtable-mapping-store.js';
+import { LocalSnapshotStore } from '../../shared/snapshots/local-snapshot-store.js';
+import { publishSnapshot } from '../../shared/snapshots/publish-snapshot.js';
+import { AerospikeEmulator } from '../emulators/aerospike-emulator.js';
+import { BigQueryEmulator } from '../emulators/bigquery-emulator.js';
+import { BigtableEmulator } from '../emulators/bigtable-emulator.js';
+import { bigQueryClientFor } from '../helpers/bigquery-client.js';
+import { BIGTABLE, createMappingTable } from '../helpers/bigtable-table.js';
+import { eventually } from '../helpers/eventually.js';
+import { httpEvent } from '../helpers/http-event.js';
+import {
+  MAPPING_TABLE_SCHEMA,
+  type PartitionedMapping,
+  partitionedMapping,
+} from '../helpers/partitioned-mapping.js';
+import { makeTempDir, removeTempDir } from '../helpers/temp-dir.js';
+
+// Bigtable mode when things go wrong: the emulator silent or gone, a sync killed halfway,
+// BigQuery failing. Google's emulator throughout; no hand-written Bigtable.
+const TABLE = 'local-project.identity.user_mapping';
+const LAST = '2026-11-25';
+const WINDOW_DAYS = 2;
+const registry = defaultIdTypeRegistry();
+const RUN: ScheduledEvent = {
+  trigger: 'manual',
+  jobName: undefined,
+  scheduleTime: undefined,
+  force: false,
+};
+const SOURCE_OPTIONS = {
+  table: TABLE,
+  personColumn: 'person_id',
+  idColumn: 'user_id',
+  typeColumn: 'id_type',
+  partitionColumn: 'partition_date',
+  windowDays: WINDOW_DAYS,
+  jobTimeoutMs: 60_000,
+  pageSize: 200,
+};
+
+let bq: BigQueryEmulator;
+let aerospike: AerospikeEmulator;
+let bigtable: BigtableEmulator;
+let graph: PartitionedMapping;
+let dir: string;
+let profile: ProfileRuntime;
+
+function syncInto(table: Table, source: PartitionSource = partitionSource()) {
+  const run = createSyncMappingHandler({
+    config: { JOB_TIMEOUT_MS: 30_000, MAPPING_WINDOW_DAYS: WINDOW_DAYS, MAPPING_LOOKBACK_DAYS: 7 },
+    registry,
+    source,
+    table: async () => table,
+    limits: { batchEntries: 50, cellsPerEntry: 20, maxInFlight: 2, callTimeoutMs: 5_000 },
+    log: silentLogger,
+    now: () => Date.parse(`${LAST}T12:00:00Z`),
+  });
+  return (event: Partial<ScheduledEvent> = {}) => run({ ...RUN, ...event }, {});
+}
+
+function partitionSource(): BigQueryPartitionSource {
+  return new BigQueryPartitionSource(SOURCE_OPTIONS, bigQueryClientFor(bq));
+}
+
+/** Every cell of a table (all versions), as comparable text. */
+async function dump(table: Table): Promise<string[]> {
+  const [rows] = await table.getRows();
+  const cells: string[] = [];
+  for (const row of rows) {
+    for (const [family, columns] of Object.entries(
+      row.data as Record<string, Record<string, { value: string; timestamp: string }[]>>,
+    )) {
+      for (const [qualifier, versions] of Object.entries(columns)) {
+        for (const cell of versions) {
+          cells.push(
+            `${row.id} ${family}:${JSON.stringify(qualifier)} @${cell.timestamp} = ${cell.value}`,
+          );
+        }
+      }
+    }
+  }
+  return cells.sort();
+}
+
+async function ask(query: string) {
+  const started = Date.now();
+  const res = await profile.handler(httpEvent(`/?${query}`), {});
+  return {
+    status: res.statusCode,
+    headers: res.headers,
+    body: JSON.parse(typeof res.body === 'string' ? res.body : res.body.toString('utf8')) as Record<
+      string,
+      unknown
+    >,
+    ms: Date.now() - started,
+  };
+}
+
+beforeAll(async () => {
+  [bq, aerospike, bigtable] = await Promise.all([
+    BigQueryEmulator.start({ projectId: 'local-project' }),
+    AerospikeEmulator.start(),
+    BigtableEmulator.start(),
+  ]);
+  process.env.BIGTABLE_EMULATOR_HOST = bigtable.host;
+  graph = partitionedMapping({ seed: 11, persons: 150, days: 3, last: LAST });
+  bq.setCurrentDate(LAST);
+  bq.createTable(
+    TABLE,
+    MAPPING_TABLE_SCHEMA,
+    graph.rows.map((r) => [...r]),
+  );
+  dir = await makeTempDir();
+  await publishSnapshot(
+    new LocalSnapshotStore(dir),
+    catalogCodec,
+    Readable.from(graph.data.segments),
+    {
+      source: {},
+      minRowsRatio: 0,
+    },
+  );
+  await aerospike.putMany(
+    'profiles',
+    graph.data.profiles.map((p) => ({
+      set: p.set,
+      key: { type: 'string' as const, value: p.key },
+      bins: p.bins as never,
+    })),
+  );
+  await syncInto(await createMappingTable('mapping', WINDOW_DAYS))();
+  profile = createProfileRuntime(
+    loadProfileConfig({
+      SNAPSHOT_URI: `file:${dir}`,
+      PROFILE_STORE: 'aerospike',
+      AEROSPIKE_HOSTS: `${aerospike.host}:${aerospike.port}`,
+      MAPPING_STORE: 'bigtable',
+      MAPPING_WINDOW_DAYS: String(WINDOW_DAYS),
+      BIGTABLE_PROJECT: BIGTABLE.projectId,
+      BIGTABLE_INSTANCE: BIGTABLE.instanceId,
+      BIGTABLE_TABLE: 'mapping',
+      REQUEST_BUDGET_MS: '500',
+      REFRESH_INTERVAL_SECS: '1',
+      REFRESH_RETRY_MAX_SECS: '1',
+    }),
+    silentLogger,
+  );
+  await profile.deps.mapping.ready(5_000);
+}, 60_000);
+
+afterAll(async () => {
+  await profile?.deps.store.close();
+  await profile?.deps.mapping.close();
+  await Promise.all([bq?.close(), aerospike?.close(), bigtable?.close()]);
+  await removeTempDir(dir);
+  delete process.env.BIGTABLE_EMULATOR_HOST;
+});
+
+describe('the profile function on Bigtable', () => {
+  it('reads at most two rows per request, then makes one profile-store batch read', async () => {
+    const calls: string[][] = [];
+    const table = await createMappingTable('counted', WINDOW_DAYS);
+    await syncInto(table)();
+    const counted = new Proxy(table, {
+      get(target, prop, receiver) {
+        if (prop === 'getRows') {
+          return (options: { keys?: string[] }) => {
+            calls.push(options.keys ?? []);
+            return target.getRows(options);
+          };
+        }
+        return Reflect.get(target, prop, receiver);
+      },
+    });
+    const store = new BigtableMappingStore(
+      {
+        ...BIGTABLE,
+        tableId: 'counted',
+        windowDays: WINDOW_DAYS,
+        refreshIntervalMs: 60_000,
+        retryMaxMs: 1_000,
+        maxStalenessSecs: 172_800,
+      },
+      counted,
+    );
+    await store.ready(5_000);
+    calls.length = 0;
+    const found = await store.find(registry.candidates(graph.data.samples.linked), 50, 1_000);
+    expect(found.match?.linkedTotal).toBeGreaterThan(0);
+    expect(calls.length).toBeLessThanOrEqual(2);
+    await aerospike.resetStats();
+    await ask(`id=${graph.data.samples.linked}`);
+    const stats = await aerospike.stats();
+    expect(stats.batchReads + stats.reads).toBe(1);
+  });
+
+  it('answers 503 mapping_unavailable within the budget while Bigtable is silent, then recovers', async () => {
+    const id = graph.data.samples.linked;
+    expect((await ask(`id=${id}`)).status).toBe(200);
+    bigtable.pause();
+    try {
+      const down = await ask(`id=${id}`);
+      expect(down.status).toBe(503);
+      expect(down.body).toMatchObject({ error: { code: 'mapping_unavailable' } });
+      expect(down.headers['retry-after']).toBe('5');
+      expect(down.ms).toBeLessThan(1_500);
+      const health = await profile.handler(httpEvent('/health'), {});
+      expect(health.statusCode).toBe(503);
+      expect(JSON.parse(String(health.body))).toMatchObject({ bigtable: { reachable: false } });
+    } finally {
+      bigtable.resume();
+    }
+    await eventually(async () => expect((await ask(`id=${id}`)).status).toBe(200));
+  });
+
+  it('answers 503 at once while Bigtable is gone, and recovers once it is back and synced', async () => {
+    const id = graph.data.samples.linked;
+    await bigtable.stop();
+    const down = await ask(`id=${id}`);
+    expect(down.status).toBe(503);
+    expect(down.body).toMatchObject({ error: { code: 'mapping_unavailable' } });
+    expect(down.ms).toBeLessThan(1_500);
+    // The emulator keeps data in memory only: it comes back empty and is synced again.
+    await bigtable.restart();
+    await syncInto(await createMappingTable('mapping', WINDOW_DAYS))();
+    await eventually(async () => expect((await ask(`id=${id}`)).status).toBe(200), 10_000);
+  });
+});
+
+describe('syncMapping when things fail', () => {
+  it('repairs a sync killed mid-partition: a re-run leaves the same cells as an uninterrupted one', async () => {
+    const whole = await createMappingTable('whole', WINDOW_DAYS);
+    await syncInto(whole)();
+
+    const broken = await createMappingTable('interrupted', WINDOW_DAYS);
+    // A source that dies 100 rows into the last partition, as a killed instance would.
+    const real = partitionSource();
+    let served = 0;
+    const dying: PartitionSource = {
+      description: real.description,
+      partitions: (from, to, signal) => real.partitions(from, to, signal),
+      async *links(partition, signal) {
+        for await (const link of real.links(partition, signal)) {
+          if (partition === LAST && ++served > 100)
+            throw new BackendUnavailableError('bigquery', 'killed');
+          yield link;
+        }
+      },
+    };
+    await expect(syncInto(broken, dying)()).rejects.toThrow(/killed/);
+    // The checkpoint stopped before the half-written partition.
+    expect(await readCheckpoint(broken, 5_000)).toBe('2026-11-24');
+    expect(await syncInto(broken)()).toMatchObject({
+      outcome: 'synced',
+      checkpoint: LAST,
+      partitions: [{ partition: LAST }],
+    });
+    expect(await dump(broken)).toEqual(await dump(whole));
+    // And running a partition again changes nothing.
+    await syncInto(broken)({ backfill: { from: LAST, to: LAST } });
+    expect(await dump(broken)).toEqual(await dump(whole));
+  });
+
+  it('leaves the checkpoint where it was when BigQuery fails', async () => {
+    const table = await createMappingTable('bq-failing', WINDOW_DAYS);
+    bq.inject({ on: 'page', page: 2, status: 503, times: 100 });
+    try {
+      await expect(syncInto(table)()).rejects.toThrow(BackendUnavailableError);
+    } finally {
+      bq.clearFaults();
+    }
+    expect(await readCheckpoint(table, 5_000)).toBeUndefined();
+    expect(await syncInto(table)()).toMatchObject({ outcome: 'synced', checkpoint: LAST });
+  });
+});
