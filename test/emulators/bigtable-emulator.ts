@@ -11,7 +11,7 @@
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rename } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 
@@ -37,10 +37,13 @@ async function locate(): Promise<string> {
   if (existsSync(GCLOUD_EMULATOR)) return GCLOUD_EMULATOR;
   if (existsSync(BUILT)) return BUILT;
   await mkdir(dirname(BUILT), { recursive: true });
+  // Test files run in parallel: each builds to its own name, then one atomic rename wins.
+  const partial = `${BUILT}.${process.pid}.partial`;
   try {
-    await promisify(execFile)('go', ['build', '-o', BUILT, SOURCE], {
+    await promisify(execFile)('go', ['build', '-o', partial, SOURCE], {
       env: { ...process.env, GO111MODULE: 'off', GOPATH: '/usr/share/gocode' },
     });
+    await rename(partial, BUILT);
   } catch (err) {
     throw new Error(
       'no Bigtable emulator: install google-cloud-cli-bigtable-emulator, or Debian packages ' +

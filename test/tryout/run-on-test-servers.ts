@@ -1,15 +1,37 @@
 // `npm run start:test-servers`: the production path on your machine, without any cloud. Starts
 // the GCS, BigQuery, MongoDB and Aerospike test servers, seeds them with generated data, serves
-// all three functions with the production adapters (functions-framework, built code), runs both
-// snapshot jobs once, and prints curls. Ctrl-C stops everything.
+// the functions with the production adapters (functions-framework, built code), runs the jobs
+// once, and prints curls. Ctrl-C stops everything.
+//   MAPPING_STORE=bigtable npm run start:test-servers
+// does the same with the mapping in Google's Bigtable emulator, written by syncMapping (:7003):
+// same generated data, so the two runs can be compared id by id.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { generateDemoDataset } from '../../shared/demo/demo-dataset.js';
+import { BigtableEmulator } from '../emulators/bigtable-emulator.js';
+import { BIGTABLE, createMappingTable } from '../helpers/bigtable-table.js';
 import { startLocalStack } from '../helpers/local-stack.js';
 
-const PORTS = { profile: 7000, snapshotCatalog: 7001, snapshotMapping: 7002 } as const;
+const onBigtable = process.env.MAPPING_STORE === 'bigtable';
+const PORTS = onBigtable
+  ? ({ profile: 7000, snapshotCatalog: 7001, syncMapping: 7003 } as const)
+  : ({ profile: 7000, snapshotCatalog: 7001, snapshotMapping: 7002 } as const);
 const root = new URL('../..', import.meta.url).pathname;
 
 const stack = await startLocalStack();
+const bigtable = onBigtable ? await BigtableEmulator.start() : undefined;
+const bigtableEnv: Record<string, string> = {};
+if (bigtable) {
+  process.env.BIGTABLE_EMULATOR_HOST = bigtable.host;
+  await createMappingTable('identity-mapping', 1);
+  Object.assign(bigtableEnv, {
+    BIGTABLE_EMULATOR_HOST: bigtable.host,
+    MAPPING_STORE: 'bigtable',
+    BIGTABLE_PROJECT: BIGTABLE.projectId,
+    BIGTABLE_INSTANCE: BIGTABLE.instanceId,
+    BIGTABLE_TABLE: 'identity-mapping',
+  });
+  console.log(`Bigtable emulator on ${bigtable.host}, table identity-mapping`);
+}
 const data = generateDemoDataset({
   seed: 7,
   persons: 2_000,
@@ -25,7 +47,13 @@ for (const [target, port] of Object.entries(PORTS)) {
   const child = spawn(`${root}node_modules/.bin/functions-framework`, [], {
     cwd: root,
     stdio: ['ignore', 'inherit', 'inherit'],
-    env: { ...process.env, ...stack.env, FUNCTION_TARGET: target, PORT: String(port) },
+    env: {
+      ...process.env,
+      ...stack.env,
+      ...bigtableEnv,
+      FUNCTION_TARGET: target,
+      PORT: String(port),
+    },
   });
   children.push(child);
 }
@@ -41,8 +69,9 @@ async function waitFor(url: string, init?: RequestInit): Promise<Response> {
   }
 }
 
-for (const job of ['snapshotCatalog', 'snapshotMapping'] as const) {
-  const res = await waitFor(`http://127.0.0.1:${PORTS[job]}/`, {
+const jobs = Object.entries(PORTS).filter(([target]) => target !== 'profile');
+for (const [job, port] of jobs) {
+  const res = await waitFor(`http://127.0.0.1:${port}/`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: '{}',
@@ -54,11 +83,13 @@ const base = `http://127.0.0.1:${PORTS.profile}`;
 console.log(
   [
     '',
-    'The profile function runs on the production adapters (GCS snapshots, Aerospike). Try:',
+    onBigtable
+      ? 'The profile function runs on the production adapters (Bigtable mapping, GCS catalog, Aerospike). Try:'
+      : 'The profile function runs on the production adapters (GCS snapshots, Aerospike). Try:',
     `  curl -i '${base}/?id=${data.samples.linked}'`,
     `  curl -i '${base}/?id=${data.samples.superNode}'`,
     `  curl -i '${base}/health'`,
-    `Re-run a job: curl -X POST -H 'content-type: application/json' -d '{}' http://127.0.0.1:${PORTS.snapshotMapping}/`,
+    `Re-run a job: curl -X POST -H 'content-type: application/json' -d '{}' http://127.0.0.1:${jobs.at(-1)?.[1]}/`,
     'Ctrl-C to stop.',
   ].join('\n'),
 );
@@ -66,6 +97,7 @@ console.log(
 const stop = async () => {
   for (const child of children) child.kill('SIGTERM');
   await stack.close();
+  await bigtable?.close();
   process.exit(0);
 };
 process.once('SIGINT', () => void stop());
