@@ -6,7 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { catalogCodec } from '../catalog/catalog-codec.js';
 import type { IdTypeRegistry } from '../id-types.js';
-import { mappingCodec } from '../mapping/mapping-codec.js';
+import { type MappingPerson, mappingCodec } from '../mapping/mapping-codec.js';
 import { LocalSnapshotStore } from '../snapshots/local-snapshot-store.js';
 import { publishSnapshot } from '../snapshots/publish-snapshot.js';
 import { type DemoDatasetOptions, type DemoSamples, generateDemoDataset } from './demo-dataset.js';
@@ -54,11 +54,17 @@ export async function ensureDemoData(
     minRowsRatio: 0,
     force: true,
   });
-  await publishSnapshot(store, mappingCodec(registry), Readable.from(data.persons), {
-    source,
-    minRowsRatio: 0,
-    force: true,
-  });
+  // In the order the mapping job writes (ids by id, then type code): answers list linked ids so.
+  await publishSnapshot(
+    store,
+    mappingCodec(registry),
+    Readable.from(data.persons.map(byIdThenType)),
+    {
+      source,
+      minRowsRatio: 0,
+      force: true,
+    },
+  );
   await mkdir(dirname(paths.profilesPath), { recursive: true });
   const tmp = `${paths.profilesPath}.tmp`;
   await pipeline(
@@ -69,6 +75,11 @@ export async function ensureDemoData(
   await rename(tmp, paths.profilesPath);
   await writeFile(samplesPath, `${JSON.stringify(data.samples, null, 2)}\n`);
   return { created: true, samples: data.samples };
+}
+
+function byIdThenType(person: MappingPerson): MappingPerson {
+  const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+  return [...person].sort((a, b) => compare(a.id, b.id) || compare(a.typeCode, b.typeCode));
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -4,12 +4,13 @@
 //   tsx test/bench/emulator-process.ts gcs
 //   tsx test/bench/emulator-process.ts bigquery <persons>
 //   tsx test/bench/emulator-process.ts aerospike
+//   tsx test/bench/emulator-process.ts bigquery-sync <persons>   (syncMapping's two queries)
 import { createInterface } from 'node:readline';
 import { AerospikeEmulator } from '../emulators/aerospike-emulator.js';
 import { BigQueryEmulator } from '../emulators/bigquery-emulator.js';
 import { GcsEmulator } from '../emulators/gcs-emulator.js';
 import { mappingResult } from '../helpers/mapping-result.js';
-import { benchPerson } from './bench-data.js';
+import { benchPerson, IDS_PER_PERSON } from './bench-data.js';
 
 const [kind, arg] = process.argv.slice(2);
 let close: () => Promise<void>;
@@ -25,6 +26,35 @@ if (kind === 'gcs') {
   bq.respondWith(() => mappingResult(persons, benchPerson, '2026-11-25', 25_000));
   close = () => bq.close();
   console.log(JSON.stringify({ baseUrl: bq.baseUrl, projectId: bq.projectId }));
+} else if (kind === 'bigquery-sync') {
+  // What syncMapping asks: the partition list, then one partition's links ordered by person.
+  const persons = Number(arg ?? '1000');
+  const bq = await BigQueryEmulator.start({ projectId: 'bench-project' });
+  bq.respondWith((q) =>
+    q.query.includes('SELECT DISTINCT')
+      ? {
+          schema: [{ name: 'day', type: 'STRING' }],
+          totalRows: 1,
+          row: () => ['2026-11-25'],
+        }
+      : {
+          schema: ['person', 'id', 'type', 'moved_from', 'reason']
+            .map((name) => ({
+              name,
+              type: 'STRING',
+            }))
+            .concat([{ name: 'row_count', type: 'INT64' }]),
+          totalRows: persons * IDS_PER_PERSON,
+          pageSize: 25_000,
+          row: (i) => {
+            const person = Math.floor(i / IDS_PER_PERSON);
+            const [id, type] = benchPerson(person)[i % IDS_PER_PERSON] ?? ['', ''];
+            return [`person-${String(person).padStart(9, '0')}`, id, type, null, null, 1];
+          },
+        },
+  );
+  close = () => bq.close();
+  console.log(JSON.stringify({ baseUrl: bq.baseUrl, projectId: bq.projectId }));
 } else if (kind === 'aerospike') {
   const as = await AerospikeEmulator.start();
   close = () => as.close();
@@ -35,7 +65,9 @@ if (kind === 'gcs') {
       void as.stats().then((stats) => console.log(JSON.stringify(stats)));
   });
 } else {
-  console.error('usage: emulator-process.ts gcs | bigquery <persons> | aerospike');
+  console.error(
+    'usage: emulator-process.ts gcs | bigquery <persons> | bigquery-sync <persons> | aerospike',
+  );
   process.exit(2);
 }
 

@@ -1,13 +1,16 @@
 // `npm run bench`: every performance figure of the service beside a baseline measured in the
 // same run, as one table. Nothing here asserts a time: the machines are shared and noisy.
 //   BENCH_SECONDS=8  seconds per load run (a, b)
-//   BENCH_SIZES=1000000,5000000  mapping sizes in ids (c, d)
+//   BENCH_SIZES=1000000,5000000  mapping sizes in ids (c, d, f)
+//   BENCH_SYNC_SIZES=1000000,5000000  syncMapping sizes in ids (h)
+//   BENCH_PARTS=a,b,...  a subset of the parts
 import { readFile } from 'node:fs/promises';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { gunzipSync } from 'node:zlib';
 import { catalogCodec } from '../../shared/catalog/catalog-codec.js';
+import { DEFAULT_DEMO_OPTIONS, generateDemoDataset } from '../../shared/demo/demo-dataset.js';
 import { ensureDemoData } from '../../shared/demo/write-demo-data.js';
 import { defaultIdTypeRegistry } from '../../shared/id-types.js';
 import { MEMORY_FIGURES } from '../../shared/memory-budget.js';
@@ -17,6 +20,7 @@ import { publishSnapshot } from '../../shared/snapshots/publish-snapshot.js';
 import { writeProfilesFile } from '../helpers/profiles-file.js';
 import { makeTempDir } from '../helpers/temp-dir.js';
 import { benchPerson } from './bench-data.js';
+import { benchBigtableRequests, benchSync } from './bigtable-bench.js';
 import { coldStart } from './cold-start-bench.js';
 import { benchAerospike, benchEmbedded } from './http-bench.js';
 import type { LoadFigures } from './http-load.js';
@@ -26,7 +30,8 @@ import { benchRefreshMemory } from './refresh-memory-bench.js';
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 8);
 const sizes = (process.env.BENCH_SIZES ?? '1000000,5000000').split(',').map(Number);
-const parts = new Set((process.env.BENCH_PARTS ?? 'a,b,c,d,e,f').split(','));
+const parts = new Set((process.env.BENCH_PARTS ?? 'a,b,c,d,e,f,g,h').split(','));
+const syncSizes = (process.env.BENCH_SYNC_SIZES ?? '1000000,5000000').split(',').map(Number);
 
 interface Row {
   readonly part: string;
@@ -99,6 +104,53 @@ if (parts.has('b')) {
     baseline: '-',
     ratio: '-',
     target: b.storeCallsPerRequest === 1 ? 'one batch: met' : 'one batch: missed',
+  });
+}
+
+// (g) the same requests with the mapping in Bigtable (Google's emulator, its own process).
+if (parts.has('g')) {
+  note('(g) profile with MAPPING_STORE=bigtable beside snapshot mode, same data');
+  const g = await benchBigtableRequests(
+    demo,
+    generateDemoDataset(DEFAULT_DEMO_OPTIONS),
+    samples.linked,
+    seconds,
+    [32, 64],
+  );
+  g.bigtable.forEach((f, i) => {
+    const s = g.snapshot[i] as LoadFigures;
+    rows.push({
+      part: 'g',
+      figure: `profile, Bigtable mapping, ${f.connections} connections: req/s (p50 / p99 ms)`,
+      value: `${fmt(f.requestsPerSec)} (${f.p50Ms} / ${f.p99Ms})${f.errors + f.non2xx > 0 ? ` ${f.errors + f.non2xx} errors` : ''}`,
+      baseline: `${fmt(s.requestsPerSec)} (${s.p50Ms} / ${s.p99Ms}) snapshot mode`,
+      ratio: `${((f.requestsPerSec / s.requestsPerSec) * 100).toFixed(0)}% of snapshot mode`,
+      target: g.sameAnswer ? 'same answer: met' : 'same answer: MISSED',
+    });
+  });
+}
+
+// (h) syncMapping throughput and memory, per size.
+const syncs = [];
+for (const ids of parts.has('h') ? syncSizes : []) {
+  note(`(h) syncMapping, ${fmt(ids)} ids`);
+  syncs.push(await benchSync(ids));
+}
+for (const h of syncs) {
+  const first = syncs[0];
+  rows.push({
+    part: 'h',
+    figure: `syncMapping, ${fmt(h.ids)} ids: ids/s, peak RSS MB`,
+    value: `${fmt(h.idsPerSecond)}, ${fmt(h.peakRssBytes / MB)}`,
+    baseline:
+      first && h !== first
+        ? `${fmt(first.idsPerSecond)}, ${fmt(first.peakRssBytes / MB)} (${fmt(first.ids)} ids)`
+        : `RSS before: ${fmt(h.baselineRssBytes / MB)}`,
+    ratio:
+      first && h !== first
+        ? `RSS x${(h.peakRssBytes / first.peakRssBytes).toFixed(2)} for x${(h.ids / first.ids).toFixed(0)} rows`
+        : '-',
+    target: 'flat memory',
   });
 }
 
