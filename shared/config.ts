@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
+import type { LogRequests } from './http/request-log-policy.js';
 import {
   createIdTypeRegistry,
   DEFAULT_ID_TYPE_SPECS,
@@ -142,6 +143,23 @@ const profileSchema = commonSchema
      * refused and the last good one keeps serving. Unset: derived from the instance's memory.
      */
     MAPPING_MAX_BYTES: int(0, Number.MAX_SAFE_INTEGER).optional(),
+    /** Ids per `POST /profiles:batchGet` (the body limit, 64 KiB, is sized for 250 long ids). */
+    BATCH_MAX_IDS: int(1, 250).default(100),
+    /** Profiles one batch call may read; each id's linked ids are capped to stay within it. */
+    BATCH_MAX_PROFILES: int(1, 25_000).default(2_000),
+    /** Which requests the function logs itself: `all`, `errors`, or `sample:<rate>` (0..1). */
+    LOG_REQUESTS: z
+      .string()
+      .regex(/^(all|errors|sample:(0(\.\d+)?|1(\.0+)?))$/, 'expected all, errors or sample:<0..1>')
+      .default('errors')
+      .transform(
+        (v): LogRequests =>
+          v === 'all' || v === 'errors'
+            ? { mode: v }
+            : { mode: 'sample', rate: Number(v.slice('sample:'.length)) },
+      ),
+    /** Requests slower than this are always logged. */
+    LOG_SLOW_MS: int(1, 600_000).default(1_000),
     /** Where linked ids come from: the in-memory snapshot, or Bigtable (graphs larger than memory). */
     MAPPING_STORE: z.enum(['snapshot', 'bigtable']).default('snapshot'),
     /** Bigtable mode: the window the sync writes (must equal syncMapping's). */

@@ -19,14 +19,15 @@ export const jsonValueSchema: z.ZodType<unknown> = z
 
 export const segmentSchema = z
   .object({
-    id: z.string().describe('Segment id (numbers in the catalog become strings).'),
-    name: z.string(),
+    id: z.string().optional().describe('Segment id (numbers in the catalog become strings).'),
+    name: z.string().optional(),
     type: z.string().optional(),
     size: z.number().optional(),
   })
   .catchall(jsonValueSchema)
   .describe(
-    'Segment metadata from the catalog: id, name, usually type and size, and whatever else the catalog holds.',
+    'Segment metadata from the catalog: id, name, usually type and size, and whatever else the catalog holds; ' +
+      'only the segmentFields asked for when the request selects some (all by default).',
   )
   .register(apiSchemas, { id: 'Segment' });
 
@@ -36,27 +37,63 @@ export const profileEntrySchema = z
     found: z.boolean().describe('Whether the profile store holds a record for this id.'),
     attributes: z
       .record(z.string(), jsonValueSchema)
+      .optional()
       .describe(
         'Every bin of the record but the segments bin; bytes as base64, integers beyond 2^53 as strings.',
       ),
     segments: z
       .array(segmentSchema)
-      .describe('Live segments of the record, resolved, in record order.'),
+      .optional()
+      .describe(
+        'Live segments of the record, resolved, in record order (filtered by segmentTypes).',
+      ),
     unknownSegmentIds: z
       .array(z.string())
+      .optional()
       .describe('Segment ids of the record that the catalog does not know.'),
   })
   .strict()
-  .describe("One id's profile.")
+  .describe(
+    "One id's profile; attributes, segments and unknownSegmentIds unless `fields` leaves them out.",
+  )
   .register(apiSchemas, { id: 'ProfileEntry' });
 
-export const profileResponseSchema = z
-  .record(z.string(), profileEntrySchema)
+export const flatEntrySchema = z
+  .object({
+    segments: z.array(segmentSchema).optional(),
+    unknownSegmentIds: z.array(z.string()).optional(),
+  })
+  .catchall(jsonValueSchema)
   .describe(
-    'Keyed by user id (normalised for its type): the requested id first, then its linked ids in mapping order. ' +
+    "One id's profile in the original service's format (view=flat): the record's attributes at the top level, " +
+      'and `segments` (resolved); an attribute named like one of those keys is left out (ours win).',
+  )
+  .register(apiSchemas, { id: 'FlatProfileEntry' });
+
+export const profileResponseSchema = z
+  .record(z.string(), z.union([profileEntrySchema, flatEntrySchema]))
+  .describe(
+    'Keyed by user id (normalised for its type): the requested id first, then its linked ids ordered by id, then type code. ' +
       'Key order is significant and kept, also for numeric ids.',
   )
   .register(apiSchemas, { id: 'ProfileResponse' });
+
+export const batchRequestSchema = z
+  .object({
+    ids: z
+      .array(
+        z
+          .object({
+            id: z.string().describe('A user id, as for GET /?id='),
+            type: z.string().optional().describe("The id's type name; inferred when absent."),
+          })
+          .strict(),
+      )
+      .min(1)
+      .describe('Up to BATCH_MAX_IDS ids (default 100), answered in this order.'),
+  })
+  .strict()
+  .register(apiSchemas, { id: 'BatchGetRequest' });
 
 export const ERROR_CODES = [
   'missing_id',
@@ -74,8 +111,18 @@ export const ERROR_CODES = [
   'unsupported_media_type',
   'invalid_path',
   'invalid_request',
+  'invalid_json',
+  'invalid_body',
+  'invalid_item',
+  'no_ids',
+  'too_many_ids',
+  'invalid_fields',
+  'invalid_segment_fields',
+  'invalid_segment_types',
+  'invalid_view',
   'snapshots_unavailable',
   'store_unavailable',
+  'mapping_unavailable',
   'aborted',
   'internal',
 ] as const;
@@ -85,6 +132,39 @@ export const errorResponseSchema = z
   .strict()
   .describe('Every error answer. Never a stack trace or a driver message.')
   .register(apiSchemas, { id: 'Error' });
+
+export const batchResultSchema = z
+  .union([
+    z
+      .object({
+        id: z.string(),
+        status: z.literal(200),
+        profiles: profileResponseSchema,
+        linkedIds: z
+          .object({
+            total: z.number().int().describe('Linked ids the person has in all.'),
+            truncated: z.boolean().describe('Whether the cap cut them.'),
+          })
+          .strict(),
+      })
+      .strict(),
+    z
+      .object({
+        id: z.string().nullable().describe('The id as given (null when it was not a string).'),
+        status: z.union([z.literal(400), z.literal(404)]),
+        error: errorResponseSchema.shape.error,
+      })
+      .strict(),
+  ])
+  .describe("One requested id's answer: its profiles, or its own error.")
+  .register(apiSchemas, { id: 'BatchGetResult' });
+
+export const batchResponseSchema = z
+  .object({
+    results: z.array(batchResultSchema).describe('One per requested id, in request order.'),
+  })
+  .strict()
+  .register(apiSchemas, { id: 'BatchGetResponse' });
 
 const isoTime = z.string().describe('RFC 3339 time');
 

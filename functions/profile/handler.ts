@@ -1,65 +1,65 @@
 import type { Catalog } from '../../shared/catalog/catalog.js';
 import { withDeadline } from '../../shared/deadline.js';
-import { HttpError, ProfileApiError } from '../../shared/errors.js';
+import { HttpError } from '../../shared/errors.js';
 import type {
   HandlerContext,
   HttpEvent,
   HttpHandler,
   HttpResult,
 } from '../../shared/http/http-event.js';
+import { parseQueryString, type QueryParameters } from '../../shared/http/query-string.js';
+import { requestLogPolicy } from '../../shared/http/request-log-policy.js';
 import { httpErrorResult, internalErrorResult, jsonResult } from '../../shared/http/responses.js';
 import { traceFields } from '../../shared/logger.js';
-import type { MappingAnswer } from '../../shared/mapping/mapping-store.js';
 import type { RefreshingCache } from '../../shared/refreshing-cache.js';
 import type { LoadedSnapshot } from '../../shared/snapshots/load-snapshot.js';
+import { type AnswerSelection, parseAnswerSelection, renderOptions } from './answer-options.js';
 import { apiKeyCheck } from './api-key.js';
+import { batchAnswer, parseBatchBody } from './batch-get.js';
 import { healthResult } from './health.js';
-import { entriesOf, type LookupPlan, type ProfileEntry, planLookup } from './lookup-profiles.js';
+import { entriesOf, type ProfileEntry, planLookup } from './lookup-profiles.js';
 import { openApiDocument } from './openapi.js';
 import type { ProfileDeps } from './profile-deps.js';
 import { type ProfileRequest, parseProfileRequest } from './profile-request.js';
 import { renderProfiles } from './render-profiles.js';
+import { afterMapping, type Phases, readProfiles, serverTiming } from './request-steps.js';
 
-const ALLOWED_METHODS = 'GET, HEAD';
-
-/** Phase durations of one request, in milliseconds, for Server-Timing and the request log. */
-type Phases = Record<string, number>;
+/** The batch endpoint, Google API style (a custom method on the collection). */
+export const BATCH_PATH = '/profiles:batchGet';
+const GET_METHODS = 'GET, HEAD';
 
 /**
  * The `profile` function: `GET /?id=<id>[&type=<name>]` answers the id's profile and its linked
- * ids' profiles keyed by id; `GET /health` reports readiness. Never throws: every failure is a
- * JSON error, and anything unexpected is logged and becomes a bare 500.
+ * ids' profiles keyed by id; `POST /profiles:batchGet` answers many ids in one call; `GET
+ * /health` reports readiness; `GET /openapi.json` describes it all. Never throws: every
+ * failure is a JSON error, and anything unexpected is logged and becomes a bare 500.
  */
 export function createProfileHandler(deps: ProfileDeps): HttpHandler {
   const checkApiKey = apiKeyCheck(deps.config.API_KEYS);
+  const shouldLog = requestLogPolicy(deps.config.LOG_REQUESTS, deps.config.LOG_SLOW_MS);
   let openApi: string | undefined;
   const openApiJson = () => {
-    openApi ??= JSON.stringify(openApiDocument(deps.registry, deps.config.MAX_ID_LENGTH));
+    openApi ??= JSON.stringify(openApiDocument(deps.registry, deps.config));
     return openApi;
   };
   return (event, context) => {
     const started = performance.now();
     const phases: Phases = {};
-    const trace = traceFields(event.headers, deps.config.GOOGLE_CLOUD_PROJECT);
     const fail = (err: unknown): HttpResult => {
       if (err instanceof HttpError) return httpErrorResult(err);
-      deps.log.error('profile request failed', { ...trace, err });
+      deps.log.error('profile request failed', {
+        ...traceFields(event.headers, deps.config.GOOGLE_CLOUD_PROJECT),
+        err,
+      });
       return internalErrorResult();
     };
     const finish = (answered: HttpResult): HttpResult => {
-      phases.total = performance.now() - started;
-      const result = withTotalTiming(answered, phases.total);
-      deps.log.info(`${event.requestContext.http.method} ${event.rawPath} ${result.statusCode}`, {
-        ...trace,
-        httpRequest: {
-          requestMethod: event.requestContext.http.method,
-          requestUrl: deps.config.LOG_USER_IDS ? requestUrl(event) : event.rawPath,
-          status: result.statusCode,
-          latency: `${(phases.total / 1000).toFixed(6)}s`,
-          userAgent: event.requestContext.http.userAgent,
-        },
-        phases: roundPhases(phases),
-      });
+      const total = performance.now() - started;
+      phases.total = total;
+      const result = withTotalTiming(answered, total);
+      if (shouldLog(result.statusCode, total, errorCodeOf(answered))) {
+        log(deps, event, result.statusCode, phases);
+      }
       return result;
     };
     let routed: HttpResult | Promise<HttpResult>;
@@ -86,120 +86,106 @@ function route(
   openApiJson: () => string,
 ): HttpResult | Promise<HttpResult> {
   const path = event.rawPath.length > 1 ? event.rawPath.replace(/\/+$/, '') : '/';
-  if (path !== '/' && path !== '/health' && path !== '/openapi.json') {
-    throw new HttpError(404, 'not_found', 'no such path; use /?id=<id>, /health or /openapi.json');
-  }
   const method = event.requestContext.http.method;
-  if (method !== 'GET' && method !== 'HEAD') {
-    throw new HttpError(405, 'method_not_allowed', `use ${ALLOWED_METHODS}`, {
-      headers: { allow: ALLOWED_METHODS },
-    });
+  if (path === BATCH_PATH) {
+    if (method !== 'POST') throw methodNotAllowed('POST');
+    const params = queryOf(event);
+    const items = parseBatchBody(event, deps.config);
+    return whenReady(deps, context, phases, (catalog) =>
+      batchAnswer(deps, items, parseAnswerSelection(params), catalog, phases),
+    );
   }
+  if (path !== '/' && path !== '/health' && path !== '/openapi.json') {
+    throw new HttpError(
+      404,
+      'not_found',
+      `no such path; use /?id=<id>, POST ${BATCH_PATH}, /health or /openapi.json`,
+    );
+  }
+  if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed(GET_METHODS);
   if (path === '/health') return healthResult(deps);
   if (path === '/openapi.json') {
     return jsonResult(200, openApiJson(), { 'cache-control': 'public, max-age=300' });
   }
-  return profileResult(deps, event, context, phases);
-}
-
-function profileResult(
-  deps: ProfileDeps,
-  event: HttpEvent,
-  context: HandlerContext,
-  phases: Phases,
-): HttpResult | Promise<HttpResult> {
-  const { config } = deps;
-  const request = parseProfileRequest(event.rawQueryString, deps.registry, config.MAX_ID_LENGTH);
-  const catalog = deps.catalog.peek();
-  if (!catalog || deps.mapping.version() === undefined) {
-    // Cold instance: wait (bounded) for the first loads, then answer as usual.
-    const t0 = performance.now();
-    return Promise.all([
-      ready(deps.catalog, config.FIRST_LOAD_TIMEOUT_MS, config.RETRY_AFTER_SECS, deps),
-      mappingReady(deps),
-    ]).then(([c]) => {
-      phases.snapshots = performance.now() - t0;
-      if (context.signal?.aborted) throw new HttpError(503, 'aborted', 'the request was cancelled');
-      return answer(deps, request, c, phases);
-    });
-  }
-  phases.snapshots = 0;
-  return answer(deps, request, catalog, phases);
+  const params = queryOf(event);
+  const request = parseProfileRequest(params, deps.registry, deps.config.MAX_ID_LENGTH);
+  const selection = parseAnswerSelection(params);
+  return whenReady(deps, context, phases, (catalog) =>
+    answer(deps, request, selection, catalog, phases),
+  );
 }
 
 /**
- * Finds the linked ids (in memory: at once; Bigtable: at most two reads), then reads every
- * profile in ONE store call, all within REQUEST_BUDGET_MS.
+ * Runs `then` once the catalog and the mapping can answer: at once on a warm instance, after a
+ * bounded wait for the first loads on a cold one.
+ */
+function whenReady(
+  deps: ProfileDeps,
+  context: HandlerContext,
+  phases: Phases,
+  then: (catalog: LoadedSnapshot<Catalog>) => Promise<HttpResult>,
+): Promise<HttpResult> {
+  const catalog = deps.catalog.peek();
+  if (catalog && deps.mapping.version() !== undefined) {
+    phases.snapshots = 0;
+    return then(catalog);
+  }
+  const { config } = deps;
+  const t0 = performance.now();
+  return Promise.all([
+    ready(deps.catalog, config.FIRST_LOAD_TIMEOUT_MS, config.RETRY_AFTER_SECS, deps),
+    mappingReady(deps),
+  ]).then(([c]) => {
+    phases.snapshots = performance.now() - t0;
+    if (context.signal?.aborted) throw new HttpError(503, 'aborted', 'the request was cancelled');
+    return then(c);
+  });
+}
+
+/**
+ * One id: finds its linked ids (in memory: at once; Bigtable: at most two reads), then reads
+ * every profile in ONE store call, all within REQUEST_BUDGET_MS.
  */
 function answer(
   deps: ProfileDeps,
   request: ProfileRequest,
+  selection: AnswerSelection,
   catalog: LoadedSnapshot<Catalog>,
   phases: Phases,
 ): Promise<HttpResult> {
   const { config } = deps;
   const t0 = performance.now();
-  const found = deps.mapping.find(
-    request.candidates,
-    config.LINKED_IDS_MAX,
-    config.REQUEST_BUDGET_MS,
+  const options = renderOptions(
+    selection,
+    catalog.value,
+    config.SEGMENTS_BIN,
+    Math.floor(deps.now() / 1000),
   );
-  const withLinks = (mapping: MappingAnswer) => {
-    const t1 = performance.now();
-    phases.mapping = t1 - t0;
-    const plan = planLookup(request, mapping.match, deps.registry);
-    const budgetMs = Math.max(1, config.REQUEST_BUDGET_MS - (t1 - t0));
-    return readProfiles(deps, plan, catalog, mapping.version, phases, t1, budgetMs);
-  };
-  if (!(found instanceof Promise)) return withLinks(found);
-  return found.then(withLinks, (err: unknown) => {
-    if (!(err instanceof ProfileApiError)) throw err;
-    deps.log.warn('mapping store unavailable', { err });
-    throw unavailable(
-      'mapping_unavailable',
-      'the identity mapping is unavailable; retry later',
-      deps,
-    );
-  });
-}
-
-function readProfiles(
-  deps: ProfileDeps,
-  plan: LookupPlan,
-  catalog: LoadedSnapshot<Catalog>,
-  mappingVersion: string,
-  phases: Phases,
-  t1: number,
-  budgetMs: number,
-): Promise<HttpResult> {
-  const { config } = deps;
-  return deps.store.getMany(plan.keys, { timeoutMs: budgetMs }).then(
-    (bins) => {
-      const t2 = performance.now();
-      phases.store = t2 - t1;
-      const entries = entriesOf(plan, bins);
-      if (!entries) throw new HttpError(404, 'unknown_id', 'no profile is known for this id');
-      const body = renderProfiles(
-        entries,
-        catalog.value,
-        config.SEGMENTS_BIN,
-        Math.floor(deps.now() / 1000),
-      );
-      phases.render = performance.now() - t2;
-      const headers: Record<string, string> = {
-        'x-catalog-version': catalog.manifest.version,
-        'x-mapping-version': mappingVersion,
-        'x-id-type': (entries[0] as ProfileEntry).type.name,
-        'x-linked-ids-total': String(plan.linkedTotal),
-        'server-timing': serverTiming(phases),
-      };
-      if (plan.linkedTotal > entries.length - 1) headers['x-linked-ids-truncated'] = 'true';
-      return jsonResult(200, body, headers);
-    },
-    (err: unknown) => {
-      if (!(err instanceof ProfileApiError)) throw err;
-      deps.log.warn('profile store unavailable', { err });
-      throw unavailable('store_unavailable', 'the profile store is unavailable; retry later', deps);
+  return afterMapping(
+    deps,
+    deps.mapping.find([request.candidates], config.LINKED_IDS_MAX, config.REQUEST_BUDGET_MS),
+    (mapping) => {
+      const t1 = performance.now();
+      phases.mapping = t1 - t0;
+      const plan = planLookup(request, mapping.matches[0], deps.registry);
+      const budgetMs = Math.max(1, config.REQUEST_BUDGET_MS - (t1 - t0));
+      return readProfiles(deps, plan.keys, budgetMs).then((bins) => {
+        const t2 = performance.now();
+        phases.store = t2 - t1;
+        const entries = entriesOf(plan, bins);
+        if (!entries) throw new HttpError(404, 'unknown_id', 'no profile is known for this id');
+        const body = renderProfiles(entries, options);
+        phases.render = performance.now() - t2;
+        const headers: Record<string, string> = {
+          'x-catalog-version': catalog.manifest.version,
+          'x-mapping-version': mapping.version,
+          'x-id-type': (entries[0] as ProfileEntry).type.name,
+          'x-linked-ids-total': String(plan.linkedTotal),
+          'server-timing': serverTiming(phases),
+        };
+        if (plan.linkedTotal > entries.length - 1) headers['x-linked-ids-truncated'] = 'true';
+        return jsonResult(200, body, headers);
+      });
     },
   );
 }
@@ -246,18 +232,18 @@ async function ready<V>(
   }
 }
 
-function unavailable(code: string, message: string, deps: ProfileDeps): HttpError {
-  return new HttpError(503, code, message, {
-    headers: { 'retry-after': String(deps.config.RETRY_AFTER_SECS) },
+function methodNotAllowed(allowed: string): HttpError {
+  return new HttpError(405, 'method_not_allowed', `use ${allowed}`, {
+    headers: { allow: allowed },
   });
 }
 
-function serverTiming(phases: Phases): string {
-  let timing = '';
-  for (const name in phases) {
-    timing += `${timing ? ', ' : ''}${name};dur=${(phases[name] as number).toFixed(2)}`;
+function queryOf(event: HttpEvent): QueryParameters {
+  const params = parseQueryString(event.rawQueryString);
+  if (!params) {
+    throw new HttpError(400, 'invalid_query', 'the query string has a malformed %-encoding');
   }
-  return timing;
+  return params;
 }
 
 function withTotalTiming(result: HttpResult, totalMs: number): HttpResult {
@@ -268,6 +254,32 @@ function withTotalTiming(result: HttpResult, totalMs: number): HttpResult {
     'server-timing': `${timing}, total;dur=${totalMs.toFixed(2)}`,
   };
   return { ...result, headers };
+}
+
+/** The request's own log line (Cloud Run writes its request log anyway; see LOG_REQUESTS). */
+function log(deps: ProfileDeps, event: HttpEvent, status: number, phases: Phases): void {
+  const method = event.requestContext.http.method;
+  const fields = {
+    ...traceFields(event.headers, deps.config.GOOGLE_CLOUD_PROJECT),
+    httpRequest: {
+      requestMethod: method,
+      requestUrl: deps.config.LOG_USER_IDS ? requestUrl(event) : event.rawPath,
+      status,
+      latency: `${((phases.total ?? 0) / 1000).toFixed(6)}s`,
+      userAgent: event.requestContext.http.userAgent,
+    },
+    phases: roundPhases(phases),
+  };
+  const message = `${method} ${event.rawPath} ${status}`;
+  if (status >= 500) deps.log.error(message, fields);
+  else if (status >= 400 && status !== 404) deps.log.warn(message, fields);
+  else deps.log.info(message, fields);
+}
+
+/** The error code of an error answer (`unknown_id`...), for the log policy; no parsing of 200s. */
+function errorCodeOf(result: HttpResult): string | undefined {
+  if (result.statusCode < 400 || typeof result.body !== 'string') return undefined;
+  return /^\{"error":\{"code":"([a-z_]+)"/.exec(result.body)?.[1];
 }
 
 function roundPhases(phases: Phases): Phases {

@@ -1,5 +1,5 @@
 import { HttpError } from '../../shared/errors.js';
-import { parseQueryString } from '../../shared/http/query-string.js';
+import type { QueryParameters } from '../../shared/http/query-string.js';
 import { checkId, type IdCheck, type IdTypeRegistry, type TypedId } from '../../shared/id-types.js';
 
 /** A validated profile request: the id as each type it may be, in registry order. */
@@ -13,34 +13,39 @@ export interface ProfileRequest {
 const ID_CHARACTERS = /^[\x21-\x7e]+$/;
 
 /**
- * Reads `id` (and optional `type`) from a raw query string. Throws HttpError: 400 for a missing,
- * empty, oversized, repeated or malformed id, a bad encoding or an unknown type; 404 for an id
- * that fits no configured id type (nobody can know it). Other parameters are ignored.
+ * Reads `id` (and optional `type`) from the query parameters. Throws HttpError: 400 for a
+ * missing, empty, oversized, repeated or malformed id, or an unknown type; 404 for an id that
+ * fits no configured id type (nobody can know it). Other parameters are read elsewhere.
  */
 export function parseProfileRequest(
-  rawQuery: string,
+  params: QueryParameters,
   registry: IdTypeRegistry,
   maxIdLength: number,
 ): ProfileRequest {
-  const params = parseQueryString(rawQuery);
-  if (!params) throw badRequest('invalid_query', 'the query string has a malformed %-encoding');
-
   const ids = params.get('id') ?? [];
   if (ids.length === 0) throw badRequest('missing_id', 'the id parameter is required');
   if (ids.length > 1) throw badRequest('repeated_parameter', 'give the id parameter once');
-  const id = ids[0] as string;
-  if (id === '') throw badRequest('empty_id', 'the id parameter is empty');
+  const types = params.get('type') ?? [];
+  if (types.length > 1) throw badRequest('repeated_parameter', 'give the type parameter once');
+  return parseId(ids[0] as string, types[0], registry, maxIdLength);
+}
+
+/** Validates one id and its optional type name (a GET's parameters, or one item of a batch). */
+export function parseId(
+  id: string,
+  typeName: string | undefined,
+  registry: IdTypeRegistry,
+  maxIdLength: number,
+): ProfileRequest {
+  if (id === '') throw badRequest('empty_id', 'the id is empty');
   if (id.length > maxIdLength) {
     throw badRequest('id_too_long', `the id is longer than ${maxIdLength} characters`);
   }
   if (!ID_CHARACTERS.test(id)) {
     throw badRequest('malformed_id', 'the id may hold only printable ASCII characters, no spaces');
   }
-
-  const types = params.get('type') ?? [];
-  if (types.length > 1) throw badRequest('repeated_parameter', 'give the type parameter once');
-  if (types.length === 1) {
-    const type = registry.byName(types[0] as string);
+  if (typeName !== undefined) {
+    const type = registry.byName(typeName);
     if (!type) {
       const names = registry.all.map((t) => t.name).join(', ');
       throw badRequest('unknown_type', `type must be one of: ${names}`);

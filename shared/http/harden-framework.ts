@@ -3,8 +3,11 @@ import { createRequire } from 'node:module';
 import { createLogger } from '../logger.js';
 import { errorBody, JSON_HEADERS } from './responses.js';
 
-/** Largest request body any of our functions takes (the jobs' `{"force": true}`), after inflation. */
-export const MAX_BODY_BYTES = 16 * 1024;
+/**
+ * Largest request body any of our functions takes, after inflation: a batch of 250 ids
+ * (BATCH_MAX_IDS' upper bound) of 128 characters with type names fits with room to spare.
+ */
+export const MAX_BODY_BYTES = 64 * 1024;
 
 type Next = (err?: unknown) => void;
 type Middleware = (req: IncomingMessage, res: ServerResponse, next: Next) => void;
@@ -71,6 +74,9 @@ function finalAnswer(res: ServerResponse, err: unknown): void {
 function classify(err: unknown): [number, string, string] {
   if (err === undefined || err === null) return [404, 'not_found', 'no such path'];
   const { status, type } = err as { status?: unknown; type?: unknown };
+  if (type === 'entity.parse.failed') {
+    return [400, 'invalid_json', 'the body is not valid JSON'];
+  }
   if (type === 'entity.too.large') {
     return [413, 'request_too_large', `request bodies are limited to ${MAX_BODY_BYTES} bytes`];
   }

@@ -16,7 +16,7 @@ import {
   windowFilter,
 } from './bigtable-layout.js';
 import type { LinkedId } from './mapping-index.js';
-import type { MappingAnswer, MappingHealth, MappingStore } from './mapping-store.js';
+import type { MappingAnswer, MappingHealth, MappingMatch, MappingStore } from './mapping-store.js';
 
 /** Where the mapping table is and how the profile function reads it. */
 export interface BigtableTableOptions {
@@ -136,7 +136,7 @@ export class BigtableMappingStore implements MappingStore {
   }
 
   async find(
-    candidates: readonly TypedId[],
+    requests: readonly (readonly TypedId[])[],
     maxLinked: number,
     timeoutMs: number,
   ): Promise<MappingAnswer> {
@@ -145,11 +145,12 @@ export class BigtableMappingStore implements MappingStore {
     const last = checkpoint.partition;
     const { windowDays } = this.options;
     const started = performance.now();
-    const keys = candidates.map((c) => idRowKey(c.type.code, c.id));
+    // Read 1: the id rows of every candidate of every request, in one multi-row read.
+    const keysOf = requests.map((candidates) => candidates.map((c) => idRowKey(c.type.code, c.id)));
     const idRows = await this.read(
       (t) =>
         t.getRows({
-          keys,
+          keys: [...new Set(keysOf.flat())],
           filter: windowFilter(last, windowDays, false),
           gaxOptions: { timeout: timeoutMs },
         }),
@@ -160,35 +161,46 @@ export class BigtableMappingStore implements MappingStore {
       const value = row.data?.[LINKS_FAMILY]?.[PERSON_QUALIFIER]?.[0]?.value;
       if (typeof value === 'string') persons.set(row.id, value);
     }
-    const candidate = keys.findIndex((key) => persons.has(key));
-    if (candidate < 0) return { version: last, match: undefined };
-    const requested = candidates[candidate] as TypedId;
+    const found = keysOf.map((keys) => keys.findIndex((key) => persons.has(key)));
+    const personKeys = found.flatMap((candidate, r) =>
+      candidate < 0 ? [] : [personRowKey(persons.get(keysOf[r]?.[candidate] as string) as string)],
+    );
+    if (personKeys.length === 0) return { version: last, matches: requests.map(() => undefined) };
 
+    // Read 2: the person rows of every request the mapping knows, in one multi-row read.
     const left = Math.max(1, timeoutMs - (performance.now() - started));
-    const personKey = personRowKey(persons.get(keys[candidate] as string) as string);
     const personRows = await this.read(
       (t) =>
         t.getRows({
-          keys: [personKey],
+          keys: [...new Set(personKeys)],
           filter: windowFilter(last, windowDays, true),
           gaxOptions: { timeout: left },
         }),
       left,
     );
-    const columns = personRows[0][0]?.data?.[LINKS_FAMILY] ?? {};
-    // Sorted here too: the client hands columns over as object keys.
-    const members = Object.keys(columns).sort(compareBytes);
-    const linked: LinkedId[] = [];
-    let linkedTotal = 0;
-    for (const qualifier of members) {
-      const member = parseMemberQualifier(qualifier);
-      if (!member || (member.id === requested.id && member.typeCode === requested.type.code)) {
-        continue;
-      }
-      linkedTotal++;
-      if (linked.length < maxLinked) linked.push(member);
+    const members = new Map<string, string[]>();
+    for (const row of personRows[0]) {
+      // Sorted here too: the client hands columns over as object keys.
+      members.set(row.id, Object.keys(row.data?.[LINKS_FAMILY] ?? {}).sort(compareBytes));
     }
-    return { version: last, match: { candidate, linked, linkedTotal } };
+    const matches = requests.map((candidates, r): MappingMatch | undefined => {
+      const candidate = found[r] as number;
+      if (candidate < 0) return undefined;
+      const requested = candidates[candidate] as TypedId;
+      const person = personRowKey(persons.get(keysOf[r]?.[candidate] as string) as string);
+      const linked: LinkedId[] = [];
+      let linkedTotal = 0;
+      for (const qualifier of members.get(person) ?? []) {
+        const member = parseMemberQualifier(qualifier);
+        if (!member || (member.id === requested.id && member.typeCode === requested.type.code)) {
+          continue;
+        }
+        linkedTotal++;
+        if (linked.length < maxLinked) linked.push(member);
+      }
+      return { candidate, linked, linkedTotal };
+    });
+    return { version: last, matches };
   }
 
   async health(now: number): Promise<MappingHealth> {

@@ -11,10 +11,11 @@ export interface MappingMatch {
   readonly linkedTotal: number;
 }
 
-/** A lookup's answer, with the mapping version that gave it (the `x-mapping-version` header). */
+/** A lookup's answers (one per request, in order), with the mapping version that gave them. */
 export interface MappingAnswer {
+  /** The `x-mapping-version` header. */
   readonly version: string;
-  readonly match: MappingMatch | undefined;
+  readonly matches: readonly (MappingMatch | undefined)[];
 }
 
 /** The mapping's part of `/health`: free-form per kind, plus whether it can answer. */
@@ -37,11 +38,13 @@ export interface MappingStore {
   /** Resolves once the store can answer (a cold instance's first load), within `timeoutMs`. */
   ready(timeoutMs: number): Promise<void>;
   /**
-   * Finds the first candidate the mapping knows. Synchronous when the answer is in memory;
-   * throws (or rejects with) BackendUnavailableError when the store cannot answer in time.
+   * For each request (its candidate typed ids), finds the first candidate the mapping knows,
+   * with up to `maxLinked` linked ids. One request for a GET, many for a batch (Bigtable: still
+   * two reads in all). Synchronous when the answer is in memory; throws (or rejects with)
+   * BackendUnavailableError when the store cannot answer in time.
    */
   find(
-    candidates: readonly TypedId[],
+    requests: readonly (readonly TypedId[])[],
     maxLinked: number,
     timeoutMs: number,
   ): MappingAnswer | Promise<MappingAnswer>;

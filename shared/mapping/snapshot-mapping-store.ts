@@ -4,7 +4,7 @@ import type { TypedId } from '../id-types.js';
 import type { RefreshingCache } from '../refreshing-cache.js';
 import type { LoadedSnapshot } from '../snapshots/load-snapshot.js';
 import type { MappingIndex } from './mapping-index.js';
-import type { MappingAnswer, MappingHealth, MappingStore } from './mapping-store.js';
+import type { MappingAnswer, MappingHealth, MappingMatch, MappingStore } from './mapping-store.js';
 
 /** How old a snapshot may get before health calls it stale. */
 export interface SnapshotMappingOptions {
@@ -36,21 +36,19 @@ export class SnapshotMappingStore implements MappingStore {
     );
   }
 
-  find(candidates: readonly TypedId[], maxLinked: number): MappingAnswer {
+  find(requests: readonly (readonly TypedId[])[], maxLinked: number): MappingAnswer {
     const loaded = this.cache.peek();
     if (!loaded) throw new BackendUnavailableError('snapshot-store', 'mapping not loaded yet');
-    const version = loaded.manifest.version;
-    for (let i = 0; i < candidates.length; i++) {
-      const candidate = candidates[i] as TypedId;
-      const hit = loaded.value.lookup(candidate.id, candidate.type.code, maxLinked);
-      if (hit) {
-        return {
-          version,
-          match: { candidate: i, linked: hit.linked, linkedTotal: hit.linkedTotal },
-        };
+    const index = loaded.value;
+    const matches = requests.map((candidates): MappingMatch | undefined => {
+      for (let i = 0; i < candidates.length; i++) {
+        const candidate = candidates[i] as TypedId;
+        const hit = index.lookup(candidate.id, candidate.type.code, maxLinked);
+        if (hit) return { candidate: i, linked: hit.linked, linkedTotal: hit.linkedTotal };
       }
-    }
-    return { version, match: undefined };
+      return undefined;
+    });
+    return { version: loaded.manifest.version, matches };
   }
 
   health(now: number): MappingHealth {

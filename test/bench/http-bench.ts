@@ -72,6 +72,79 @@ export async function benchEmbedded(demo: DemoPaths, id: string, dir: string, se
   return { profile, ceiling, answer };
 }
 
+/**
+ * The profile function on a mix of ids (every demo profile, in a shuffled order), against the
+ * ceiling serving a fixed body of the mix's average answer size.
+ */
+export async function benchMix(
+  demo: DemoPaths,
+  ids: readonly string[],
+  dir: string,
+  seconds: number,
+  connections = 32,
+  env: Record<string, string> = {},
+) {
+  const paths = ids.map((id) => `/?id=${encodeURIComponent(id)}`);
+  const profile = await withFunction(
+    startFunction('profile', {
+      SNAPSHOT_URI: `file:${demo.snapshotDir}`,
+      EMBEDDED_PROFILES_PATH: demo.profilesPath,
+      ...env,
+    }),
+    (f) => load(`${f.url}/`, connections, seconds, paths),
+  );
+  const bodyPath = join(dir, 'mix-body.json');
+  // A JSON body of the mix's average size, for the ceiling.
+  const size = Math.max(2, Math.round(profile.bytesPerAnswer));
+  await writeFile(bodyPath, `{"x":"${'a'.repeat(Math.max(0, size - 8))}"}`);
+  const ceiling = await withFunction(
+    startFunction(
+      'fixed',
+      {
+        FIXED_BODY_PATH: bodyPath,
+        FIXED_HEADERS: JSON.stringify({ 'content-type': 'application/json; charset=utf-8' }),
+      },
+      new URL('./fixed-json-function.mjs', import.meta.url).pathname,
+    ),
+    (f) => load(`${f.url}/`, connections, seconds),
+  );
+  return { profile, ceiling };
+}
+
+/**
+ * (j) One batch of 100 random ids per request against single GETs of the same ids, and (k)
+ * `segmentFields=id,name` against full answers, on the same mix. Returns figures per variant.
+ */
+export async function benchVariants(
+  demo: DemoPaths,
+  ids: readonly string[],
+  seconds: number,
+  connections = 32,
+) {
+  return withFunction(
+    startFunction('profile', {
+      SNAPSHOT_URI: `file:${demo.snapshotDir}`,
+      EMBEDDED_PROFILES_PATH: demo.profilesPath,
+    }),
+    async (f) => {
+      const singles = ids.map((id) => `/?id=${encodeURIComponent(id)}`);
+      const narrow = singles.map((path) => `${path}&segmentFields=id,name`);
+      const batchBody = JSON.stringify({ ids: ids.slice(0, 100).map((id) => ({ id })) });
+      const full = await load(`${f.url}/`, connections, seconds, singles);
+      const small = await load(`${f.url}/`, connections, seconds, narrow);
+      const batch = await load(
+        `${f.url}/profiles:batchGet`,
+        connections,
+        seconds,
+        ['/profiles:batchGet'],
+        'POST',
+        batchBody,
+      );
+      return { full, small, batch };
+    },
+  );
+}
+
 /** The ceiling: the captured answer from a function that does nothing else. */
 export async function benchCeiling(
   answer: CapturedAnswer,

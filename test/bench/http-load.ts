@@ -10,14 +10,39 @@ export interface LoadFigures {
   readonly non2xx: number;
 }
 
-/** Drives `url` with `connections` keep-alive connections for `seconds` (after a short warm-up). */
+/** One load run's figures, with the average answer size. */
+export interface MixFigures extends LoadFigures {
+  readonly bytesPerAnswer: number;
+}
+
+/**
+ * Drives `url` with `connections` keep-alive connections for `seconds` (after a short warm-up).
+ * With `paths`, each request takes the next path of the list (a mix of ids), cycling.
+ */
 export async function load(
   url: string,
   connections: number,
   seconds: number,
-): Promise<LoadFigures> {
-  await autocannon({ url, connections, duration: 1 });
-  const result = await autocannon({ url, connections, duration: seconds });
+  paths?: readonly string[],
+  method = 'GET',
+  body?: string,
+): Promise<MixFigures> {
+  let next = 0;
+  const requests: autocannon.Request[] | undefined = paths
+    ? [
+        {
+          method: method as autocannon.Request['method'],
+          ...(body === undefined ? {} : { body, headers: { 'content-type': 'application/json' } }),
+          setupRequest: (req) => {
+            req.path = paths[next++ % paths.length] as string;
+            return req;
+          },
+        },
+      ]
+    : undefined;
+  const options = { url, connections, ...(requests ? { requests } : {}) };
+  await autocannon({ ...options, duration: 1 });
+  const result = await autocannon({ ...options, duration: seconds });
   return {
     connections,
     requestsPerSec: result.requests.average,
@@ -25,5 +50,7 @@ export async function load(
     p99Ms: result.latency.p99,
     errors: result.errors + result.timeouts,
     non2xx: result.non2xx,
+    bytesPerAnswer:
+      result.requests.average > 0 ? result.throughput.average / result.requests.average : 0,
   };
 }

@@ -22,7 +22,7 @@ import { makeTempDir } from '../helpers/temp-dir.js';
 import { benchPerson } from './bench-data.js';
 import { benchBigtableRequests, benchSync } from './bigtable-bench.js';
 import { coldStart } from './cold-start-bench.js';
-import { benchAerospike, benchEmbedded } from './http-bench.js';
+import { benchAerospike, benchEmbedded, benchMix, benchVariants } from './http-bench.js';
 import type { LoadFigures } from './http-load.js';
 import { benchMappingJob } from './mapping-job-bench.js';
 import { benchMappingLoad, writeMappingSnapshot } from './mapping-load-bench.js';
@@ -30,7 +30,7 @@ import { benchRefreshMemory } from './refresh-memory-bench.js';
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 8);
 const sizes = (process.env.BENCH_SIZES ?? '1000000,5000000').split(',').map(Number);
-const parts = new Set((process.env.BENCH_PARTS ?? 'a,b,c,d,e,f,g,h').split(','));
+const parts = new Set((process.env.BENCH_PARTS ?? 'a,i,j,b,c,d,e,f,g,h').split(','));
 const syncSizes = (process.env.BENCH_SYNC_SIZES ?? '1000000,5000000').split(',').map(Number);
 
 interface Row {
@@ -81,6 +81,51 @@ loadRows(
   a.profile,
   a.ceiling,
 );
+
+// (i) the target of issue 12: a mix of random demo ids, default logging, against a ceiling that
+// serves a fixed body of the mix's average size; (j) batches; (k) smaller answers.
+const mixIds = (() => {
+  const all = generateDemoDataset(DEFAULT_DEMO_OPTIONS).profiles.map((p) => p.key);
+  // A fixed shuffle: every run asks the same ids in the same order.
+  return all
+    .map((id, i) => [id, (i * 2_654_435_761) % 4_294_967_296] as const)
+    .sort((x, y) => x[1] - y[1])
+    .map(([id]) => id);
+})();
+if (parts.has('i')) {
+  note('(i) profile on a mix of random ids, and a ceiling of the same average size');
+  const mix = await benchMix(demo, mixIds, work, seconds);
+  const ratio = mix.profile.requestsPerSec / mix.ceiling.requestsPerSec;
+  rows.push({
+    part: 'i',
+    figure: `profile, mix of ${fmt(mixIds.length)} ids (avg ${fmt(mix.profile.bytesPerAnswer / 1024, 1)} KiB), 32 connections, default logging: req/s (p50 / p99 ms)`,
+    value: `${fmt(mix.profile.requestsPerSec)} (${mix.profile.p50Ms} / ${mix.profile.p99Ms})`,
+    baseline: `${fmt(mix.ceiling.requestsPerSec)} (${mix.ceiling.p50Ms} / ${mix.ceiling.p99Ms}) ceiling`,
+    ratio: `${(ratio * 100).toFixed(0)}% of ceiling`,
+    target: `>= 60%: ${ratio >= 0.6 ? 'met' : 'missed'}`,
+  });
+}
+if (parts.has('j')) {
+  note('(j, k) batches of 100 ids, and segmentFields=id,name, beside single full GETs');
+  const v = await benchVariants(demo, mixIds, seconds);
+  const batchIds = v.batch.requestsPerSec * 100;
+  rows.push({
+    part: 'j',
+    figure: 'batch of 100 ids, 32 connections: req/s, ids/s (p50 / p99 ms)',
+    value: `${fmt(v.batch.requestsPerSec)}, ${fmt(batchIds)} ids/s (${v.batch.p50Ms} / ${v.batch.p99Ms})`,
+    baseline: `${fmt(v.full.requestsPerSec)} ids/s as single GETs`,
+    ratio: `x${(batchIds / v.full.requestsPerSec).toFixed(2)} ids/s`,
+    target: '-',
+  });
+  rows.push({
+    part: 'k',
+    figure: 'segmentFields=id,name, mix, 32 connections: bytes per answer, req/s',
+    value: `${fmt(v.small.bytesPerAnswer)} B, ${fmt(v.small.requestsPerSec)}`,
+    baseline: `${fmt(v.full.bytesPerAnswer)} B, ${fmt(v.full.requestsPerSec)} full answers`,
+    ratio: `x${(v.full.bytesPerAnswer / v.small.bytesPerAnswer).toFixed(2)} smaller, x${(v.small.requestsPerSec / v.full.requestsPerSec).toFixed(2)} req/s`,
+    target: '-',
+  });
+}
 
 if (parts.has('b')) {
   note('(b) profile on the Aerospike store (test server in its own process)');

@@ -11,6 +11,8 @@ export class FakeProfileStore implements ProfileStore {
   readonly name = 'fake';
   readonly calls: ProfileKey[][] = [];
   failing = false;
+  /** Answers this much later (a slow store). */
+  delayMs = 0;
   private readonly records = new Map<string, ProfileBins>();
 
   /** Stores a record under a typed key: an integer key is another record than the same digits. */
@@ -21,6 +23,7 @@ export class FakeProfileStore implements ProfileStore {
 
   async getMany(keys: readonly ProfileKey[], _options: StoreCallOptions) {
     this.calls.push([...keys]);
+    if (this.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.delayMs));
     if (this.failing) throw new BackendUnavailableError('fake', 'store is down');
     return keys.map((k) => this.records.get(`${k.set}\u0000${k.keyType}\u0000${k.id}`));
   }

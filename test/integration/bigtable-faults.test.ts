@@ -203,9 +203,15 @@ describe('the profile function on Bigtable', () => {
     );
     await store.ready(5_000);
     calls.length = 0;
-    const found = await store.find(registry.candidates(graph.data.samples.linked), 50, 1_000);
-    expect(found.match?.linkedTotal).toBeGreaterThan(0);
+    const found = await store.find([registry.candidates(graph.data.samples.linked)], 50, 1_000);
+    expect(found.matches[0]?.linkedTotal).toBeGreaterThan(0);
     expect(calls.length).toBeLessThanOrEqual(2);
+    // A batch of many ids still reads two rows sets: all id rows, then all person rows.
+    calls.length = 0;
+    const many = graph.data.persons.slice(0, 40).map((p) => registry.candidates(p[0]?.id ?? ''));
+    const batch = await store.find(many, 50, 2_000);
+    expect(batch.matches.filter((m) => m !== undefined).length).toBeGreaterThan(10);
+    expect(calls.length).toBe(2);
     await aerospike.resetStats();
     await ask(`id=${graph.data.samples.linked}`);
     const stats = await aerospike.stats();

@@ -242,7 +242,7 @@ describe('fuzzing the profile function over HTTP', () => {
       'a body over the limit',
       'POST',
       { 'content-type': 'text/plain' },
-      'x'.repeat(17_000),
+      'x'.repeat(70_000),
       413,
       'request_too_large',
     ],
@@ -262,14 +262,7 @@ describe('fuzzing the profile function over HTTP', () => {
       415,
       'unsupported_media_type',
     ],
-    [
-      'malformed JSON',
-      'POST',
-      { 'content-type': 'application/json' },
-      '{bad',
-      400,
-      'invalid_request',
-    ],
+    ['malformed JSON', 'POST', { 'content-type': 'application/json' }, '{bad', 400, 'invalid_json'],
     ['a path with a broken %-encoding', 'GET', {}, undefined, 400, 'invalid_path'],
   ])(
     'answers %s in JSON before the function runs',
@@ -280,6 +273,82 @@ describe('fuzzing the profile function over HTTP', () => {
       expect(JSON.parse(answer.body)).toMatchObject({ error: { code } });
     },
   );
+
+  it('answers random batch calls with one result per id, never 5xx, always JSON (2,000 calls)', async () => {
+    const known = registryIds(samples);
+    const item = fc.oneof(
+      { weight: 4, arbitrary: fc.record({ id: fc.constantFrom(...known) }) },
+      fc.record({
+        id: fc.constantFrom(...known),
+        type: fc.constantFrom('id_type_1', 'id_type_2', 'id_type_9', ''),
+      }),
+      fc.record({
+        id: fc.oneof(
+          fc.string({ maxLength: 20 }),
+          fc.constantFrom('__proto__', '', 'x'.repeat(200), '1234567890'),
+        ),
+      }),
+      fc.constantFrom(null, 5, 'x', [], { id: 5 }, { id: 'x', extra: 1 }, { type: 'id_type_1' }),
+    );
+    const body = fc.oneof(
+      {
+        weight: 6,
+        arbitrary: fc.array(item, { maxLength: 120 }).map((ids) => JSON.stringify({ ids })),
+      },
+      fc.constantFrom(
+        '{}',
+        '[]',
+        'null',
+        '{"ids":{}}',
+        '{"ids":[],"x":1}',
+        '{"ids":"x"}',
+        '{bad',
+        '',
+      ),
+      fc.string({ maxLength: 50 }),
+    );
+    const query = fc.constantFrom(
+      '',
+      '?fields=segments',
+      '?segmentFields=id,name',
+      '?segmentTypes=interest',
+      '?view=flat',
+      '?fields=nope',
+      '?segmentFields=nope',
+      '?view=flat&fields=attributes',
+    );
+    const contentType = fc.constantFrom(
+      'application/json',
+      'application/json; charset=utf-8',
+      'text/plain',
+      'application/octet-stream',
+    );
+    const encoding = fc.constantFrom('identity', 'gzip', 'deflate');
+    const seen = new Map<number, number>();
+    await fc.assert(
+      fc.asyncProperty(body, query, contentType, encoding, async (text, q, type, enc) => {
+        const { gzipSync, deflateSync } = await import('node:zlib');
+        const raw = Buffer.from(text);
+        const payload = enc === 'gzip' ? gzipSync(raw) : enc === 'deflate' ? deflateSync(raw) : raw;
+        const headers = {
+          'content-type': type,
+          ...(enc === 'identity' ? {} : { 'content-encoding': enc }),
+        };
+        const answer = await send('POST', `/profiles:batchGet${q}`, headers, payload);
+        seen.set(answer.status, (seen.get(answer.status) ?? 0) + 1);
+        expect(answer.status, text.slice(0, 200)).toBeLessThan(500);
+        expect(answer.headers['content-type']).toBe('application/json; charset=utf-8');
+        const parsed = JSON.parse(answer.body) as { results?: { status: number }[] };
+        if (answer.status === 200) {
+          const asked = (JSON.parse(text) as { ids: unknown[] }).ids;
+          expect(parsed.results).toHaveLength(asked.length);
+          for (const r of parsed.results ?? []) expect([200, 400, 404]).toContain(r.status);
+        }
+      }),
+      { numRuns: 2_000 },
+    );
+    for (const status of [200, 400, 415]) expect(seen.get(status) ?? 0).toBeGreaterThan(20);
+  }, 240_000);
 
   it('keeps a gzip bomb under the body limit', async () => {
     const { gzipSync } = await import('node:zlib');

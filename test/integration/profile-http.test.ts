@@ -147,7 +147,14 @@ describe('GET /openapi.json', () => {
     const { doc } = await validator();
     expect(doc.openapi).toBe('3.1.0');
     const params = doc.paths['/']?.get?.parameters ?? [];
-    expect(params.map((p) => p.name)).toEqual(['id', 'type']);
+    expect(params.map((p) => p.name)).toEqual([
+      'id',
+      'type',
+      'fields',
+      'segmentFields',
+      'segmentTypes',
+      'view',
+    ]);
     expect(params[1]?.schema.enum).toEqual(['id_type_1', 'id_type_2', 'id_type_3', 'id_type_4']);
   });
 
@@ -182,9 +189,69 @@ describe('GET /openapi.json', () => {
     expect(check('Health', await (await fetch(`${base}/health`)).json())).toEqual([]);
   });
 
+  it('matches real answers of the batch endpoint and the answer selections', async () => {
+    const { doc, check } = await validator();
+    const batch = await fetch(`${base}/profiles:batchGet?segmentFields=id,name`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        ids: [{ id: samples.linked }, { id: 'bad id' }, { id: samples.orphan, type: 'id_type_9' }],
+      }),
+    });
+    expect(batch.status).toBe(200);
+    const answer = (await batch.json()) as { results: { status: number }[] };
+    expect(answer.results.map((r) => r.status)).toEqual([200, 400, 400]);
+    expect(check('BatchGetResponse', answer)).toEqual([]);
+    for (const query of [
+      'fields=segments',
+      'view=flat',
+      'segmentTypes=interest',
+      'segmentFields=id',
+    ]) {
+      const res = await fetch(`${base}/?id=${samples.linked}&${query}`);
+      expect(res.status).toBe(200);
+      expect(check('ProfileResponse', await res.json())).toEqual([]);
+    }
+    const operation = doc.paths['/profiles:batchGet']?.post;
+    for (const [init, status] of [
+      [{ body: '{bad', headers: { 'content-type': 'application/json' } }, 400],
+      [{ body: '{"ids":[]}', headers: { 'content-type': 'application/json' } }, 400],
+      [{ body: '{"ids":[{"id":"x"}]}', headers: { 'content-type': 'text/plain' } }, 415],
+      [
+        {
+          body: JSON.stringify({ ids: ['x'.repeat(70_000)] }),
+          headers: { 'content-type': 'application/json' },
+        },
+        413,
+      ],
+    ] as const) {
+      const res = await fetch(`${base}/profiles:batchGet`, { method: 'POST', ...init });
+      expect(res.status).toBe(status);
+      expect(operation?.responses[String(status)]).toBeDefined();
+      expect(check('Error', await res.json())).toEqual([]);
+    }
+  });
+
+  it('takes a batch of BATCH_MAX_IDS long ids within the body limit', async () => {
+    const ids = Array.from({ length: 100 }, (_, i) => ({
+      id: `${'f'.repeat(120)}${i}`,
+      type: 'id_type_3',
+    }));
+    const res = await fetch(`${base}/profiles:batchGet`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ ids }),
+    });
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { results: unknown[] }).results).toHaveLength(100);
+  });
+
   it('rejects what the API never answers (the schemas are not vacuous)', async () => {
     const { check } = await validator();
-    expect(check('ProfileResponse', { x: { type: 'id_type_1', found: 'yes' } })).not.toEqual([]);
+    expect(
+      check('ProfileResponse', { x: { type: 'id_type_1', found: 'yes', segments: 'none' } }),
+    ).not.toEqual([]);
+    expect(check('BatchGetResponse', { results: [{ id: 'x', status: 500 }] })).not.toEqual([]);
     expect(check('Error', { error: { code: 'boom', message: 'x' } })).not.toEqual([]);
     expect(check('Health', { status: 'fine' })).not.toEqual([]);
   });

@@ -107,8 +107,8 @@ describe('snapshotCatalog on the MongoDB driver', () => {
 
     const loaded = await loadSnapshot(store, catalogCodec, undefined, { stallTimeoutMs: 5_000 });
     expect(loaded?.manifest.version).toBe(summary.version);
-    const json = loaded?.value.find(5007)?.alone;
-    expect(JSON.parse(json?.toString() ?? 'null')).toEqual({
+    const json = loaded?.value.find(5007)?.json;
+    expect(JSON.parse(json ?? 'null')).toEqual({
       id: '5007',
       name: 'segment-7',
       type: 'interest',

@@ -445,12 +445,45 @@ describe('GET /health', () => {
 });
 
 describe('request logs', () => {
-  async function logged(env: Record<string, string>, headers: Record<string, string>) {
+  async function logged(
+    env: Record<string, string>,
+    headers: Record<string, string>,
+    path = `/?id=${A}`,
+  ) {
     const { log, lines } = captureLogger();
-    const d = deps({ GOOGLE_CLOUD_PROJECT: 'my-proj', ...env }, { log });
-    await createProfileHandler(d)(httpEvent(`/?id=${A}`, 'GET', headers), {});
+    const d = deps({ GOOGLE_CLOUD_PROJECT: 'my-proj', LOG_REQUESTS: 'all', ...env }, { log });
+    await createProfileHandler(d)(httpEvent(path, 'GET', headers), {});
     return lines.filter((l) => typeof l.httpRequest === 'object');
   }
+
+  it.each([
+    // [LOG_REQUESTS, path, logged?]
+    ['errors', `/?id=${A}`, false],
+    ['errors', '/?id=ffffffff-ffff-4fff-8fff-ffffffffffff', false], // 404 unknown_id: an answer
+    ['errors', '/?id=', true], // 400
+    ['errors', '/nope', true], // 404 not_found: a client bug
+    ['all', `/?id=${A}`, true],
+    ['sample:0', `/?id=${A}`, false],
+    ['sample:1', `/?id=${A}`, true],
+    ['sample:0', '/?id=', true],
+  ])('LOG_REQUESTS=%s logs %s: %s', async (setting, path, expected) => {
+    expect(await logged({ LOG_REQUESTS: setting }, {}, path)).toHaveLength(expected ? 1 : 0);
+  });
+
+  it('always logs slow requests (LOG_SLOW_MS) and store failures, at their severity', async () => {
+    store.delayMs = 20;
+    expect(await logged({ LOG_REQUESTS: 'errors', LOG_SLOW_MS: '10' }, {})).toHaveLength(1);
+    store.delayMs = 0;
+    const { log, lines } = captureLogger();
+    store.failing = true;
+    await createProfileHandler(deps({ LOG_REQUESTS: 'errors' }, { log }))(
+      httpEvent(`/?id=${A}`),
+      {},
+    );
+    expect(lines.filter((l) => typeof l.httpRequest === 'object')).toMatchObject([
+      { severity: 'ERROR', httpRequest: { status: 503 } },
+    ]);
+  });
 
   it('writes one line per request with status, latency and phases, linked to the trace', async () => {
     const lines = await logged(

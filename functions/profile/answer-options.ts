@@ -1,0 +1,121 @@
+import type { Catalog } from '../../shared/catalog/catalog.js';
+import { HttpError } from '../../shared/errors.js';
+import type { QueryParameters } from '../../shared/http/query-string.js';
+import type { ProfileFields, RenderOptions } from './render-profiles.js';
+
+/** What the request asked an answer to carry, before the catalog is at hand. */
+export interface AnswerSelection {
+  readonly fields: ProfileFields;
+  /** Catalog fields per segment (undefined: all); checked against the catalog when answering. */
+  readonly segmentFields: readonly string[] | undefined;
+  readonly segmentTypes: ReadonlySet<string> | undefined;
+  readonly flat: boolean;
+}
+
+const FIELDS = ['attributes', 'segments', 'unknownSegmentIds'] as const;
+const ALL_FIELDS: ProfileFields = { attributes: true, segments: true, unknownSegmentIds: true };
+const FLAT_DEFAULT: ProfileFields = { attributes: true, segments: true, unknownSegmentIds: false };
+
+/** The default: every field of every segment, the full view. */
+export const DEFAULT_SELECTION: AnswerSelection = {
+  fields: ALL_FIELDS,
+  segmentFields: undefined,
+  segmentTypes: undefined,
+  flat: false,
+};
+
+/**
+ * Reads `fields`, `segmentFields`, `segmentTypes` and `view` (each comma-separated, given once).
+ * Unknown `fields` or `view` values are 400s here; unknown segment fields once the catalog is
+ * known (renderOptions).
+ */
+export function parseAnswerSelection(params: QueryParameters): AnswerSelection {
+  const fieldsParam = once(params, 'fields');
+  const segmentFields = once(params, 'segmentFields');
+  const segmentTypes = once(params, 'segmentTypes');
+  const view = once(params, 'view');
+  if (
+    fieldsParam === undefined &&
+    segmentFields === undefined &&
+    segmentTypes === undefined &&
+    view === undefined
+  ) {
+    return DEFAULT_SELECTION;
+  }
+  if (view !== undefined && view !== 'full' && view !== 'flat') {
+    throw badRequest('invalid_view', 'view must be full or flat');
+  }
+  const flat = view === 'flat';
+  let fields = flat ? FLAT_DEFAULT : ALL_FIELDS;
+  if (fieldsParam !== undefined) {
+    const names = list(fieldsParam, 'fields');
+    const unknown = names.filter((n) => !(FIELDS as readonly string[]).includes(n));
+    if (unknown.length > 0) {
+      throw badRequest(
+        'invalid_fields',
+        `fields takes ${FIELDS.join(', ')}; not ${unknown.join(', ')}`,
+      );
+    }
+    fields = {
+      attributes: names.includes('attributes'),
+      segments: names.includes('segments'),
+      unknownSegmentIds: names.includes('unknownSegmentIds'),
+    };
+  }
+  return {
+    fields,
+    segmentFields: segmentFields === undefined ? undefined : list(segmentFields, 'segmentFields'),
+    segmentTypes:
+      segmentTypes === undefined ? undefined : new Set(list(segmentTypes, 'segmentTypes')),
+    flat,
+  };
+}
+
+/** The render options of a selection against the loaded catalog (400 for unknown segment fields). */
+export function renderOptions(
+  selection: AnswerSelection,
+  catalog: Catalog,
+  segmentsBin: string,
+  nowSecs: number,
+): RenderOptions {
+  if (selection.segmentFields !== undefined) {
+    const known = new Set(catalog.fieldNames);
+    const unknown = selection.segmentFields.filter((f) => !known.has(f));
+    if (unknown.length > 0) {
+      throw badRequest(
+        'invalid_segment_fields',
+        `segmentFields takes ${catalog.fieldNames.join(', ')}; not ${unknown.join(', ')}`,
+      );
+    }
+  }
+  return {
+    catalog: catalog.view(selection.segmentFields),
+    segmentsBin,
+    nowSecs,
+    fields: selection.fields,
+    segmentTypes: selection.segmentTypes,
+    flat: selection.flat,
+  };
+}
+
+function once(params: QueryParameters, name: string): string | undefined {
+  const values = params.get(name);
+  if (!values) return undefined;
+  if (values.length > 1) throw badRequest('repeated_parameter', `give the ${name} parameter once`);
+  return values[0];
+}
+
+function list(value: string, name: string): string[] {
+  const items = value.split(',').map((v) => v.trim());
+  if (items.some((v) => v === ''))
+    throw badRequest(`invalid_${snake(name)}`, `${name} has an empty item`);
+  return items;
+}
+
+function snake(name: string): string {
+  return name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+}
+
+function badRequest(code: string, message: string): HttpError {
+  return new HttpError(400, code, message);
+}

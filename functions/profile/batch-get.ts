@@ -1,0 +1,205 @@
+import type { Catalog } from '../../shared/catalog/catalog.js';
+import type { ProfileConfig } from '../../shared/config.js';
+import { HttpError } from '../../shared/errors.js';
+import type { HttpEvent, HttpResult } from '../../shared/http/http-event.js';
+import { jsonResult } from '../../shared/http/responses.js';
+import type { ProfileKey } from '../../shared/profiles/profile-store.js';
+import type { LoadedSnapshot } from '../../shared/snapshots/load-snapshot.js';
+import { type AnswerSelection, renderOptions } from './answer-options.js';
+import { entriesOf, type LookupPlan, planLookup } from './lookup-profiles.js';
+import type { ProfileDeps } from './profile-deps.js';
+import { type ProfileRequest, parseId } from './profile-request.js';
+import { renderProfiles } from './render-profiles.js';
+import { afterMapping, type Phases, readProfiles, serverTiming } from './request-steps.js';
+
+/** One requested id of a batch as the body gave it: checked item by item. */
+export type BatchItem = { readonly id: unknown; readonly type?: unknown };
+
+const SHAPE = 'expected {"ids": [{"id": "<id>", "type": "<id type name>"}, ...]} (type optional)';
+
+/**
+ * Reads a `POST /profiles:batchGet` body. The whole call is refused (400) when the body is not
+ * JSON, not of the documented shape, has no ids or more than BATCH_MAX_IDS; 415 for another
+ * content type. Items are checked later, each on its own: one bad id never fails the others.
+ */
+export function parseBatchBody(
+  event: HttpEvent,
+  config: Pick<ProfileConfig, 'BATCH_MAX_IDS'>,
+): BatchItem[] {
+  const type = event.headers['content-type'] ?? '';
+  if (!/^application\/json\s*(;|$)/i.test(type)) {
+    throw new HttpError(415, 'unsupported_media_type', 'send the body as application/json');
+  }
+  const text = event.isBase64Encoded
+    ? Buffer.from(event.body, 'base64').toString('utf8')
+    : event.body;
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw new HttpError(400, 'invalid_json', 'the body is not valid JSON');
+  }
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new HttpError(400, 'invalid_body', SHAPE);
+  }
+  const keys = Object.keys(body);
+  const ids = (body as { ids?: unknown }).ids;
+  if (keys.some((k) => k !== 'ids') || !Array.isArray(ids)) {
+    throw new HttpError(400, 'invalid_body', SHAPE);
+  }
+  if (ids.length === 0) throw new HttpError(400, 'no_ids', 'ids is empty');
+  if (ids.length > config.BATCH_MAX_IDS) {
+    throw new HttpError(
+      400,
+      'too_many_ids',
+      `at most ${config.BATCH_MAX_IDS} ids per call (BATCH_MAX_IDS); got ${ids.length}`,
+    );
+  }
+  return ids as BatchItem[];
+}
+
+/** One item after its own checks: a lookup to run, or its own error answer. */
+type Checked =
+  | { readonly ok: true; readonly id: string; readonly request: ProfileRequest }
+  | { readonly ok: false; readonly id: string | null; readonly error: HttpError };
+
+/**
+ * Answers a batch: every item's linked ids in one mapping lookup (Bigtable: two reads for the
+ * whole batch), then ALL profiles (requested and linked ids, deduplicated) in ONE profile-store
+ * read under one deadline; a store failure fails the whole call (503), never a partial 200.
+ * Results come in request order, duplicates answered each time. Each id's linked ids are capped
+ * (LINKED_IDS_MAX, and less when needed to keep the call within BATCH_MAX_PROFILES).
+ */
+export function batchAnswer(
+  deps: ProfileDeps,
+  items: readonly BatchItem[],
+  selection: AnswerSelection,
+  catalog: LoadedSnapshot<Catalog>,
+  phases: Phases,
+): Promise<HttpResult> {
+  const { config } = deps;
+  const t0 = performance.now();
+  const options = renderOptions(
+    selection,
+    catalog.value,
+    config.SEGMENTS_BIN,
+    Math.floor(deps.now() / 1000),
+  );
+  const checked = items.map((item) => check(item, deps));
+  const valid = checked.filter((c): c is Extract<Checked, { ok: true }> => c.ok);
+  const perId = Math.max(
+    0,
+    Math.min(
+      config.LINKED_IDS_MAX,
+      Math.floor(config.BATCH_MAX_PROFILES / Math.max(1, valid.length)) - 1,
+    ),
+  );
+  return afterMapping(
+    deps,
+    deps.mapping.find(
+      valid.map((v) => v.request.candidates),
+      perId,
+      config.REQUEST_BUDGET_MS,
+    ),
+    (mapping) => {
+      const t1 = performance.now();
+      phases.mapping = t1 - t0;
+      const plans = valid.map((v, i) => planLookup(v.request, mapping.matches[i], deps.registry));
+      const { keys, slots } = dedupe(plans);
+      const budgetMs = Math.max(1, config.REQUEST_BUDGET_MS - (t1 - t0));
+      return readProfiles(deps, keys, budgetMs).then((bins) => {
+        const t2 = performance.now();
+        phases.store = t2 - t1;
+        const results: string[] = [];
+        let next = 0;
+        for (const item of checked) {
+          if (!item.ok) {
+            results.push(errorResult(item.id, item.error));
+            continue;
+          }
+          const plan = plans[next] as LookupPlan;
+          const entries = entriesOf(
+            plan,
+            (slots[next++] as number[]).map((k) => bins[k]),
+          );
+          if (!entries) {
+            results.push(
+              errorResult(
+                item.id,
+                new HttpError(404, 'unknown_id', 'no profile is known for this id'),
+              ),
+            );
+            continue;
+          }
+          const truncated = plan.linkedTotal > entries.length - 1;
+          results.push(
+            `{"id":${JSON.stringify(item.id)},"status":200,"profiles":${renderProfiles(entries, options)},` +
+              `"linkedIds":{"total":${plan.linkedTotal},"truncated":${truncated}}}`,
+          );
+        }
+        phases.render = performance.now() - t2;
+        return jsonResult(200, `{"results":[${results.join(',')}]}`, {
+          'x-catalog-version': catalog.manifest.version,
+          'x-mapping-version': mapping.version,
+          'server-timing': serverTiming(phases),
+        });
+      });
+    },
+  );
+}
+
+function check(item: BatchItem, deps: ProfileDeps): Checked {
+  const shown = typeof item?.id === 'string' ? item.id : null;
+  if (typeof item !== 'object' || item === null || Array.isArray(item)) {
+    return { ok: false, id: null, error: badItem('each item is {"id": "<id>", "type": "<type>"}') };
+  }
+  const extra = Object.keys(item).filter((k) => k !== 'id' && k !== 'type');
+  if (typeof item.id !== 'string' || extra.length > 0) {
+    return {
+      ok: false,
+      id: shown,
+      error: badItem('each item is {"id": "<id>", "type": "<type>"}'),
+    };
+  }
+  if (item.type !== undefined && typeof item.type !== 'string') {
+    return { ok: false, id: shown, error: badItem('type is an id type name (a string)') };
+  }
+  try {
+    const request = parseId(item.id, item.type, deps.registry, deps.config.MAX_ID_LENGTH);
+    return { ok: true, id: item.id, request };
+  } catch (err) {
+    if (err instanceof HttpError) return { ok: false, id: shown, error: err };
+    throw err;
+  }
+}
+
+/** All plans' keys read once: the distinct keys, and each plan's positions among them. */
+function dedupe(plans: readonly LookupPlan[]): { keys: ProfileKey[]; slots: number[][] } {
+  const keys: ProfileKey[] = [];
+  const index = new Map<string, number>();
+  const slots = plans.map((plan) =>
+    plan.keys.map((key) => {
+      const name = `${key.set}\u0000${key.keyType}\u0000${key.id}`;
+      let at = index.get(name);
+      if (at === undefined) {
+        at = keys.length;
+        keys.push(key);
+        index.set(name, at);
+      }
+      return at;
+    }),
+  );
+  return { keys, slots };
+}
+
+function errorResult(id: string | null, error: HttpError): string {
+  return JSON.stringify({
+    id,
+    status: error.statusCode,
+    error: { code: error.code, message: error.message },
+  });
+}
+
+function badItem(message: string): HttpError {
+  return new HttpError(400, 'invalid_item', message);
+}

@@ -1,0 +1,252 @@
+import { beforeEach, describe, expect, it } from 'vitest';
+import { createProfileHandler } from '../../functions/profile/handler.js';
+import type { ProfileDeps } from '../../functions/profile/profile-deps.js';
+import type { Segment } from '../../shared/catalog/segment.js';
+import { loadProfileConfig } from '../../shared/config.js';
+import type { HttpResult } from '../../shared/http/http-event.js';
+import { silentLogger } from '../../shared/logger.js';
+import { SnapshotMappingStore } from '../../shared/mapping/snapshot-mapping-store.js';
+import { RefreshingCache } from '../../shared/refreshing-cache.js';
+import { FakeProfileStore } from '../helpers/fake-profile-store.js';
+import { catalogSnapshot, mappingSnapshot, registry } from '../helpers/fixed-snapshots.js';
+import { httpEvent } from '../helpers/http-event.js';
+import { orderedKeys } from '../helpers/ordered-keys.js';
+
+// What a caller can ask of an answer (fields, segment fields and types, the original flat
+// format) and the batch endpoint, on the handler with fakes of the stores.
+const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa'; // id_type_2, linked to B
+const B = '1234567890'; // id_type_4
+const C = 'cccccccc-cccc-4ccc-8ccc-cccccccccccc'; // id_type_2, alone in the mapping
+const E = 'eeeeeeee-eeee-4eee-8eee-eeeeeeeeeeee'; // id_type_2, profile, not mapped
+const NOW_SECS = 1_800_000_000;
+const SEGMENTS: Segment[] = [
+  { id: '1', name: 'auto-intenders', type: 'interest', size: 100, provider: 'p1' },
+  { id: '2', name: 'parents', type: 'demographic', size: 200 },
+  { id: '3', name: 'travellers', type: 'behavioral', size: 300 },
+];
+
+let store: FakeProfileStore;
+
+function deps(env: Record<string, string> = {}): ProfileDeps {
+  const cache = <V>(value: V) =>
+    new RefreshingCache(async () => value, {
+      refreshIntervalMs: 60_000,
+      retryMinMs: 1_000,
+      retryMaxMs: 60_000,
+    });
+  return {
+    config: loadProfileConfig(env),
+    registry,
+    catalog: cache(catalogSnapshot(SEGMENTS)),
+    mapping: new SnapshotMappingStore(
+      cache(
+        mappingSnapshot([
+          [
+            [A, '222222'],
+            [B, '444444'],
+          ],
+          [[C, '222222']],
+        ]),
+      ),
+      { maxStalenessSecs: 172_800 },
+    ),
+    mappingBudgetBytes: 0,
+    store,
+    log: silentLogger,
+    now: () => NOW_SECS * 1000,
+  };
+}
+
+async function get(path: string, d = deps()): Promise<HttpResult> {
+  return createProfileHandler(d)(httpEvent(path), {});
+}
+
+async function post(
+  path: string,
+  body: unknown,
+  d = deps(),
+  headers: Record<string, string> = { 'content-type': 'application/json' },
+): Promise<HttpResult> {
+  const event = {
+    ...httpEvent(path, 'POST', headers),
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  };
+  return createProfileHandler(d)(event, {});
+}
+
+const text = (r: HttpResult) => (typeof r.body === 'string' ? r.body : r.body.toString('utf8'));
+const json = (r: HttpResult) => JSON.parse(text(r)) as Record<string, unknown>;
+
+beforeEach(() => {
+  store = new FakeProfileStore()
+    .put('222222', A, { segments: [1, 2, 3, 99], country: 'FR', segments_seen: 4 })
+    .put('444444', B, { segments: ['2'], country: 'DE' })
+    .put('222222', E, { segments: [3], country: 'ES' });
+});
+
+describe('choosing what an answer carries', () => {
+  it('keeps only the fields asked for (type and found always come)', async () => {
+    const res = await get(`/?id=${A}&fields=segments`);
+    expect(res.statusCode).toBe(200);
+    expect(json(res)[A]).toEqual({ type: 'id_type_2', found: true, segments: SEGMENTS });
+    const none = await get(`/?id=${A}&fields=unknownSegmentIds,attributes`);
+    expect(json(none)[A]).toEqual({
+      type: 'id_type_2',
+      found: true,
+      attributes: { country: 'FR', segments_seen: 4 },
+      unknownSegmentIds: ['99'],
+    });
+  });
+
+  it('carries only the segment fields asked for, in the catalog order', async () => {
+    const res = await get(`/?id=${A}&segmentFields=name,id&fields=segments`);
+    expect(text(res)).toContain('"segments":[{"id":"1","name":"auto-intenders"},');
+    expect(json(res)[A]).toEqual({
+      type: 'id_type_2',
+      found: true,
+      segments: SEGMENTS.map(({ id, name }) => ({ id, name })),
+    });
+  });
+
+  it('keeps only segments of the types asked for, still reporting unknown ids', async () => {
+    const res = await get(`/?id=${A}&segmentTypes=demographic,interest`);
+    expect(json(res)[A]).toMatchObject({
+      segments: [SEGMENTS[0], SEGMENTS[1]],
+      unknownSegmentIds: ['99'],
+    });
+  });
+
+  it('answers in the original flat format with view=flat, our keys winning a clash', async () => {
+    const res = await get(`/?id=${A}&view=flat`);
+    expect(res.statusCode).toBe(200);
+    expect(orderedKeys(text(res))).toEqual([A, B]);
+    expect(json(res)).toEqual({
+      [A]: { country: 'FR', segments_seen: 4, segments: SEGMENTS },
+      [B]: { country: 'DE', segments: [SEGMENTS[1]] },
+    });
+    // With another segments bin, an attribute named "segments" clashes: ours win.
+    store.put('222222', C, { segs: [3], segments: 'raw', country: 'IT' });
+    const clash = await get(`/?id=${C}&view=flat`, deps({ SEGMENTS_BIN: 'segs' }));
+    expect(json(clash)).toEqual({ [C]: { country: 'IT', segments: [SEGMENTS[2]] } });
+    const flatSelected = await get(`/?id=${E}&view=flat&fields=segments,unknownSegmentIds`);
+    expect(json(flatSelected)).toEqual({ [E]: { segments: [SEGMENTS[2]], unknownSegmentIds: [] } });
+  });
+
+  it.each([
+    ['fields=nope', 'invalid_fields'],
+    ['fields=segments,', 'invalid_fields'],
+    ['segmentFields=id,colour', 'invalid_segment_fields'],
+    ['segmentTypes=', 'invalid_segment_types'],
+    ['view=tree', 'invalid_view'],
+    ['view=flat&view=full', 'repeated_parameter'],
+  ])('%s -> 400 %s', async (query, code) => {
+    const res = await get(`/?id=${A}&${query}`);
+    expect(res.statusCode).toBe(400);
+    expect(json(res)).toMatchObject({ error: { code } });
+  });
+});
+
+describe('POST /profiles:batchGet', () => {
+  it('answers every id in request order, each as GET would, reading all profiles once', async () => {
+    const res = await post('/profiles:batchGet', {
+      ids: [
+        { id: A },
+        { id: 'not an id' },
+        { id: E, type: 'id_type_2' },
+        { id: A },
+        { id: 'ffffffff-ffff-4fff-8fff-ffffffffffff' },
+      ],
+    });
+    expect(res.statusCode).toBe(200);
+    const single = json(await get(`/?id=${A}`));
+    const body = json(res) as { results: Record<string, unknown>[] };
+    expect(body.results.map((r) => [r.id, r.status])).toEqual([
+      [A, 200],
+      ['not an id', 400],
+      [E, 200],
+      [A, 200],
+      ['ffffffff-ffff-4fff-8fff-ffffffffffff', 404],
+    ]);
+    expect(body.results[0]).toEqual({
+      id: A,
+      status: 200,
+      profiles: single,
+      linkedIds: { total: 1, truncated: false },
+    });
+    expect(body.results[1]).toMatchObject({ error: { code: 'malformed_id' } });
+    expect(body.results[4]).toMatchObject({ error: { code: 'unknown_id' } });
+    // The GET above was one call; the batch one more, each profile key once.
+    const batchCall = store.calls[0] ?? [];
+    expect(store.calls).toHaveLength(2);
+    const names = batchCall.map((k) => `${k.set}/${k.id}`);
+    expect(new Set(names).size).toBe(names.length);
+    expect(names).toEqual(expect.arrayContaining([`222222/${A}`, `444444/${B}`, `222222/${E}`]));
+  });
+
+  it('applies fields and views to every result', async () => {
+    const res = await post('/profiles:batchGet?view=flat&fields=attributes', { ids: [{ id: A }] });
+    expect((json(res) as { results: { profiles: unknown }[] }).results[0]?.profiles).toEqual({
+      [A]: { country: 'FR', segments_seen: 4 },
+      [B]: { country: 'DE' },
+    });
+  });
+
+  it('caps linked ids so that one call stays within BATCH_MAX_PROFILES', async () => {
+    const res = await post(
+      '/profiles:batchGet',
+      { ids: [{ id: A }, { id: C }] },
+      deps({ BATCH_MAX_PROFILES: '2' }),
+    );
+    const results = (json(res) as { results: { linkedIds: unknown; profiles: object }[] }).results;
+    expect(results[0]?.linkedIds).toEqual({ total: 1, truncated: true });
+    expect(Object.keys(results[0]?.profiles ?? {})).toEqual([A]);
+  });
+
+  it.each([
+    ['not JSON', '{ids:', 400, 'invalid_json'],
+    ['another shape', { ids: 'x' }, 400, 'invalid_body'],
+    ['extra keys', { ids: [{ id: A }], more: 1 }, 400, 'invalid_body'],
+    ['an array', [{ id: A }], 400, 'invalid_body'],
+    ['no ids', { ids: [] }, 400, 'no_ids'],
+    ['too many ids', { ids: Array.from({ length: 101 }, () => ({ id: A })) }, 400, 'too_many_ids'],
+  ])('refuses %s as a whole (%i %s)', async (_what, body, status, code) => {
+    const res = await post('/profiles:batchGet', body);
+    expect(res.statusCode).toBe(status);
+    expect(json(res)).toMatchObject({ error: { code } });
+    expect(store.calls).toEqual([]);
+  });
+
+  it('answers a malformed item on its own, never failing the others', async () => {
+    const res = await post('/profiles:batchGet', {
+      ids: [{ id: 5 }, null, { id: A, type: 'id_type_9' }, { id: A, colour: 'red' }, { id: A }],
+    });
+    const results = (
+      json(res) as { results: { id: unknown; status: number; error?: { code: string } }[] }
+    ).results;
+    expect(results.map((r) => [r.id, r.status, r.error?.code])).toEqual([
+      [null, 400, 'invalid_item'],
+      [null, 400, 'invalid_item'],
+      [A, 400, 'unknown_type'],
+      [A, 400, 'invalid_item'],
+      [A, 200, undefined],
+    ]);
+  });
+
+  it('answers 415 to another content type and 405 to another method', async () => {
+    const res = await post('/profiles:batchGet', { ids: [{ id: A }] }, deps(), {
+      'content-type': 'text/plain',
+    });
+    expect(res.statusCode).toBe(415);
+    const get405 = await get('/profiles:batchGet');
+    expect(get405.statusCode).toBe(405);
+    expect(get405.headers.allow).toBe('POST');
+  });
+
+  it('answers 503 for the whole call when the profile store fails, never a partial 200', async () => {
+    store.failing = true;
+    const res = await post('/profiles:batchGet', { ids: [{ id: A }, { id: 'x y' }] });
+    expect(res.statusCode).toBe(503);
+    expect(res.headers['retry-after']).toBe('5');
+    expect(json(res)).toMatchObject({ error: { code: 'store_unavailable' } });
+  });
+});
