@@ -2,7 +2,8 @@
 # Deploys the Profile API to a Google Cloud project: APIs, the snapshot bucket with its
 # retention rule, least-privilege service accounts, the three Cloud Run functions (gen2,
 # nodejs24) and the two Cloud Scheduler jobs. Idempotent: creates what is missing and updates
-# what exists, so a re-run is the update path.
+# what exists, so a re-run is the update path. MAPPING_STORE=bigtable keeps the identity mapping
+# in Bigtable (instance, table, sync job); EDGE=lb puts a load balancer with Cloud Armor in front.
 #
 #   PROJECT_ID=my-project AEROSPIKE_HOSTS=10.0.0.5:3000 VPC_CONNECTOR=aerospike-connector \
 #   MONGO_DATABASE=adtech MAPPING_TABLE=my-project.identity.user_mapping ./deploy.sh
@@ -31,6 +32,11 @@ MIB=1048576
 # Cloud Run's memory sizes, smallest first.
 MEMORY_SIZES=(512Mi 1Gi 2Gi 4Gi 8Gi 16Gi 32Gi)
 VERSION_PATTERN='^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$'
+# With EDGE=lb, GET /health carrying this header goes to that region's function only, so that
+# verify can check every region through the load balancer (anything else goes to the nearest).
+REGION_HEADER=x-profile-api-region
+# Cloud Armor takes at most this many ranges in one rule's --src-ip-ranges.
+MAX_ALLOWED_CIDRS=10
 
 die() {
   echo "deploy.sh: $*" >&2
@@ -93,16 +99,22 @@ Commands:
   deploy (default)           create or update everything
   verify                     check the mapping query against the real MAPPING_TABLE with a
                              BigQuery dry run (free): locally, then through the deployed mapping
-                             job when it exists. Needs only PROJECT_ID and MAPPING_TABLE.
+                             job when it exists. Needs only PROJECT_ID and MAPPING_TABLE. With
+                             MAPPING_STORE=bigtable it also checks the table and its column
+                             families; with EDGE=lb, that /health answers through the load
+                             balancer in every region of REGIONS.
   rollback KIND VERSION      pause KIND's scheduler job, then have the job republish VERSION
                              (e.g. 20261130T043000Z-1a2b3c4d, from gs://BUCKET/SNAPSHOT_PREFIX/KIND/)
                              as a new version; prints how to resume the job. Needs PROJECT_ID.
-  teardown                   delete the functions and scheduler jobs (TEARDOWN_ALL=1: also the
-                             bucket and the service accounts)
+  teardown                   delete the functions and scheduler jobs, and with EDGE=lb the load
+                             balancer and its parts (TEARDOWN_ALL=1: also the bucket, the service
+                             accounts and, with MAPPING_STORE=bigtable, the table, its app
+                             profiles and the instance when no other table is left in it)
 
 Required:
   PROJECT_ID                 Google Cloud project to deploy to
-  AEROSPIKE_HOSTS            Aerospike seeds, host[:port][,host[:port]...]
+  AEROSPIKE_HOSTS            Aerospike seeds, host[:port][,host[:port]...] (with REGIONS: the
+                             seeds of the regions that have no AEROSPIKE_HOSTS_<REGION>)
   MONGO_DATABASE             database holding the segment collection
   MAPPING_TABLE              BigQuery identity mapping, project.dataset.table
 
@@ -110,7 +122,8 @@ Settings (default):
   REGION                     europe-west1
   NAME_PREFIX                profile-api (functions, service accounts, scheduler jobs)
   BUCKET                     <PROJECT_ID>-profile-api-snapshots
-  BUCKET_LOCATION            <REGION>
+  BUCKET_LOCATION            <REGION>; with several REGIONS, the multi-region of REGION (US, EU,
+                             ASIA), warning about the regions outside it
   SNAPSHOT_PREFIX            profile-api (folder inside the bucket; each job may write only its
                              own <SNAPSHOT_PREFIX>/<kind>/, the profile function only reads)
   SNAPSHOT_RETENTION_DAYS    30 (superseded snapshot versions are deleted after this)
@@ -123,13 +136,14 @@ Settings (default):
                              at least ${PROFILE_BASE_MIB} MiB + MAPPING_IDS * ${REFRESH_BYTES_PER_ID} B, as a refresh holds the
                              old and the new mapping at once: $(smallest_memory "$(needed_mib 10000000)") for 10 million ids.
                              Set below that, it warns, and MAPPING_MAX_BYTES follows it.
+                             MAPPING_STORE=bigtable: 1Gi (the mapping is not in memory).
   PROFILE_CPU                Cloud Run's minimum for PROFILE_MEMORY: 1; above 4Gi 2, above 8Gi 4,
                              above 16Gi 6, above 24Gi 8
   MAPPING_MAX_BYTES          (PROFILE_MEMORY - ${PROFILE_BASE_MIB} MiB) * ${INDEX_BYTES_PER_ID} / ${REFRESH_BYTES_PER_ID} bytes, rounded down:
                              the largest mapping index a profile instance loads (${INDEX_BYTES_PER_ID} B per id
                              loaded, ${REFRESH_BYTES_PER_ID} B per id during a refresh); the mapping job
                              refuses to publish a bigger one. The figures are measured ones,
-                             at the top of deploy.sh.
+                             at the top of deploy.sh. Not used with MAPPING_STORE=bigtable.
   PROFILE_CPU_ALWAYS_ALLOCATED  false (true: no CPU throttling outside requests, so background
                              snapshot refreshes run at full speed, at the price of billing each
                              instance for its whole lifetime. Back to false changes nothing on
@@ -138,7 +152,7 @@ Settings (default):
   PROFILE_MAX_INSTANCES      20
   PROFILE_CONCURRENCY        80
   PROFILE_TIMEOUT            60s
-  PROFILE_INGRESS            all (or internal, internal-and-gclb)
+  PROFILE_INGRESS            all (or internal, internal-and-gclb; EDGE=lb: internal-and-gclb)
   PROFILE_ALLOW_UNAUTHENTICATED  false (true: anyone may invoke; use API keys then)
   PROFILE_INVOKERS           unset (comma-separated members granted run.invoker on profile)
   JOB_MEMORY                 1Gi
@@ -162,6 +176,59 @@ Settings (default):
   Any of the functions' own variables (LINKED_IDS_MAX, REQUEST_BUDGET_MS, ID_TYPES_JSON,
   LOG_LEVEL, CATALOG_FIELDS, MAPPING_*_COLUMN, MAPPING_WINDOW_DAYS, ...) set here is passed on
   to them.
+
+Mapping store:
+  MAPPING_STORE              snapshot: the mapping job publishes a snapshot that every profile
+                             instance holds in memory. bigtable: the sync job
+                             <NAME_PREFIX>-sync-mapping writes the mapping into a Bigtable table
+                             that the profile function reads; no snapshot mapping job
+  BIGTABLE_PROJECT           <PROJECT_ID>
+  BIGTABLE_INSTANCE          <NAME_PREFIX> (created when missing, else reused)
+  BIGTABLE_CLUSTER           <NAME_PREFIX>-c1 (the instance's one cluster)
+  BIGTABLE_ZONE              <REGION>-b
+  BIGTABLE_NODES             1 (with BIGTABLE_MAX_NODES: the autoscaling minimum)
+  BIGTABLE_MAX_NODES         unset (set: autoscaling from BIGTABLE_NODES up to this)
+  BIGTABLE_CPU_TARGET        60 (autoscaling's CPU utilisation target, percent)
+  BIGTABLE_STORAGE_TYPE      SSD (or HDD; fixed when the instance is created)
+  BIGTABLE_TABLE             identity-mapping: family l with GC rule "max age MAPPING_WINDOW_DAYS
+                             + MAPPING_LOOKBACK_DAYS days or 1 version" (both days default 1 and 7;
+                             a re-run updates the rule with cbt when they change), family m
+                             with 1 version
+  BIGTABLE_APP_PROFILE       <NAME_PREFIX> (the profile function's reads: single-cluster routing,
+                             high priority)
+  BIGTABLE_SYNC_APP_PROFILE  <NAME_PREFIX>-sync (the sync job's writes: single-cluster routing,
+                             low priority, as BigQuery's EXPORT DATA to Bigtable requires)
+  MAPPING_SYNC_METHOD        unset: the job's default, mutations (the only one built)
+  SYNC_SCHEDULE              "40 * * * *" (hourly)
+
+Front door (EDGE=lb):
+  EDGE                       unset: callers use the function's own URL. lb: a global external
+                             Application Load Balancer for DOMAIN (Google-managed certificate,
+                             HTTP redirected to HTTPS), Cloud Armor in front, and the profile
+                             function reachable only through it (ingress internal-and-gclb).
+                             Needs API_KEYS_SECRET or EDGE_IAP=true: deploy.sh refuses a load
+                             balancer that would leave the API open to anyone.
+  DOMAIN                     required with EDGE=lb: the API's host name (point its A record at
+                             the address deploy.sh prints)
+  REGIONS                    <REGION>; with EDGE=lb, comma-separated regions that each run
+                             the profile function behind the one load balancer (the jobs stay
+                             in REGION)
+  AEROSPIKE_HOSTS_<REGION>   that region's Aerospike seeds, e.g. AEROSPIKE_HOSTS_US_CENTRAL1
+                             (dashes as underscores); else AEROSPIKE_HOSTS, with a warning
+  VPC_CONNECTOR_<REGION>     that region's connector; else VPC_CONNECTOR
+  RATE_LIMIT_PER_MIN         6000 (requests per client per minute; above it the edge answers 429)
+  RATE_LIMIT_KEY             ip (or api-key: counted per x-api-key value; requests without the
+                             header share one count)
+  ALLOWED_CIDRS              unset (up to ${MAX_ALLOWED_CIDRS} comma-separated source ranges: only they may call,
+                             others get 403)
+  EDGE_IAP                   false (true: Identity-Aware Proxy on the backend services; callers
+                             need roles/iap.httpsResourceAccessor)
+  IAP_MEMBERS                unset (comma-separated members granted IAP access)
+  EDGE_JSON_ERRORS           true (the edge's own 403 and 429 answer our JSON error body, from
+                             a public bucket gs://<PROJECT_ID>-<NAME_PREFIX>-edge-errors holding
+                             only those two bodies; false: Google's HTML error pages)
+  VERIFY_API_KEY             verify only: an API key for /health through the load balancer
+  VERIFY_ID_TOKEN            verify only, with EDGE_IAP: a token IAP accepts for the caller
 EOF
 }
 
@@ -218,6 +285,8 @@ PROFILE_MIN_INSTANCES=${PROFILE_MIN_INSTANCES:-1}
 PROFILE_MAX_INSTANCES=${PROFILE_MAX_INSTANCES:-20}
 PROFILE_CONCURRENCY=${PROFILE_CONCURRENCY:-80}
 PROFILE_TIMEOUT=${PROFILE_TIMEOUT:-60s}
+# Whether it was set: EDGE=lb decides the ingress itself and refuses a contrary setting.
+PROFILE_INGRESS_SET=${PROFILE_INGRESS:-}
 PROFILE_INGRESS=${PROFILE_INGRESS:-all}
 PROFILE_ALLOW_UNAUTHENTICATED=${PROFILE_ALLOW_UNAUTHENTICATED:-false}
 PROFILE_INVOKERS=${PROFILE_INVOKERS:-}
@@ -226,6 +295,7 @@ JOB_CPU=${JOB_CPU:-1}
 JOB_TIMEOUT=${JOB_TIMEOUT:-1800s}
 CATALOG_SCHEDULE=${CATALOG_SCHEDULE:-0 * * * *}
 MAPPING_SCHEDULE=${MAPPING_SCHEDULE:-30 4 * * *}
+SYNC_SCHEDULE=${SYNC_SCHEDULE:-40 * * * *}
 SCHEDULER_TIME_ZONE=${SCHEDULER_TIME_ZONE:-Etc/UTC}
 MONGO_URI_SECRET=${MONGO_URI_SECRET:-profile-api-mongo-uri}
 MONGO_COLLECTION=${MONGO_COLLECTION:-segments}
@@ -234,27 +304,103 @@ AEROSPIKE_USER=${AEROSPIKE_USER:-}
 AEROSPIKE_PASSWORD_SECRET=${AEROSPIKE_PASSWORD_SECRET:-}
 API_KEYS_SECRET=${API_KEYS_SECRET:-}
 BIGQUERY_LOCATION=${BIGQUERY_LOCATION:-}
+MAPPING_STORE=${MAPPING_STORE:-snapshot}
+MAPPING_SYNC_METHOD=${MAPPING_SYNC_METHOD:-}
+EDGE=${EDGE:-}
+DOMAIN=${DOMAIN:-}
+RATE_LIMIT_PER_MIN=${RATE_LIMIT_PER_MIN:-6000}
+RATE_LIMIT_KEY=${RATE_LIMIT_KEY:-ip}
+ALLOWED_CIDRS=${ALLOWED_CIDRS:-}
+EDGE_IAP=${EDGE_IAP:-false}
+IAP_MEMBERS=${IAP_MEMBERS:-}
+EDGE_JSON_ERRORS=${EDGE_JSON_ERRORS:-true}
 
+[[ $MAPPING_STORE == snapshot || $MAPPING_STORE == bigtable ]] ||
+  die "MAPPING_STORE must be snapshot or bigtable"
+[[ -z $EDGE || $EDGE == lb ]] || die "EDGE must be lb or unset"
 [[ -n ${PROJECT_ID:-} ]] || die "PROJECT_ID is required (see --help)"
 BUCKET=${BUCKET:-${PROJECT_ID}-profile-api-snapshots}
-BUCKET_LOCATION=${BUCKET_LOCATION:-$REGION}
+# Unset: chosen from the regions by choose_bucket_location.
+BUCKET_LOCATION=${BUCKET_LOCATION:-}
 BIGQUERY_PROJECT=${BIGQUERY_PROJECT:-$PROJECT_ID}
 SNAPSHOT_URI="gs://${BUCKET}/${SNAPSHOT_PREFIX}"
+
+BIGTABLE_PROJECT=${BIGTABLE_PROJECT:-$PROJECT_ID}
+BIGTABLE_INSTANCE=${BIGTABLE_INSTANCE:-$NAME_PREFIX}
+BIGTABLE_CLUSTER=${BIGTABLE_CLUSTER:-${NAME_PREFIX}-c1}
+BIGTABLE_ZONE=${BIGTABLE_ZONE:-${REGION}-b}
+BIGTABLE_NODES=${BIGTABLE_NODES:-1}
+BIGTABLE_MAX_NODES=${BIGTABLE_MAX_NODES:-}
+BIGTABLE_CPU_TARGET=${BIGTABLE_CPU_TARGET:-60}
+BIGTABLE_STORAGE_TYPE=${BIGTABLE_STORAGE_TYPE:-SSD}
+BIGTABLE_TABLE=${BIGTABLE_TABLE:-identity-mapping}
+BIGTABLE_APP_PROFILE=${BIGTABLE_APP_PROFILE:-$NAME_PREFIX}
+BIGTABLE_SYNC_APP_PROFILE=${BIGTABLE_SYNC_APP_PROFILE:-${NAME_PREFIX}-sync}
+if [[ $MAPPING_STORE == bigtable ]]; then
+  # The table's GC rule is built from these, so the functions get them explicitly too
+  # (the functions' own defaults).
+  MAPPING_WINDOW_DAYS=${MAPPING_WINDOW_DAYS:-1}
+  MAPPING_LOOKBACK_DAYS=${MAPPING_LOOKBACK_DAYS:-7}
+fi
 
 PROFILE_FN=${NAME_PREFIX}
 CATALOG_FN=${NAME_PREFIX}-snapshot-catalog
 MAPPING_FN=${NAME_PREFIX}-snapshot-mapping
+SYNC_FN=${NAME_PREFIX}-sync-mapping
 sa_email() { echo "${NAME_PREFIX}-$1@${PROJECT_ID}.iam.gserviceaccount.com"; }
 PROFILE_SA=$(sa_email profile)
 CATALOG_SA=$(sa_email catalog)
 MAPPING_SA=$(sa_email mapping)
+SYNC_SA=$(sa_email sync)
 SCHEDULER_SA=$(sa_email scheduler)
+
+# The front door's parts (EDGE=lb). Region-specific ones add -<region>.
+EDGE_ADDRESS=${NAME_PREFIX}-ip
+EDGE_POLICY=${NAME_PREFIX}-edge
+EDGE_SSL_POLICY=${NAME_PREFIX}-tls
+EDGE_NEG=${NAME_PREFIX}-neg
+EDGE_BACKEND=${NAME_PREFIX}-backend
+EDGE_URL_MAP=${NAME_PREFIX}-urlmap
+EDGE_REDIRECT_MAP=${NAME_PREFIX}-http-redirect
+EDGE_HTTPS_PROXY=${NAME_PREFIX}-https-proxy
+EDGE_HTTP_PROXY=${NAME_PREFIX}-http-proxy
+EDGE_HTTPS_RULE=${NAME_PREFIX}-https
+EDGE_HTTP_RULE=${NAME_PREFIX}-http
+EDGE_ERROR_BUCKET=${PROJECT_ID}-${NAME_PREFIX}-edge-errors
+EDGE_ERROR_BACKEND=${NAME_PREFIX}-edge-errors
+COMPUTE_API=https://www.googleapis.com/compute/v1/projects/${PROJECT_ID}/global
 
 WORK_DIR=${DEPLOY_WORK_DIR:-$(mktemp -d)}
 mkdir -p "$WORK_DIR"
 if [[ -z ${DEPLOY_WORK_DIR:-} && $DRY_RUN != 1 ]]; then
   trap 'rm -rf "$WORK_DIR"' EXIT
 fi
+
+# The regions running the profile function: REGIONS, else REGION.
+PROFILE_REGIONS=()
+IFS=, read -r -a region_list <<<"${REGIONS:-$REGION}"
+for region in "${region_list[@]}"; do
+  region=${region//[[:space:]]/}
+  [[ -n $region ]] || continue
+  [[ $region =~ ^[a-z]+-[a-z]+[0-9]+$ ]] || die "REGIONS: '$region' is not a region name"
+  if [[ " ${PROFILE_REGIONS[*]} " != *" $region "* ]]; then PROFILE_REGIONS+=("$region"); fi
+done
+((${#PROFILE_REGIONS[@]})) || die "REGIONS names no region"
+unset region region_list
+
+# A per-region setting: NAME_<REGION> (dashes as underscores), else NAME.
+region_setting() {
+  local key=${2^^}
+  key="$1_${key//-/_}"
+  echo "${!key:-${!1:-}}"
+}
+
+# Whether a per-region setting has its own value for region $2.
+has_region_setting() {
+  local key=${2^^}
+  key="$1_${key//-/_}"
+  [[ -n ${!key:-} ]]
+}
 
 # Prints a command, then runs it unless DRY_RUN=1.
 run() {
@@ -273,6 +419,21 @@ exists() {
     return 1
   fi
   "$@" >/dev/null 2>&1
+}
+
+# Writes what a describe-style command ($2...) prints into file $1; fails when the command does.
+# A dry run reads nothing (an empty file, and a failure: it plans a first deploy).
+read_to() {
+  local file=$1
+  shift
+  : >"$file"
+  if [[ $DRY_RUN == 1 ]]; then
+    printf '# would read:'
+    printf ' %q' "$@"
+    printf '\n'
+    return 1
+  fi
+  "$@" >"$file" 2>/dev/null
 }
 
 # $1 as the inside of a JSON string (our values hold no control characters).
@@ -302,8 +463,10 @@ PROFILE_VARS=(LINKED_IDS_MAX MAX_ID_LENGTH SEGMENTS_BIN REFRESH_INTERVAL_SECS RE
 JOB_VARS=(MIN_ROWS_RATIO)
 CATALOG_VARS=(CATALOG_ID_FIELD CATALOG_FIELDS MONGO_BATCH_SIZE MONGO_MAX_TIME_MS
   MONGO_CONNECT_TIMEOUT_MS)
-MAPPING_VARS=(MAPPING_PERSON_COLUMN MAPPING_ID_COLUMN MAPPING_TYPE_COLUMN MAPPING_PARTITION_COLUMN
-  MAPPING_LOOKBACK_DAYS MAPPING_WINDOW_DAYS BIGQUERY_PAGE_SIZE)
+# The query's settings; the window's two are written explicitly in Bigtable mode.
+QUERY_VARS=(MAPPING_PERSON_COLUMN MAPPING_ID_COLUMN MAPPING_TYPE_COLUMN MAPPING_PARTITION_COLUMN
+  BIGQUERY_PAGE_SIZE)
+MAPPING_VARS=("${QUERY_VARS[@]}" MAPPING_LOOKBACK_DAYS MAPPING_WINDOW_DAYS)
 
 # Fills in PROFILE_MEMORY, PROFILE_CPU and MAPPING_MAX_BYTES where unset (formulas in --help).
 size_profile() {
@@ -329,25 +492,61 @@ size_profile() {
   echo "# profile instances: $PROFILE_MEMORY, $PROFILE_CPU CPU (MAPPING_IDS=$MAPPING_IDS needs $need MiB); mappings up to MAPPING_MAX_BYTES=$MAPPING_MAX_BYTES"
 }
 
+# Bigtable mode: the mapping lives in the table, so MAPPING_IDS sizes nothing.
+size_bigtable_profile() {
+  PROFILE_MEMORY=${PROFILE_MEMORY:-1Gi}
+  local memory
+  memory=$(memory_bytes "$PROFILE_MEMORY")
+  if [[ -z $PROFILE_CPU ]]; then PROFILE_CPU=$(min_cpu "$memory"); fi
+  echo "# profile instances: $PROFILE_MEMORY, $PROFILE_CPU CPU (MAPPING_STORE=bigtable: the mapping is read from Bigtable, not held in memory)"
+}
+
 # The job's own deadline stays inside the function timeout, so that it fails cleanly first.
 job_timeout_ms() {
   local secs=${JOB_TIMEOUT%s}
   echo $(((secs - 60) * 1000))
 }
 
+# The env file of the profile function in region $1 (REGION's keeps its historical name).
+profile_env_file() {
+  if [[ $1 == "$REGION" ]]; then
+    echo "$WORK_DIR/profile.env.yaml"
+  else
+    echo "$WORK_DIR/profile.$1.env.yaml"
+  fi
+}
+
+# Where the functions find the Bigtable table; $1 is the app profile.
+bigtable_env() {
+  env_line MAPPING_STORE bigtable
+  env_line BIGTABLE_PROJECT "$BIGTABLE_PROJECT"
+  env_line BIGTABLE_INSTANCE "$BIGTABLE_INSTANCE"
+  env_line BIGTABLE_TABLE "$BIGTABLE_TABLE"
+  env_line BIGTABLE_APP_PROFILE "$1"
+  env_line MAPPING_WINDOW_DAYS "$MAPPING_WINDOW_DAYS"
+  env_line MAPPING_LOOKBACK_DAYS "$MAPPING_LOOKBACK_DAYS"
+}
+
 write_env_files() {
-  {
-    env_line SNAPSHOT_URI "$SNAPSHOT_URI"
-    env_line GOOGLE_CLOUD_PROJECT "$PROJECT_ID"
-    env_line PROFILE_STORE aerospike
-    # functions-framework answers /favicon.ico and /robots.txt itself (empty 404) unless told not to.
-    env_line IGNORED_ROUTES ''
-    env_line AEROSPIKE_HOSTS "$AEROSPIKE_HOSTS"
-    env_line AEROSPIKE_NAMESPACE "$AEROSPIKE_NAMESPACE"
-    if [[ -n $AEROSPIKE_USER ]]; then env_line AEROSPIKE_USER "$AEROSPIKE_USER"; fi
-    env_line MAPPING_MAX_BYTES "$MAPPING_MAX_BYTES"
-    pass_through "${COMMON_VARS[@]}" "${PROFILE_VARS[@]}"
-  } >"$WORK_DIR/profile.env.yaml"
+  local region
+  for region in "${PROFILE_REGIONS[@]}"; do
+    {
+      env_line SNAPSHOT_URI "$SNAPSHOT_URI"
+      env_line GOOGLE_CLOUD_PROJECT "$PROJECT_ID"
+      env_line PROFILE_STORE aerospike
+      # functions-framework answers /favicon.ico and /robots.txt itself (empty 404) unless told not to.
+      env_line IGNORED_ROUTES ''
+      env_line AEROSPIKE_HOSTS "$(region_setting AEROSPIKE_HOSTS "$region")"
+      env_line AEROSPIKE_NAMESPACE "$AEROSPIKE_NAMESPACE"
+      if [[ -n $AEROSPIKE_USER ]]; then env_line AEROSPIKE_USER "$AEROSPIKE_USER"; fi
+      if [[ $MAPPING_STORE == bigtable ]]; then
+        bigtable_env "$BIGTABLE_APP_PROFILE"
+      else
+        env_line MAPPING_MAX_BYTES "$MAPPING_MAX_BYTES"
+      fi
+      pass_through "${COMMON_VARS[@]}" "${PROFILE_VARS[@]}"
+    } >"$(profile_env_file "$region")"
+  done
   {
     env_line SNAPSHOT_URI "$SNAPSHOT_URI"
     env_line GOOGLE_CLOUD_PROJECT "$PROJECT_ID"
@@ -356,16 +555,31 @@ write_env_files() {
     env_line JOB_TIMEOUT_MS "$(job_timeout_ms)"
     pass_through "${COMMON_VARS[@]}" "${JOB_VARS[@]}" "${CATALOG_VARS[@]}"
   } >"$WORK_DIR/catalog.env.yaml"
-  {
-    env_line SNAPSHOT_URI "$SNAPSHOT_URI"
-    env_line GOOGLE_CLOUD_PROJECT "$PROJECT_ID"
-    env_line MAPPING_TABLE "$MAPPING_TABLE"
-    env_line BIGQUERY_PROJECT "$BIGQUERY_PROJECT"
-    if [[ -n $BIGQUERY_LOCATION ]]; then env_line BIGQUERY_LOCATION "$BIGQUERY_LOCATION"; fi
-    env_line JOB_TIMEOUT_MS "$(job_timeout_ms)"
-    env_line MAPPING_MAX_BYTES "$MAPPING_MAX_BYTES"
-    pass_through "${COMMON_VARS[@]}" "${JOB_VARS[@]}" "${MAPPING_VARS[@]}"
-  } >"$WORK_DIR/mapping.env.yaml"
+  if [[ $MAPPING_STORE == bigtable ]]; then
+    {
+      env_line SNAPSHOT_URI "$SNAPSHOT_URI"
+      env_line GOOGLE_CLOUD_PROJECT "$PROJECT_ID"
+      env_line MAPPING_TABLE "$MAPPING_TABLE"
+      env_line BIGQUERY_PROJECT "$BIGQUERY_PROJECT"
+      if [[ -n $BIGQUERY_LOCATION ]]; then env_line BIGQUERY_LOCATION "$BIGQUERY_LOCATION"; fi
+      env_line JOB_TIMEOUT_MS "$(job_timeout_ms)"
+      # Its own app profile: low priority, so that a sync never slows the profile reads.
+      bigtable_env "$BIGTABLE_SYNC_APP_PROFILE"
+      if [[ -n $MAPPING_SYNC_METHOD ]]; then env_line MAPPING_SYNC_METHOD "$MAPPING_SYNC_METHOD"; fi
+      pass_through "${COMMON_VARS[@]}" "${JOB_VARS[@]}" "${QUERY_VARS[@]}"
+    } >"$WORK_DIR/sync.env.yaml"
+  else
+    {
+      env_line SNAPSHOT_URI "$SNAPSHOT_URI"
+      env_line GOOGLE_CLOUD_PROJECT "$PROJECT_ID"
+      env_line MAPPING_TABLE "$MAPPING_TABLE"
+      env_line BIGQUERY_PROJECT "$BIGQUERY_PROJECT"
+      if [[ -n $BIGQUERY_LOCATION ]]; then env_line BIGQUERY_LOCATION "$BIGQUERY_LOCATION"; fi
+      env_line JOB_TIMEOUT_MS "$(job_timeout_ms)"
+      env_line MAPPING_MAX_BYTES "$MAPPING_MAX_BYTES"
+      pass_through "${COMMON_VARS[@]}" "${JOB_VARS[@]}" "${MAPPING_VARS[@]}"
+    } >"$WORK_DIR/mapping.env.yaml"
+  fi
 }
 
 # The upload: compiled code, and a package.json with production dependencies only, so that the
@@ -389,8 +603,61 @@ enable_apis() {
   local apis=(cloudfunctions.googleapis.com run.googleapis.com cloudbuild.googleapis.com
     artifactregistry.googleapis.com cloudscheduler.googleapis.com secretmanager.googleapis.com
     bigquery.googleapis.com storage.googleapis.com iam.googleapis.com logging.googleapis.com)
-  if [[ -n $VPC_CONNECTOR ]]; then apis+=(vpcaccess.googleapis.com); fi
+  local region bigtable_apis=(bigtable.googleapis.com bigtableadmin.googleapis.com)
+  for region in "${PROFILE_REGIONS[@]}"; do
+    if [[ -n $(region_setting VPC_CONNECTOR "$region") ]]; then
+      apis+=(vpcaccess.googleapis.com)
+      break
+    fi
+  done
+  if [[ $EDGE == lb ]]; then apis+=(compute.googleapis.com); fi
+  if [[ $EDGE == lb && $EDGE_IAP == true ]]; then apis+=(iap.googleapis.com); fi
+  if [[ $MAPPING_STORE == bigtable && $BIGTABLE_PROJECT == "$PROJECT_ID" ]]; then
+    apis+=("${bigtable_apis[@]}")
+  fi
   run gcloud services enable "${apis[@]}" --project="$PROJECT_ID"
+  if [[ $MAPPING_STORE == bigtable && $BIGTABLE_PROJECT != "$PROJECT_ID" ]]; then
+    run gcloud services enable "${bigtable_apis[@]}" --project="$BIGTABLE_PROJECT"
+  fi
+}
+
+# The multi-region holding region $1 (US, EU or ASIA), or nothing.
+multi_region_of() {
+  case ${1%%-*} in
+    us) echo US ;;
+    europe) echo EU ;;
+    asia) echo ASIA ;;
+  esac
+}
+
+# The bucket's location must serve every region that reads it: the jobs' REGION and REGIONS.
+# One region: that region. Several: the multi-region of REGION, where the jobs write; regions
+# on other continents still read it, across continents (and say so).
+choose_bucket_location() {
+  local regions=("$REGION") region outside=()
+  for region in "${PROFILE_REGIONS[@]}"; do
+    if [[ " ${regions[*]} " != *" $region "* ]]; then regions+=("$region"); fi
+  done
+  if [[ -n $BUCKET_LOCATION ]]; then
+    if ((${#regions[@]} > 1)) && [[ $BUCKET_LOCATION =~ ^[A-Za-z]+-[A-Za-z]+[0-9]+$ ]]; then
+      echo "deploy.sh: warning: BUCKET_LOCATION=$BUCKET_LOCATION is one region, read from ${regions[*]}: the others load snapshots across regions (slower, and billed per GiB)" >&2
+    fi
+    return
+  fi
+  if ((${#regions[@]} == 1)); then
+    BUCKET_LOCATION=$REGION
+    return
+  fi
+  BUCKET_LOCATION=$(multi_region_of "$REGION")
+  [[ -n $BUCKET_LOCATION ]] ||
+    die "REGION=$REGION is in no multi-region (US, EU, ASIA): set BUCKET_LOCATION to the location that should hold the snapshots for ${regions[*]}"
+  for region in "${regions[@]}"; do
+    if [[ $(multi_region_of "$region") != "$BUCKET_LOCATION" ]]; then outside+=("$region"); fi
+  done
+  echo "# snapshot bucket location: $BUCKET_LOCATION (multi-region of REGION=$REGION, where the jobs write)"
+  if ((${#outside[@]})); then
+    echo "deploy.sh: warning: ${outside[*]} outside $BUCKET_LOCATION: the profile functions there load snapshots across continents (slower first load, transfer billed per GiB); set BUCKET_LOCATION to choose" >&2
+  fi
 }
 
 ensure_bucket() {
@@ -403,6 +670,15 @@ EOF
   if ! exists gcloud storage buckets describe "gs://$BUCKET" --project="$PROJECT_ID"; then
     run gcloud storage buckets create "gs://$BUCKET" --project="$PROJECT_ID" \
       --location="$BUCKET_LOCATION" --uniform-bucket-level-access --public-access-prevention
+  elif ((${#PROFILE_REGIONS[@]} > 1)); then
+    # A bucket keeps the location it was created with.
+    local location
+    read_to "$WORK_DIR/bucket-location" gcloud storage buckets describe "gs://$BUCKET" \
+      --project="$PROJECT_ID" --format='value(location)' || true
+    location=$(<"$WORK_DIR/bucket-location")
+    if [[ -n $location && ${location,,} != "${BUCKET_LOCATION,,}" ]]; then
+      echo "deploy.sh: warning: gs://$BUCKET is in $location, not $BUCKET_LOCATION, and cannot move: regions outside $location read snapshots across regions. A new BUCKET in $BUCKET_LOCATION fixes it." >&2
+    fi
   fi
   run gcloud storage buckets update "gs://$BUCKET" --project="$PROJECT_ID" \
     --lifecycle-file="$WORK_DIR/lifecycle.json"
@@ -438,7 +714,6 @@ grant_secret() {
   run gcloud secrets add-iam-policy-binding "$1" --project="$PROJECT_ID" \
     --member="serviceAccount:$2" --role=roles/secretmanager.secretAccessor --condition=None
 }
-
 # An IAM condition (for --condition-from-file: its expression holds commas) allowing the objects
 # under folder $3 of the bucket and listing with a prefix inside it: a list request names the
 # bucket, not an object, so resource.name alone cannot allow it.
@@ -520,89 +795,331 @@ grant_access() {
   write_condition "$WORK_DIR/profile.condition.json" "${NAME_PREFIX} snapshots, read" "${SNAPSHOT_PREFIX}/"
   write_condition "$WORK_DIR/catalog.condition.json" "${NAME_PREFIX} catalog snapshots" \
     "${SNAPSHOT_PREFIX}/catalog/"
-  write_condition "$WORK_DIR/mapping.condition.json" "${NAME_PREFIX} mapping snapshots" \
-    "${SNAPSHOT_PREFIX}/mapping/"
+  if [[ $MAPPING_STORE == snapshot ]]; then
+    write_condition "$WORK_DIR/mapping.condition.json" "${NAME_PREFIX} mapping snapshots" \
+      "${SNAPSHOT_PREFIX}/mapping/"
+  fi
   read_bucket_policy
   grant_bucket_role "$PROFILE_SA" roles/storage.objectViewer "$WORK_DIR/profile.condition.json"
   grant_bucket_role "$CATALOG_SA" roles/storage.objectUser "$WORK_DIR/catalog.condition.json"
-  grant_bucket_role "$MAPPING_SA" roles/storage.objectUser "$WORK_DIR/mapping.condition.json"
+  if [[ $MAPPING_STORE == snapshot ]]; then
+    grant_bucket_role "$MAPPING_SA" roles/storage.objectUser "$WORK_DIR/mapping.condition.json"
+  fi
   grant_secret "$MONGO_URI_SECRET" "$CATALOG_SA"
   if [[ -n $AEROSPIKE_PASSWORD_SECRET ]]; then grant_secret "$AEROSPIKE_PASSWORD_SECRET" "$PROFILE_SA"; fi
   if [[ -n $API_KEYS_SECRET ]]; then grant_secret "$API_KEYS_SECRET" "$PROFILE_SA"; fi
   # BigQuery: run jobs in the billing project, read the one mapping table.
+  local reader=$MAPPING_SA
+  if [[ $MAPPING_STORE == bigtable ]]; then reader=$SYNC_SA; fi
   run gcloud projects add-iam-policy-binding "$BIGQUERY_PROJECT" --condition=None \
-    --member="serviceAccount:$MAPPING_SA" --role=roles/bigquery.jobUser
+    --member="serviceAccount:$reader" --role=roles/bigquery.jobUser
   local table_project=${MAPPING_TABLE%%.*} rest=${MAPPING_TABLE#*.}
   run bq add-iam-policy-binding --project_id="$table_project" \
-    --member="serviceAccount:$MAPPING_SA" --role=roles/bigquery.dataViewer --table=true \
+    --member="serviceAccount:$reader" --role=roles/bigquery.dataViewer --table=true \
     "${table_project}:${rest}"
+  if [[ $MAPPING_STORE == bigtable ]]; then
+    # The one table, not the instance: the sync job writes it, the profile function reads it.
+    grant_table_role "$SYNC_SA" roles/bigtable.user
+    grant_table_role "$PROFILE_SA" roles/bigtable.reader
+  fi
+}
+
+grant_table_role() {
+  run gcloud bigtable instances tables add-iam-policy-binding "$BIGTABLE_TABLE" \
+    --instance="$BIGTABLE_INSTANCE" --project="$BIGTABLE_PROJECT" \
+    --member="serviceAccount:$1" --role="$2" --condition=None
+}
+
+# The `l` family's GC rule as gcloud and cbt write it.
+links_max_age_days() {
+  echo $((MAPPING_WINDOW_DAYS + MAPPING_LOOKBACK_DAYS))
+}
+
+validate_bigtable() {
+  local name
+  for name in MAPPING_WINDOW_DAYS MAPPING_LOOKBACK_DAYS BIGTABLE_NODES BIGTABLE_CPU_TARGET; do
+    [[ ${!name} =~ ^[1-9][0-9]*$ ]] || die "$name must be a whole number above 0"
+  done
+  [[ -z $BIGTABLE_MAX_NODES || $BIGTABLE_MAX_NODES =~ ^[1-9][0-9]*$ ]] ||
+    die "BIGTABLE_MAX_NODES must be a whole number above 0"
+  if [[ -n $BIGTABLE_MAX_NODES ]] && ((BIGTABLE_MAX_NODES < BIGTABLE_NODES)); then
+    die "BIGTABLE_MAX_NODES ($BIGTABLE_MAX_NODES) is below BIGTABLE_NODES ($BIGTABLE_NODES)"
+  fi
+  ((BIGTABLE_CPU_TARGET >= 10 && BIGTABLE_CPU_TARGET <= 80)) ||
+    die "BIGTABLE_CPU_TARGET must be a percentage from 10 to 80"
+  [[ $BIGTABLE_STORAGE_TYPE == SSD || $BIGTABLE_STORAGE_TYPE == HDD ]] ||
+    die "BIGTABLE_STORAGE_TYPE must be SSD or HDD"
+  # The ids Bigtable accepts (the functions check the instance and table ids the same way).
+  [[ $BIGTABLE_INSTANCE =~ ^[a-z][a-z0-9-]{4,31}[a-z0-9]$ ]] ||
+    die "BIGTABLE_INSTANCE must be 6 to 33 lowercase letters, digits and dashes, starting with a letter"
+  [[ $BIGTABLE_CLUSTER =~ ^[a-z][a-z0-9-]{4,28}[a-z0-9]$ ]] ||
+    die "BIGTABLE_CLUSTER must be 6 to 30 lowercase letters, digits and dashes, starting with a letter"
+  [[ $BIGTABLE_ZONE =~ ^[a-z]+-[a-z]+[0-9]+-[a-z]$ ]] || die "BIGTABLE_ZONE must be a zone, e.g. europe-west1-b"
+  [[ $BIGTABLE_TABLE =~ ^[A-Za-z0-9_.-]{1,50}$ ]] || die "BIGTABLE_TABLE must be a Bigtable table id"
+  for name in BIGTABLE_APP_PROFILE BIGTABLE_SYNC_APP_PROFILE; do
+    [[ ${!name} =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,49}$ ]] || die "$name must be an app profile id"
+  done
+  [[ $BIGTABLE_APP_PROFILE != "$BIGTABLE_SYNC_APP_PROFILE" ]] ||
+    die "BIGTABLE_APP_PROFILE and BIGTABLE_SYNC_APP_PROFILE must differ: reads and the sync have their own priorities"
+  # export (BigQuery's EXPORT DATA writing Bigtable) is not built: README, Choosing a mapping store.
+  [[ -z $MAPPING_SYNC_METHOD || $MAPPING_SYNC_METHOD == mutations ]] ||
+    die "MAPPING_SYNC_METHOD must be mutations (export is not built; see README \"Choosing a mapping store\")"
+}
+
+# The instance with its one cluster, the two app profiles and the table with its families, each
+# created when missing and brought to the settings when not.
+ensure_bigtable() {
+  local bt=(--project="$BIGTABLE_PROJECT")
+  if ! exists gcloud bigtable instances describe "$BIGTABLE_INSTANCE" "${bt[@]}"; then
+    local cluster="id=$BIGTABLE_CLUSTER,zone=$BIGTABLE_ZONE"
+    if [[ -n $BIGTABLE_MAX_NODES ]]; then
+      cluster+=",autoscaling-min-nodes=$BIGTABLE_NODES,autoscaling-max-nodes=$BIGTABLE_MAX_NODES"
+      cluster+=",autoscaling-cpu-target=$BIGTABLE_CPU_TARGET"
+    else
+      cluster+=",nodes=$BIGTABLE_NODES"
+    fi
+    run gcloud bigtable instances create "$BIGTABLE_INSTANCE" "${bt[@]}" \
+      --display-name="${BIGTABLE_INSTANCE:0:30}" --cluster-config="$cluster" \
+      --cluster-storage-type="${BIGTABLE_STORAGE_TYPE,,}"
+  elif ! exists gcloud bigtable clusters describe "$BIGTABLE_CLUSTER" --instance="$BIGTABLE_INSTANCE" "${bt[@]}"; then
+    die "Bigtable instance $BIGTABLE_INSTANCE exists but has no cluster $BIGTABLE_CLUSTER: set BIGTABLE_CLUSTER to one of
+  gcloud bigtable clusters list --instances=$BIGTABLE_INSTANCE --project=$BIGTABLE_PROJECT"
+  else
+    update_cluster
+  fi
+  ensure_app_profile "$BIGTABLE_APP_PROFILE" PRIORITY_HIGH "${NAME_PREFIX} profile reads"
+  ensure_app_profile "$BIGTABLE_SYNC_APP_PROFILE" PRIORITY_LOW "${NAME_PREFIX} mapping sync"
+  local days
+  days=$(links_max_age_days)
+  if ! exists gcloud bigtable instances tables describe "$BIGTABLE_TABLE" \
+    --instance="$BIGTABLE_INSTANCE" "${bt[@]}"; then
+    run gcloud bigtable instances tables create "$BIGTABLE_TABLE" --instance="$BIGTABLE_INSTANCE" \
+      "${bt[@]}" --column-families="l:maxage=${days}d||maxversions=1,m:maxversions=1"
+  else
+    update_families "$days"
+  fi
+}
+
+# Brings the cluster's size to the settings: nodes, or autoscaling limits and target.
+update_cluster() {
+  local file=$WORK_DIR/bigtable-cluster.json flags
+  read_to "$file" gcloud bigtable clusters describe "$BIGTABLE_CLUSTER" \
+    --instance="$BIGTABLE_INSTANCE" --project="$BIGTABLE_PROJECT" --format=json || return 0
+  # shellcheck disable=SC2016 # ${...} in JavaScript template literals, not shell expansions
+  flags=$(node -e '
+    const fs = require("node:fs");
+    const [file, nodes, maxNodes, cpu, zone, storage] = process.argv.slice(1);
+    const text = fs.readFileSync(file, "utf8").trim();
+    if (!text) process.exit(0);
+    const c = JSON.parse(text);
+    const where = String(c.location ?? "").split("/").pop();
+    if (where && where !== zone) {
+      console.error(`deploy.sh: warning: the cluster is in ${where}, not BIGTABLE_ZONE=${zone}; a cluster cannot move`);
+    }
+    if (c.defaultStorageType && c.defaultStorageType !== storage) {
+      console.error(`deploy.sh: warning: the cluster stores on ${c.defaultStorageType}, not BIGTABLE_STORAGE_TYPE=${storage}; that is fixed at creation`);
+    }
+    const auto = c.clusterConfig?.clusterAutoscalingConfig;
+    if (maxNodes) {
+      const same = auto?.autoscalingLimits?.minServeNodes === Number(nodes) &&
+        auto?.autoscalingLimits?.maxServeNodes === Number(maxNodes) &&
+        auto?.autoscalingTargets?.cpuUtilizationPercent === Number(cpu);
+      if (!same) {
+        console.log(`--autoscaling-min-nodes=${nodes} --autoscaling-max-nodes=${maxNodes} --autoscaling-cpu-target=${cpu}`);
+      }
+    } else if (auto) {
+      console.log(`--num-nodes=${nodes} --disable-autoscaling`);
+    } else if (c.serveNodes !== Number(nodes)) {
+      console.log(`--num-nodes=${nodes}`);
+    }
+  ' "$file" "$BIGTABLE_NODES" "$BIGTABLE_MAX_NODES" "$BIGTABLE_CPU_TARGET" "$BIGTABLE_ZONE" \
+    "${BIGTABLE_STORAGE_TYPE}")
+  if [[ -n $flags ]]; then
+    local args
+    read -r -a args <<<"$flags"
+    run gcloud bigtable clusters update "$BIGTABLE_CLUSTER" --instance="$BIGTABLE_INSTANCE" \
+      --project="$BIGTABLE_PROJECT" "${args[@]}"
+  fi
+}
+
+# An app profile routing to the one cluster, at priority $2. Single-cluster routing: BigQuery's
+# EXPORT DATA to Bigtable requires it (with low priority), and reads see the sync's writes at once.
+ensure_app_profile() {
+  local profile=$1 priority=$2 description=$3 file=$WORK_DIR/bigtable-app-profile-$1.json
+  local target=(--instance="$BIGTABLE_INSTANCE" --project="$BIGTABLE_PROJECT")
+  if ! read_to "$file" gcloud bigtable app-profiles describe "$profile" "${target[@]}" --format=json; then
+    run gcloud bigtable app-profiles create "$profile" "${target[@]}" \
+      --route-to="$BIGTABLE_CLUSTER" --priority="$priority" --description="$description"
+    return
+  fi
+  if node -e '
+    const fs = require("node:fs");
+    const [file, cluster, priority] = process.argv.slice(1);
+    const text = fs.readFileSync(file, "utf8").trim();
+    if (!text) process.exit(0);
+    const p = JSON.parse(text);
+    const now = p.standardIsolation?.priority ?? p.priority ?? "PRIORITY_HIGH";
+    process.exit(p.singleClusterRouting?.clusterId === cluster && now === priority ? 0 : 1);
+  ' "$file" "$BIGTABLE_CLUSTER" "$priority"; then
+    return
+  fi
+  run gcloud bigtable app-profiles update "$profile" "${target[@]}" \
+    --route-to="$BIGTABLE_CLUSTER" --priority="$priority" --force
+}
+
+# Checks the table's families against the layout: prints "create FAMILY" for a missing one and
+# "rule FAMILY" for one whose GC rule differs. $1: the table (describe --format=json) file.
+family_changes() {
+  # shellcheck disable=SC2016 # ${...} in JavaScript template literals, not shell expansions
+  node -e '
+    const fs = require("node:fs");
+    const [file, days] = process.argv.slice(1);
+    const text = fs.readFileSync(file, "utf8").trim();
+    if (!text) process.exit(0);
+    const families = JSON.parse(text).columnFamilies ?? {};
+    const secs = (age) => Number.parseFloat(String(age ?? "").replace(/s$/, ""));
+    const versions = (r) => r?.maxNumVersions === 1;
+    const links = (rule) => {
+      const rules = rule?.union?.rules ?? [];
+      return rules.length === 2 && rules.some(versions) &&
+        rules.some((r) => secs(r.maxAge) === Number(days) * 86400);
+    };
+    const wanted = { l: links, m: (rule) => versions(rule) };
+    for (const [name, ok] of Object.entries(wanted)) {
+      if (!(name in families)) console.log(`create ${name}`);
+      if (!ok(families[name]?.gcRule)) console.log(`rule ${name}`);
+    }
+  ' "$@"
+}
+
+# gcloud cannot change a family (only create a table with them): cbt, from the same SDK, can.
+update_families() {
+  local days=$1 file=$WORK_DIR/bigtable-table.json changes line
+  read_to "$file" gcloud bigtable instances tables describe "$BIGTABLE_TABLE" \
+    --instance="$BIGTABLE_INSTANCE" --project="$BIGTABLE_PROJECT" --format=json || return 0
+  changes=$(family_changes "$file" "$days")
+  [[ -n $changes ]] || return 0
+  if [[ $DRY_RUN != 1 ]] && ! command -v cbt >/dev/null 2>&1; then
+    die "the table's column families need changing (${changes//$'\n'/, }), which needs cbt:
+  gcloud components install cbt   (or: apt-get install google-cloud-cli-cbt)"
+  fi
+  local cbt=(cbt -project="$BIGTABLE_PROJECT" -instance="$BIGTABLE_INSTANCE")
+  while IFS= read -r line; do
+    case $line in
+      'create '*) run "${cbt[@]}" createfamily "$BIGTABLE_TABLE" "${line#create }" ;;
+      'rule l') run "${cbt[@]}" setgcpolicy "$BIGTABLE_TABLE" l "maxage=${days}d" or maxversions=1 ;;
+      'rule m') run "${cbt[@]}" setgcpolicy "$BIGTABLE_TABLE" m maxversions=1 ;;
+    esac
+  done <<<"$changes"
+}
+
+# Dies unless the table exists with both families; warns when the l rule is not the settings'.
+check_bigtable_table() {
+  local file=$WORK_DIR/bigtable-table.json changes
+  if ! read_to "$file" gcloud bigtable instances tables describe "$BIGTABLE_TABLE" \
+    --instance="$BIGTABLE_INSTANCE" --project="$BIGTABLE_PROJECT" --format=json; then
+    [[ $DRY_RUN == 1 ]] && return 0
+    die "Bigtable table $BIGTABLE_TABLE does not exist in instance $BIGTABLE_INSTANCE (project $BIGTABLE_PROJECT): deploy with MAPPING_STORE=bigtable first"
+  fi
+  changes=$(family_changes "$file" "$(links_max_age_days)")
+  if grep -q '^create ' <<<"$changes"; then
+    die "Bigtable table $BIGTABLE_TABLE lacks column families: $(grep '^create ' <<<"$changes" | cut -d' ' -f2 | paste -sd, -). Deploy again to add them"
+  fi
+  if grep -q '^rule ' <<<"$changes"; then
+    echo "deploy.sh: warning: the GC rule of $(grep '^rule ' <<<"$changes" | cut -d' ' -f2 | paste -sd, -) is not max age $(links_max_age_days)d or 1 version: deploy again to update it" >&2
+  fi
+  echo "# Bigtable table $BIGTABLE_TABLE: families l and m present"
 }
 
 deploy_function() {
-  local name=$1 entry=$2 sa=$3 env_file=$4
-  shift 4
-  run gcloud functions deploy "$name" --gen2 --project="$PROJECT_ID" --region="$REGION" \
+  local region=$1 name=$2 entry=$3 sa=$4 env_file=$5
+  shift 5
+  run gcloud functions deploy "$name" --gen2 --project="$PROJECT_ID" --region="$region" \
     --runtime="$RUNTIME" --source="$WORK_DIR/source" --entry-point="$entry" --trigger-http \
     --run-service-account="$sa" --env-vars-file="$env_file" "$@"
 }
 
+# The mapping job of this store: the snapshot job, or the Bigtable sync job.
+mapping_job_fn() {
+  if [[ $MAPPING_STORE == bigtable ]]; then echo "$SYNC_FN"; else echo "$MAPPING_FN"; fi
+}
+
 deploy_functions() {
-  local profile_flags=(--memory="$PROFILE_MEMORY" --cpu="$PROFILE_CPU"
-    --min-instances="$PROFILE_MIN_INSTANCES" --max-instances="$PROFILE_MAX_INSTANCES"
-    --concurrency="$PROFILE_CONCURRENCY" --timeout="$PROFILE_TIMEOUT"
-    --ingress-settings="$PROFILE_INGRESS")
-  if [[ -n $VPC_CONNECTOR ]]; then
-    profile_flags+=(--vpc-connector="$VPC_CONNECTOR" --egress-settings="$VPC_EGRESS")
-  else
-    echo "deploy.sh: VPC_CONNECTOR is not set: the profile function reaches Aerospike over the public internet" >&2
+  local region connector ingress=$PROFILE_INGRESS auth=--no-allow-unauthenticated
+  if [[ $EDGE == lb ]]; then
+    # Only the load balancer reaches the function. It presents no Google identity of the
+    # caller: behind IAP, IAP's service agent is the invoker; with API keys, anyone who passes
+    # the edge may invoke, and the function checks the key.
+    ingress=internal-and-gclb
+    if [[ $EDGE_IAP != true ]]; then auth=--allow-unauthenticated; fi
+  elif [[ $PROFILE_ALLOW_UNAUTHENTICATED == true ]]; then
+    auth=--allow-unauthenticated
   fi
   local secrets=()
   if [[ -n $AEROSPIKE_PASSWORD_SECRET ]]; then secrets+=("AEROSPIKE_PASSWORD=${AEROSPIKE_PASSWORD_SECRET}:latest"); fi
   if [[ -n $API_KEYS_SECRET ]]; then secrets+=("API_KEYS=${API_KEYS_SECRET}:latest"); fi
-  if ((${#secrets[@]})); then
-    profile_flags+=(--set-secrets="$(IFS=,; echo "${secrets[*]}")")
-  fi
-  if [[ $PROFILE_ALLOW_UNAUTHENTICATED == true ]]; then
-    profile_flags+=(--allow-unauthenticated)
-  else
-    profile_flags+=(--no-allow-unauthenticated)
-  fi
-  deploy_function "$PROFILE_FN" profile "$PROFILE_SA" "$WORK_DIR/profile.env.yaml" "${profile_flags[@]}"
-  # Set on the function's Cloud Run service, which later function deploys leave as it is.
-  if [[ $PROFILE_CPU_ALWAYS_ALLOCATED == true ]]; then
-    run gcloud run services update "$PROFILE_FN" --project="$PROJECT_ID" --region="$REGION" \
-      --no-cpu-throttling
-  fi
+  for region in "${PROFILE_REGIONS[@]}"; do
+    local profile_flags=(--memory="$PROFILE_MEMORY" --cpu="$PROFILE_CPU"
+      --min-instances="$PROFILE_MIN_INSTANCES" --max-instances="$PROFILE_MAX_INSTANCES"
+      --concurrency="$PROFILE_CONCURRENCY" --timeout="$PROFILE_TIMEOUT"
+      --ingress-settings="$ingress")
+    connector=$(region_setting VPC_CONNECTOR "$region")
+    if [[ -n $connector ]]; then
+      profile_flags+=(--vpc-connector="$connector" --egress-settings="$VPC_EGRESS")
+    elif ((${#PROFILE_REGIONS[@]} > 1)); then
+      echo "deploy.sh: VPC_CONNECTOR is not set for $region: the profile function there reaches Aerospike over the public internet" >&2
+    else
+      echo "deploy.sh: VPC_CONNECTOR is not set: the profile function reaches Aerospike over the public internet" >&2
+    fi
+    if ((${#secrets[@]})); then
+      profile_flags+=(--set-secrets="$(IFS=,; echo "${secrets[*]}")")
+    fi
+    profile_flags+=("$auth")
+    deploy_function "$region" "$PROFILE_FN" profile "$PROFILE_SA" "$(profile_env_file "$region")" \
+      "${profile_flags[@]}"
+    # Set on the function's Cloud Run service, which later function deploys leave as it is.
+    if [[ $PROFILE_CPU_ALWAYS_ALLOCATED == true ]]; then
+      run gcloud run services update "$PROFILE_FN" --project="$PROJECT_ID" --region="$region" \
+        --no-cpu-throttling
+    fi
+  done
 
   # One run at a time, long enough for the job, never public.
   local job_flags=(--memory="$JOB_MEMORY" --cpu="$JOB_CPU" --timeout="$JOB_TIMEOUT"
     --min-instances=0 --max-instances=1 --concurrency=1 --no-allow-unauthenticated)
-  deploy_function "$CATALOG_FN" snapshotCatalog "$CATALOG_SA" "$WORK_DIR/catalog.env.yaml" \
+  deploy_function "$REGION" "$CATALOG_FN" snapshotCatalog "$CATALOG_SA" "$WORK_DIR/catalog.env.yaml" \
     "${job_flags[@]}" --set-secrets="MONGO_URI=${MONGO_URI_SECRET}:latest"
-  deploy_function "$MAPPING_FN" snapshotMapping "$MAPPING_SA" "$WORK_DIR/mapping.env.yaml" \
-    "${job_flags[@]}"
+  if [[ $MAPPING_STORE == bigtable ]]; then
+    deploy_function "$REGION" "$SYNC_FN" syncMapping "$SYNC_SA" "$WORK_DIR/sync.env.yaml" \
+      "${job_flags[@]}"
+  else
+    deploy_function "$REGION" "$MAPPING_FN" snapshotMapping "$MAPPING_SA" "$WORK_DIR/mapping.env.yaml" \
+      "${job_flags[@]}"
+  fi
 
   local fn
-  for fn in "$CATALOG_FN" "$MAPPING_FN"; do
+  for fn in "$CATALOG_FN" "$(mapping_job_fn)"; do
     run gcloud functions add-invoker-policy-binding "$fn" --project="$PROJECT_ID" \
       --region="$REGION" --member="serviceAccount:$SCHEDULER_SA"
   done
-  if [[ -n $PROFILE_INVOKERS ]]; then
-    local member members
-    IFS=, read -r -a members <<<"$PROFILE_INVOKERS"
+  local member members=()
+  if [[ -n $PROFILE_INVOKERS ]]; then IFS=, read -r -a members <<<"$PROFILE_INVOKERS"; fi
+  if [[ $EDGE == lb && $EDGE_IAP == true ]]; then members+=("serviceAccount:$(iap_service_agent)"); fi
+  for region in "${PROFILE_REGIONS[@]}"; do
     for member in "${members[@]}"; do
       run gcloud functions add-invoker-policy-binding "$PROFILE_FN" --project="$PROJECT_ID" \
-        --region="$REGION" --member="$member"
+        --region="$region" --member="$member"
     done
-  fi
+  done
 }
 
 function_url() {
+  local region=${2:-$REGION}
   if [[ $DRY_RUN == 1 ]]; then
-    echo "https://$1-PROJECT_HASH.${REGION}.run.app"
+    echo "https://$1-PROJECT_HASH.${region}.run.app"
     return
   fi
-  gcloud functions describe "$1" --gen2 --project="$PROJECT_ID" --region="$REGION" \
+  gcloud functions describe "$1" --gen2 --project="$PROJECT_ID" --region="$region" \
     --format='value(serviceConfig.uri)'
 }
 
@@ -623,14 +1140,302 @@ ensure_scheduler_job() {
   fi
 }
 
+# The other store's mapping job keeps running on its schedule after a switch of MAPPING_STORE;
+# say so rather than delete it before the new store serves.
+note_unused_mapping_job() {
+  local fn=$SYNC_FN other=bigtable commands=()
+  if [[ $MAPPING_STORE == bigtable ]]; then
+    fn=$MAPPING_FN
+    other=snapshot
+  fi
+  # The scheduler job has its function's name.
+  if exists gcloud scheduler jobs describe "$fn" --project="$PROJECT_ID" --location="$REGION"; then
+    commands+=("gcloud scheduler jobs delete $fn --project=$PROJECT_ID --location=$REGION --quiet")
+  fi
+  if exists gcloud functions describe "$fn" --gen2 --project="$PROJECT_ID" --region="$REGION"; then
+    commands+=("gcloud functions delete $fn --gen2 --project=$PROJECT_ID --region=$REGION --quiet")
+  fi
+  ((${#commands[@]})) || return 0
+  {
+    echo "deploy.sh: note: $fn is left from a MAPPING_STORE=$other deploy; MAPPING_STORE=$MAPPING_STORE does not use it, and it still runs on its schedule. Once the new store serves, delete it:"
+    printf '  %s\n' "${commands[@]}"
+  } >&2
+}
+
 require_mapping_table() {
   [[ -n ${MAPPING_TABLE:-} ]] || die "MAPPING_TABLE is required (see --help)"
   [[ $MAPPING_TABLE =~ ^[a-z][a-z0-9-]+\.[A-Za-z0-9_]+\.[A-Za-z0-9_$-]+$ ]] ||
     die "MAPPING_TABLE must be project.dataset.table"
 }
 
+# Settings of the front door, checked before anything is created.
+validate_edge() {
+  if [[ $EDGE != lb ]]; then
+    if ((${#PROFILE_REGIONS[@]} > 1)) || [[ ${PROFILE_REGIONS[0]} != "$REGION" ]]; then
+      die "REGIONS needs EDGE=lb: one load balancer address in front of the regions (see --help)"
+    fi
+    return 0
+  fi
+  [[ -n $DOMAIN ]] || die "DOMAIN is required with EDGE=lb (see --help)"
+  [[ $DOMAIN =~ ^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$ ]] ||
+    die "DOMAIN must be a lowercase host name, e.g. api.example.com"
+  [[ $EDGE_IAP == true || $EDGE_IAP == false ]] || die "EDGE_IAP must be true or false"
+  if [[ -z $API_KEYS_SECRET && $EDGE_IAP != true ]]; then
+    die "EDGE=lb with neither API_KEYS_SECRET nor EDGE_IAP=true would leave the API open to anyone: behind the load balancer the function no longer receives the callers' Google identity tokens. Set API_KEYS_SECRET (callers send x-api-key) or EDGE_IAP=true (Identity-Aware Proxy; grant callers with IAP_MEMBERS)."
+  fi
+  if [[ -n $PROFILE_INGRESS_SET && $PROFILE_INGRESS_SET != internal-and-gclb ]]; then
+    die "PROFILE_INGRESS=$PROFILE_INGRESS_SET contradicts EDGE=lb, which lets only the load balancer in (internal-and-gclb)"
+  fi
+  if [[ ! $RATE_LIMIT_PER_MIN =~ ^[1-9][0-9]{0,6}$ ]] || ((RATE_LIMIT_PER_MIN > 1000000)); then
+    die "RATE_LIMIT_PER_MIN must be a whole number from 1 to 1000000 (Cloud Armor's range)"
+  fi
+  [[ $RATE_LIMIT_KEY == ip || $RATE_LIMIT_KEY == api-key ]] || die "RATE_LIMIT_KEY must be ip or api-key"
+  [[ $EDGE_JSON_ERRORS == true || $EDGE_JSON_ERRORS == false ]] || die "EDGE_JSON_ERRORS must be true or false"
+  ALLOWED_CIDRS=${ALLOWED_CIDRS//[[:space:]]/}
+  if [[ -n $ALLOWED_CIDRS ]]; then
+    local cidrs cidr
+    IFS=, read -r -a cidrs <<<"$ALLOWED_CIDRS"
+    ((${#cidrs[@]} <= MAX_ALLOWED_CIDRS)) ||
+      die "ALLOWED_CIDRS holds ${#cidrs[@]} ranges; Cloud Armor takes at most $MAX_ALLOWED_CIDRS in one rule"
+    for cidr in "${cidrs[@]}"; do
+      [[ $cidr =~ ^[0-9A-Fa-f:.]+(/[0-9]{1,3})?$ ]] || die "ALLOWED_CIDRS: '$cidr' is not an IP range"
+    done
+  fi
+}
+
+# The Google-managed certificate of DOMAIN. Certificates cannot change their domains, so the
+# name follows the domain and a new DOMAIN gets a new certificate.
+edge_certificate() {
+  local hash
+  hash=$(printf %s "$DOMAIN" | sha256sum)
+  echo "${NAME_PREFIX}-cert-${hash:0:8}"
+}
+
+# The load balancer's address, or a placeholder in a dry run.
+edge_ip() {
+  if read_to "$WORK_DIR/edge-ip" gcloud compute addresses describe "$EDGE_ADDRESS" --global \
+    --project="$PROJECT_ID" --format='value(address)' >/dev/null; then
+    cat "$WORK_DIR/edge-ip"
+  else
+    echo "<address of $EDGE_ADDRESS>"
+  fi
+}
+
+# IAP calls the function as its service agent (created here: a new project has none yet).
+resolve_iap_agent() {
+  run gcloud beta services identity create --service=iap.googleapis.com --project="$PROJECT_ID"
+  local number=PROJECT_NUMBER
+  if read_to "$WORK_DIR/project-number" gcloud projects describe "$PROJECT_ID" \
+    --format='value(projectNumber)'; then
+    number=$(<"$WORK_DIR/project-number")
+  fi
+  IAP_AGENT="service-${number}@gcp-sa-iap.iam.gserviceaccount.com"
+}
+
+iap_service_agent() {
+  echo "${IAP_AGENT:?resolve_iap_agent first}"
+}
+
+# Our error body for the edge's own refusals, served by the load balancer from a public bucket
+# that holds nothing else.
+ensure_error_pages() {
+  local dir=$WORK_DIR/edge-errors
+  mkdir -p "$dir"
+  echo '{"error":{"code":"forbidden","message":"this client may not call the API"}}' >"$dir/403.json"
+  # Cloud Run's own 429 (no instance free) gets this body too: say nothing about whose fault.
+  echo '{"error":{"code":"too_many_requests","message":"too many requests; retry later"}}' >"$dir/429.json"
+  if ! exists gcloud storage buckets describe "gs://$EDGE_ERROR_BUCKET" --project="$PROJECT_ID"; then
+    run gcloud storage buckets create "gs://$EDGE_ERROR_BUCKET" --project="$PROJECT_ID" \
+      --location="$BUCKET_LOCATION" --uniform-bucket-level-access
+  fi
+  run gcloud storage buckets add-iam-policy-binding "gs://$EDGE_ERROR_BUCKET" --project="$PROJECT_ID" \
+    --member=allUsers --role=roles/storage.objectViewer
+  run gcloud storage cp "$dir/403.json" "$dir/429.json" "gs://$EDGE_ERROR_BUCKET/edge-errors/" \
+    --project="$PROJECT_ID" --content-type=application/json --cache-control=no-store
+  if ! exists gcloud compute backend-buckets describe "$EDGE_ERROR_BACKEND" --project="$PROJECT_ID"; then
+    run gcloud compute backend-buckets create "$EDGE_ERROR_BACKEND" --project="$PROJECT_ID" \
+      --gcs-bucket-name="$EDGE_ERROR_BUCKET"
+  fi
+}
+
+# Cloud Armor: one throttle rule (per client; limited to ALLOWED_CIDRS when set) and a default
+# rule that allows, or denies what the allow list leaves out.
+ensure_security_policy() {
+  local target=(--security-policy="$EDGE_POLICY" --project="$PROJECT_ID")
+  if ! exists gcloud compute security-policies describe "$EDGE_POLICY" --project="$PROJECT_ID"; then
+    run gcloud compute security-policies create "$EDGE_POLICY" --project="$PROJECT_ID" \
+      --description="${NAME_PREFIX} front door: rate limit and allow list"
+  fi
+  local keyed=(--enforce-on-key=ip) sources=${ALLOWED_CIDRS:-*} fallback=allow
+  if [[ $RATE_LIMIT_KEY == api-key ]]; then
+    keyed=(--enforce-on-key=http-header --enforce-on-key-name=x-api-key)
+  fi
+  if [[ -n $ALLOWED_CIDRS ]]; then fallback=deny-403; fi
+  local rule=(--action=throttle --src-ip-ranges="$sources"
+    --rate-limit-threshold-count="$RATE_LIMIT_PER_MIN" --rate-limit-threshold-interval-sec=60
+    --conform-action=allow --exceed-action=deny-429 "${keyed[@]}"
+    --description="${RATE_LIMIT_PER_MIN} requests per minute per client")
+  if exists gcloud compute security-policies rules describe 1000 "${target[@]}"; then
+    run gcloud compute security-policies rules update 1000 "${target[@]}" "${rule[@]}"
+  else
+    run gcloud compute security-policies rules create 1000 "${target[@]}" "${rule[@]}"
+  fi
+  run gcloud compute security-policies rules update 2147483647 "${target[@]}" --action="$fallback"
+}
+
+# A backend service over the serverless NEGs of regions $2..., behind Cloud Armor (and IAP).
+ensure_backend_service() {
+  local name=$1 region group groups file=$WORK_DIR/backends-$1 iap=disabled
+  shift
+  if ! exists gcloud compute backend-services describe "$name" --global --project="$PROJECT_ID"; then
+    run gcloud compute backend-services create "$name" --global --project="$PROJECT_ID" \
+      --load-balancing-scheme=EXTERNAL_MANAGED
+  fi
+  read_to "$file" gcloud compute backend-services describe "$name" --global \
+    --project="$PROJECT_ID" --format='value(backends[].group)' || true
+  IFS=';' read -r -a groups <"$file" || true
+  for region in "$@"; do
+    if [[ " ${groups[*]:-} " != *"/regions/$region/networkEndpointGroups/$EDGE_NEG-$region "* ]]; then
+      run gcloud compute backend-services add-backend "$name" --global --project="$PROJECT_ID" \
+        --network-endpoint-group="$EDGE_NEG-$region" --network-endpoint-group-region="$region"
+    fi
+  done
+  for group in "${groups[@]:-}"; do
+    [[ -n $group ]] || continue
+    region=${group%/networkEndpointGroups/*}
+    region=${region##*/}
+    if [[ " $* " != *" $region "* ]]; then
+      echo "deploy.sh: warning: $name still sends traffic to $region, which REGIONS no longer names; to stop it:
+  gcloud compute backend-services remove-backend $name --global --project=$PROJECT_ID --network-endpoint-group=${group##*/} --network-endpoint-group-region=$region" >&2
+    fi
+  done
+  if [[ $EDGE_IAP == true ]]; then iap=enabled; fi
+  run gcloud compute backend-services update "$name" --global --project="$PROJECT_ID" \
+    --security-policy="$EDGE_POLICY" --iap="$iap"
+  if [[ $EDGE_IAP == true && -n $IAP_MEMBERS ]]; then
+    local member members
+    IFS=, read -r -a members <<<"$IAP_MEMBERS"
+    for member in "${members[@]}"; do
+      run gcloud iap web add-iam-policy-binding --project="$PROJECT_ID" \
+        --resource-type=backend-services --service="$name" --member="$member" \
+        --role=roles/iap.httpsResourceAccessor --condition=None
+    done
+  fi
+}
+
+# The URL maps, imported whole (an import creates or replaces): requests go to the nearest
+# region; GET /health with REGION_HEADER to that region; plain HTTP is redirected to HTTPS.
+write_url_maps() {
+  local region priority=0
+  {
+    echo "name: $EDGE_URL_MAP"
+    echo "defaultService: $COMPUTE_API/backendServices/$EDGE_BACKEND"
+    echo "hostRules:"
+    echo "- hosts: ['*']"
+    echo "  pathMatcher: api"
+    echo "pathMatchers:"
+    echo "- name: api"
+    echo "  defaultService: $COMPUTE_API/backendServices/$EDGE_BACKEND"
+    echo "  routeRules:"
+    for region in "${PROFILE_REGIONS[@]}"; do
+      priority=$((priority + 1))
+      echo "  - priority: $priority"
+      echo "    matchRules:"
+      echo "    - fullPathMatch: /health"
+      echo "      headerMatches:"
+      echo "      - headerName: $REGION_HEADER"
+      echo "        exactMatch: $region"
+      echo "    service: $COMPUTE_API/backendServices/$EDGE_BACKEND-$region"
+    done
+    if [[ $EDGE_JSON_ERRORS == true ]]; then
+      echo "defaultCustomErrorResponsePolicy:"
+      echo "  errorService: $COMPUTE_API/backendBuckets/$EDGE_ERROR_BACKEND"
+      echo "  errorResponseRules:"
+      local code
+      for code in 403 429; do
+        echo "  - matchResponseCodes: ['$code']"
+        echo "    path: /edge-errors/$code.json"
+        echo "    overrideResponseCode: $code"
+      done
+    fi
+  } >"$WORK_DIR/urlmap.yaml"
+  cat >"$WORK_DIR/http-redirect.yaml" <<EOF
+name: $EDGE_REDIRECT_MAP
+defaultUrlRedirect:
+  httpsRedirect: true
+  redirectResponseCode: MOVED_PERMANENTLY_DEFAULT
+EOF
+}
+
+# The global external Application Load Balancer in front of the profile function, every part
+# created when missing; the parts that carry settings are updated on every run.
+ensure_edge() {
+  local region cert global=(--global --project="$PROJECT_ID")
+  if [[ $EDGE_JSON_ERRORS == true ]]; then ensure_error_pages; fi
+  if ! exists gcloud compute addresses describe "$EDGE_ADDRESS" "${global[@]}"; then
+    run gcloud compute addresses create "$EDGE_ADDRESS" "${global[@]}" --ip-version=IPV4 \
+      --network-tier=PREMIUM
+  fi
+  cert=$(edge_certificate)
+  if ! exists gcloud compute ssl-certificates describe "$cert" "${global[@]}"; then
+    run gcloud compute ssl-certificates create "$cert" "${global[@]}" --domains="$DOMAIN"
+  fi
+  if ! exists gcloud compute ssl-policies describe "$EDGE_SSL_POLICY" "${global[@]}"; then
+    run gcloud compute ssl-policies create "$EDGE_SSL_POLICY" "${global[@]}" --profile=MODERN \
+      --min-tls-version=1.2
+  fi
+  ensure_security_policy
+  for region in "${PROFILE_REGIONS[@]}"; do
+    if ! exists gcloud compute network-endpoint-groups describe "$EDGE_NEG-$region" \
+      --region="$region" --project="$PROJECT_ID"; then
+      run gcloud compute network-endpoint-groups create "$EDGE_NEG-$region" --region="$region" \
+        --project="$PROJECT_ID" --network-endpoint-type=serverless --cloud-run-service="$PROFILE_FN"
+    fi
+  done
+  ensure_backend_service "$EDGE_BACKEND" "${PROFILE_REGIONS[@]}"
+  for region in "${PROFILE_REGIONS[@]}"; do
+    ensure_backend_service "$EDGE_BACKEND-$region" "$region"
+  done
+  write_url_maps
+  run gcloud compute url-maps import "$EDGE_URL_MAP" "${global[@]}" --source="$WORK_DIR/urlmap.yaml" --quiet
+  run gcloud compute url-maps import "$EDGE_REDIRECT_MAP" "${global[@]}" \
+    --source="$WORK_DIR/http-redirect.yaml" --quiet
+  local https=(--url-map="$EDGE_URL_MAP" --global-url-map --ssl-certificates="$cert"
+    --global-ssl-certificates --ssl-policy="$EDGE_SSL_POLICY" --global-ssl-policy)
+  if exists gcloud compute target-https-proxies describe "$EDGE_HTTPS_PROXY" "${global[@]}"; then
+    run gcloud compute target-https-proxies update "$EDGE_HTTPS_PROXY" "${global[@]}" "${https[@]}"
+  else
+    run gcloud compute target-https-proxies create "$EDGE_HTTPS_PROXY" "${global[@]}" "${https[@]}"
+  fi
+  if ! exists gcloud compute target-http-proxies describe "$EDGE_HTTP_PROXY" "${global[@]}"; then
+    run gcloud compute target-http-proxies create "$EDGE_HTTP_PROXY" "${global[@]}" \
+      --url-map="$EDGE_REDIRECT_MAP" --global-url-map
+  fi
+  local spec rule target proxy port
+  for spec in "$EDGE_HTTPS_RULE https $EDGE_HTTPS_PROXY 443" "$EDGE_HTTP_RULE http $EDGE_HTTP_PROXY 80"; do
+    read -r rule target proxy port <<<"$spec"
+    if ! exists gcloud compute forwarding-rules describe "$rule" "${global[@]}"; then
+      run gcloud compute forwarding-rules create "$rule" "${global[@]}" \
+        --load-balancing-scheme=EXTERNAL_MANAGED --network-tier=PREMIUM --address="$EDGE_ADDRESS" \
+        --global-address --target-"$target"-proxy="$proxy" --ports="$port"
+    fi
+  done
+}
+
 deploy() {
-  [[ -n ${AEROSPIKE_HOSTS:-} ]] || die "AEROSPIKE_HOSTS is required (see --help)"
+  validate_edge
+  local region
+  for region in "${PROFILE_REGIONS[@]}"; do
+    if [[ -z $(region_setting AEROSPIKE_HOSTS "$region") ]]; then
+      if ((${#PROFILE_REGIONS[@]} > 1)); then
+        die "AEROSPIKE_HOSTS is required (see --help): $region has no AEROSPIKE_HOSTS_$(region_key "$region") either"
+      fi
+      die "AEROSPIKE_HOSTS is required (see --help)"
+    fi
+    if ((${#PROFILE_REGIONS[@]} > 1)) && ! has_region_setting AEROSPIKE_HOSTS "$region"; then
+      echo "deploy.sh: warning: $region has no Aerospike seeds of its own (AEROSPIKE_HOSTS_$(region_key "$region")): its profile function reads AEROSPIKE_HOSTS, across regions if the cluster is elsewhere" >&2
+    fi
+  done
   [[ -n ${MONGO_DATABASE:-} ]] || die "MONGO_DATABASE is required (see --help)"
   require_mapping_table
   [[ $JOB_TIMEOUT =~ ^[0-9]+s$ ]] || die "JOB_TIMEOUT must be seconds, e.g. 1800s"
@@ -639,40 +1444,184 @@ deploy() {
     die "SNAPSHOT_PREFIX must be folder names joined by /, without a leading or trailing /"
   [[ $PROFILE_CPU_ALWAYS_ALLOCATED == true || $PROFILE_CPU_ALWAYS_ALLOCATED == false ]] ||
     die "PROFILE_CPU_ALWAYS_ALLOCATED must be true or false"
+  if [[ $MAPPING_STORE == bigtable ]]; then
+    validate_bigtable
+    size_bigtable_profile
+  else
+    size_profile
+  fi
+  choose_bucket_location
 
-  size_profile
   write_env_files
   stage_source
   enable_apis
   ensure_bucket
   ensure_service_account profile "Profile API: profile function"
   ensure_service_account catalog "Profile API: catalog snapshot job"
-  ensure_service_account mapping "Profile API: mapping snapshot job"
+  if [[ $MAPPING_STORE == bigtable ]]; then
+    ensure_service_account sync "Profile API: Bigtable mapping sync job"
+  else
+    ensure_service_account mapping "Profile API: mapping snapshot job"
+  fi
   ensure_service_account scheduler "Profile API: Cloud Scheduler caller"
   ensure_secret "$MONGO_URI_SECRET" MONGO_URI
+  if [[ $MAPPING_STORE == bigtable ]]; then ensure_bigtable; fi
   grant_access
+  if [[ $EDGE == lb && $EDGE_IAP == true ]]; then resolve_iap_agent; fi
   deploy_functions
   ensure_scheduler_job "${NAME_PREFIX}-snapshot-catalog" "$CATALOG_FN" "$CATALOG_SCHEDULE"
-  ensure_scheduler_job "${NAME_PREFIX}-snapshot-mapping" "$MAPPING_FN" "$MAPPING_SCHEDULE"
+  if [[ $MAPPING_STORE == bigtable ]]; then
+    ensure_scheduler_job "$SYNC_FN" "$SYNC_FN" "$SYNC_SCHEDULE"
+  else
+    ensure_scheduler_job "${NAME_PREFIX}-snapshot-mapping" "$MAPPING_FN" "$MAPPING_SCHEDULE"
+  fi
+  note_unused_mapping_job
+  if [[ $EDGE == lb ]]; then ensure_edge; fi
 
-  local url
-  url=$(function_url "$PROFILE_FN")
-  cat <<EOF
+  local url mapping_job
+  url=$(function_url "$PROFILE_FN" "${PROFILE_REGIONS[0]}")
+  mapping_job=$(mapping_job_fn)
+  if [[ $EDGE == lb ]]; then
+    local ip
+    ip=$(edge_ip)
+    cat <<EOF
+
+Deployed. Front door: https://$DOMAIN (address $ip), in front of the profile function in
+${PROFILE_REGIONS[*]}; the functions' own URLs no longer answer from the internet.
+Point $DOMAIN's DNS A record at $ip: Google's certificate becomes ACTIVE once the name
+resolves to it (up to an hour), and HTTPS answers from then on.
+EOF
+  else
+    cat <<EOF
 
 Deployed. Profile function: $url
+EOF
+  fi
+  if [[ $MAPPING_STORE == bigtable ]]; then
+    cat <<EOF
+Mapping: Bigtable table $BIGTABLE_TABLE (instance $BIGTABLE_INSTANCE, project $BIGTABLE_PROJECT),
+kept current by $SYNC_FN. Catalog snapshots: $SNAPSHOT_URI. To run the jobs now:
+  gcloud scheduler jobs run ${NAME_PREFIX}-snapshot-catalog --location=$REGION --project=$PROJECT_ID
+  gcloud scheduler jobs run $SYNC_FN --location=$REGION --project=$PROJECT_ID
+A new table is empty until the first sync; to load (or repair) a range of partitions:
+  gcloud functions call $SYNC_FN --gen2 --region=$REGION --project=$PROJECT_ID --data='{"from":"YYYY-MM-DD","to":"YYYY-MM-DD"}'
+EOF
+  else
+    cat <<EOF
 Snapshots: $SNAPSHOT_URI. The scheduler runs the jobs; to publish now:
   gcloud scheduler jobs run ${NAME_PREFIX}-snapshot-catalog --location=$REGION --project=$PROJECT_ID
-  gcloud scheduler jobs run ${NAME_PREFIX}-snapshot-mapping --location=$REGION --project=$PROJECT_ID
+  gcloud scheduler jobs run $mapping_job --location=$REGION --project=$PROJECT_ID
+EOF
+  fi
+  cat <<EOF
 Check the mapping query against the real table before its first run (same settings):
   ./deploy.sh verify
+EOF
+  if [[ $EDGE == lb ]]; then
+    if [[ -n $API_KEYS_SECRET ]]; then
+      cat <<EOF
+Try, with API_KEY one of the keys in secret $API_KEYS_SECRET:
+  curl -H "x-api-key: \$API_KEY" 'https://$DOMAIN/health'
+  curl -H "x-api-key: \$API_KEY" 'https://$DOMAIN/?id=<user id>'
+Check every region through the load balancer (same settings):
+  VERIFY_API_KEY=\$API_KEY ./deploy.sh verify
+EOF
+    else
+      cat <<EOF
+Callers pass Identity-Aware Proxy (roles/iap.httpsResourceAccessor, see IAP_MEMBERS) with a
+token IAP accepts; check every region through the load balancer (same settings):
+  VERIFY_ID_TOKEN=<token> ./deploy.sh verify
+EOF
+    fi
+  else
+    cat <<EOF
 Try:
   curl -H "Authorization: Bearer \$(gcloud auth print-identity-token)" '$url/health'
   curl -H "Authorization: Bearer \$(gcloud auth print-identity-token)" '$url/?id=<user id>'
 EOF
+  fi
+}
+
+region_key() {
+  local upper=${1^^}
+  echo "${upper//-/_}"
+}
+
+# curl configuration (read from stdin, so never on a command line) holding verify's credentials.
+edge_credentials() {
+  if [[ -n ${VERIFY_API_KEY:-} ]]; then
+    printf 'header = "x-api-key: %s"\n' "$(json_chars "$VERIFY_API_KEY")"
+  fi
+  if [[ -n ${VERIFY_ID_TOKEN:-} ]]; then
+    printf 'header = "Authorization: Bearer %s"\n' "$(json_chars "$VERIFY_ID_TOKEN")"
+  fi
+}
+
+# What a failed /health answer through the load balancer means; $1 the status, $2 the body.
+edge_failure() {
+  local body
+  body=$(head -c 300 "$2" 2>/dev/null | tr -s '\n\r\t' '   ')
+  case $1 in
+    000) echo "no answer (curl's error above): does $DOMAIN resolve to the load balancer, with its certificate ACTIVE?" ;;
+    401) echo "401 from the function: the credentials were refused (VERIFY_API_KEY must be one of the keys in API_KEYS_SECRET) $body" ;;
+    403) echo "403 from the edge: this machine is outside ALLOWED_CIDRS, or IAP refused the caller $body" ;;
+    429) echo "429 from the edge: over RATE_LIMIT_PER_MIN $body" ;;
+    503) echo "503: the function is not ready: $body" ;;
+    *) echo "HTTP $1: $body" ;;
+  esac
+}
+
+# Dies unless the certificate of DOMAIN is ACTIVE (HTTPS cannot answer before).
+check_certificate() {
+  local cert status
+  cert=$(edge_certificate)
+  if read_to "$WORK_DIR/cert-status" gcloud compute ssl-certificates describe "$cert" --global \
+    --project="$PROJECT_ID" --format='value(managed.status)'; then
+    status=$(<"$WORK_DIR/cert-status")
+    if [[ $status != ACTIVE ]]; then
+      die "certificate $cert for $DOMAIN is ${status:-not ready}: point $DOMAIN's DNS A record at $(edge_ip) and wait; Google provisions it once the name resolves there (up to an hour)"
+    fi
+  elif [[ $DRY_RUN != 1 ]]; then
+    die "there is no certificate $cert for $DOMAIN: deploy with EDGE=lb first"
+  fi
+}
+
+# GET /health through the load balancer, pinned to each region in turn by REGION_HEADER.
+# EDGE_VERIFY_URL (tests): another address than https://DOMAIN.
+verify_edge() {
+  [[ -n $DOMAIN ]] || die "DOMAIN is required with EDGE=lb (see --help)"
+  if [[ -n $API_KEYS_SECRET && -z ${VERIFY_API_KEY:-} ]]; then
+    die "VERIFY_API_KEY is required to check /health through the load balancer: the function answers 401 without one of the keys in $API_KEYS_SECRET"
+  fi
+  local url=${EDGE_VERIFY_URL:-https://$DOMAIN} region code status failures=() note='no credentials'
+  if [[ -z ${EDGE_VERIFY_URL:-} ]]; then check_certificate; fi
+  if [[ -n ${VERIFY_API_KEY:-} ]]; then note='x-api-key from VERIFY_API_KEY, not shown'; fi
+  if [[ -n ${VERIFY_ID_TOKEN:-} ]]; then note+=', Authorization from VERIFY_ID_TOKEN, not shown'; fi
+  for region in "${PROFILE_REGIONS[@]}"; do
+    local body=$WORK_DIR/health-$region.json
+    local get=(curl --silent --show-error --max-time 30 --output "$body" --write-out '%{http_code}'
+      --header "$REGION_HEADER: $region" "$url/health")
+    printf '+'
+    printf ' %q' "${get[@]}"
+    printf '  # %s\n' "$note"
+    [[ $DRY_RUN != 1 ]] || continue
+    code=$(edge_credentials | "${get[@]}" --config -) || true
+    code=${code:-000}
+    if [[ $code == 200 ]]; then
+      status=$(grep -o '"status": *"[a-z]*"' "$body" | head -n 1 | cut -d'"' -f4) || true
+      echo "# $region: 200 ${status:-}"
+    else
+      failures+=("$region: $(edge_failure "$code" "$body")")
+    fi
+  done
+  if ((${#failures[@]})); then
+    die "/health did not answer through $url in every region:$(printf '\n  %s' "${failures[@]}")"
+  fi
 }
 
 # Checks the mapping query against the real table with a BigQuery dry run (free): the compiled
-# job code locally, then the deployed job when there is one.
+# job code locally, then the deployed job when there is one. Bigtable mode: the table too; a
+# front door: /health of every region through it.
 verify() {
   require_mapping_table
   local dist=${DEPLOY_DIST_DIR:-dist} vars=() name
@@ -697,6 +1646,10 @@ verify() {
 
   if [[ -n ${BIGQUERY_EMULATOR_HOST:-} ]]; then
     echo "# BIGQUERY_EMULATOR_HOST is set: checked against that server only, not the deployed job"
+  elif [[ $MAPPING_STORE == bigtable ]]; then
+    check_bigtable_table
+    # The sync job has no dry run: a call would sync for real.
+    echo "# MAPPING_STORE=bigtable: the deployed $SYNC_FN is not called (it has no dry run)"
   elif exists gcloud functions describe "$MAPPING_FN" --gen2 --project="$PROJECT_ID" \
     --region="$REGION" || [[ $DRY_RUN == 1 ]]; then
     run gcloud functions call "$MAPPING_FN" --gen2 --project="$PROJECT_ID" --region="$REGION" \
@@ -705,7 +1658,14 @@ verify() {
   else
     echo "# $MAPPING_FN is not deployed: checked the local code only"
   fi
+  if [[ $EDGE == lb ]]; then verify_edge; fi
   echo "Verified: the mapping query is valid against $MAPPING_TABLE."
+  if [[ $MAPPING_STORE == bigtable && -z ${BIGQUERY_EMULATOR_HOST:-} ]]; then
+    echo "Verified: Bigtable table $BIGTABLE_TABLE has its column families."
+  fi
+  if [[ $EDGE == lb ]]; then
+    echo "Verified: /health answers through ${EDGE_VERIFY_URL:-https://$DOMAIN} in ${PROFILE_REGIONS[*]}."
+  fi
 }
 
 # Pauses KIND's scheduler job, so that its next run does not publish over the rollback, then has
@@ -713,6 +1673,10 @@ verify() {
 # version was superseded, so an old object named by the current manifest could otherwise go.
 rollback() {
   local kind=$ROLLBACK_KIND version=$ROLLBACK_VERSION
+  if [[ $kind == mapping && $MAPPING_STORE == bigtable ]]; then
+    die "MAPPING_STORE=bigtable keeps no mapping snapshots to roll back to: to rewrite partitions, backfill them
+  gcloud functions call $SYNC_FN --gen2 --region=$REGION --project=$PROJECT_ID --data='{\"from\":\"YYYY-MM-DD\",\"to\":\"YYYY-MM-DD\"}'"
+  fi
   # The scheduler job has its function's name.
   local job=${NAME_PREFIX}-snapshot-$kind
   local resume="gcloud scheduler jobs resume $job --project=$PROJECT_ID --location=$REGION"
@@ -744,14 +1708,99 @@ publish over the rollback. When the source is fixed:
 EOF
 }
 
+# Deletes the compute resource $2 of kind $1 (describe flags after) when it exists.
+delete_compute() {
+  local kind=$1 name=$2
+  shift 2
+  if exists gcloud compute "$kind" describe "$name" "$@" --project="$PROJECT_ID"; then
+    run gcloud compute "$kind" delete "$name" "$@" --project="$PROJECT_ID" --quiet
+  fi
+}
+
+# The load balancer's parts, each after what refers to it.
+teardown_edge() {
+  local region cert certs=() file=$WORK_DIR/edge-certs
+  delete_compute forwarding-rules "$EDGE_HTTPS_RULE" --global
+  delete_compute forwarding-rules "$EDGE_HTTP_RULE" --global
+  # The proxy knows its certificates, including those of earlier DOMAINs.
+  if [[ -n $DOMAIN ]]; then certs+=("$(edge_certificate)"); fi
+  if read_to "$file" gcloud compute target-https-proxies describe "$EDGE_HTTPS_PROXY" --global \
+    --project="$PROJECT_ID" --format='value(sslCertificates)'; then
+    local urls url
+    IFS=';' read -r -a urls <"$file" || true
+    for url in "${urls[@]:-}"; do
+      url=${url##*/}
+      if [[ -n $url && " ${certs[*]:-} " != *" $url "* ]]; then certs+=("$url"); fi
+    done
+  fi
+  delete_compute target-https-proxies "$EDGE_HTTPS_PROXY" --global
+  delete_compute target-http-proxies "$EDGE_HTTP_PROXY" --global
+  delete_compute url-maps "$EDGE_URL_MAP" --global
+  delete_compute url-maps "$EDGE_REDIRECT_MAP" --global
+  for cert in "${certs[@]:-}"; do
+    if [[ -n $cert ]]; then delete_compute ssl-certificates "$cert" --global; fi
+  done
+  delete_compute ssl-policies "$EDGE_SSL_POLICY" --global
+  delete_compute backend-services "$EDGE_BACKEND" --global
+  for region in "${PROFILE_REGIONS[@]}"; do
+    delete_compute backend-services "$EDGE_BACKEND-$region" --global
+  done
+  delete_compute backend-buckets "$EDGE_ERROR_BACKEND"
+  for region in "${PROFILE_REGIONS[@]}"; do
+    delete_compute network-endpoint-groups "$EDGE_NEG-$region" --region="$region"
+  done
+  delete_compute security-policies "$EDGE_POLICY"
+  delete_compute addresses "$EDGE_ADDRESS" --global
+  if exists gcloud storage buckets describe "gs://$EDGE_ERROR_BUCKET" --project="$PROJECT_ID"; then
+    run gcloud storage rm --recursive "gs://$EDGE_ERROR_BUCKET" --project="$PROJECT_ID"
+  fi
+}
+
+# The table, its app profiles, then the instance, unless another table lives in it.
+teardown_bigtable() {
+  local target=(--instance="$BIGTABLE_INSTANCE" --project="$BIGTABLE_PROJECT") profile
+  if exists gcloud bigtable instances tables describe "$BIGTABLE_TABLE" "${target[@]}"; then
+    run gcloud bigtable instances tables delete "$BIGTABLE_TABLE" "${target[@]}" --quiet
+  fi
+  for profile in "$BIGTABLE_APP_PROFILE" "$BIGTABLE_SYNC_APP_PROFILE"; do
+    if exists gcloud bigtable app-profiles describe "$profile" "${target[@]}"; then
+      run gcloud bigtable app-profiles delete "$profile" "${target[@]}" --force --quiet
+    fi
+  done
+  exists gcloud bigtable instances describe "$BIGTABLE_INSTANCE" --project="$BIGTABLE_PROJECT" ||
+    [[ $DRY_RUN == 1 ]] || return 0
+  local file=$WORK_DIR/bigtable-tables
+  if read_to "$file" gcloud bigtable instances tables list --instances="$BIGTABLE_INSTANCE" \
+    --project="$BIGTABLE_PROJECT" --format='value(name.basename())' || [[ $DRY_RUN == 1 ]]; then
+    if [[ -s $file ]]; then
+      echo "deploy.sh: note: Bigtable instance $BIGTABLE_INSTANCE still holds other tables ($(paste -sd, "$file")): kept" >&2
+    else
+      run gcloud bigtable instances delete "$BIGTABLE_INSTANCE" --project="$BIGTABLE_PROJECT" --quiet
+    fi
+  else
+    echo "deploy.sh: note: could not list the tables of Bigtable instance $BIGTABLE_INSTANCE: kept" >&2
+  fi
+}
+
 teardown() {
-  local job fn
-  for job in "${NAME_PREFIX}-snapshot-catalog" "${NAME_PREFIX}-snapshot-mapping"; do
+  local job fn region
+  if [[ $EDGE == lb ]]; then
+    teardown_edge
+  elif exists gcloud compute forwarding-rules describe "$EDGE_HTTPS_RULE" --global --project="$PROJECT_ID"; then
+    echo "deploy.sh: note: a load balancer ($EDGE_HTTPS_RULE) exists: to remove it too, run teardown with EDGE=lb and the REGIONS and DOMAIN it was deployed with" >&2
+  fi
+  # Every mapping store's job: a switch of MAPPING_STORE may have left the other one.
+  for job in "${NAME_PREFIX}-snapshot-catalog" "${NAME_PREFIX}-snapshot-mapping" "$SYNC_FN"; do
     if exists gcloud scheduler jobs describe "$job" --project="$PROJECT_ID" --location="$REGION"; then
       run gcloud scheduler jobs delete "$job" --project="$PROJECT_ID" --location="$REGION" --quiet
     fi
   done
-  for fn in "$PROFILE_FN" "$CATALOG_FN" "$MAPPING_FN"; do
+  for region in "${PROFILE_REGIONS[@]}"; do
+    if exists gcloud functions describe "$PROFILE_FN" --gen2 --project="$PROJECT_ID" --region="$region"; then
+      run gcloud functions delete "$PROFILE_FN" --gen2 --project="$PROJECT_ID" --region="$region" --quiet
+    fi
+  done
+  for fn in "$CATALOG_FN" "$MAPPING_FN" "$SYNC_FN"; do
     if exists gcloud functions describe "$fn" --gen2 --project="$PROJECT_ID" --region="$REGION"; then
       run gcloud functions delete "$fn" --gen2 --project="$PROJECT_ID" --region="$REGION" --quiet
     fi
@@ -760,8 +1809,9 @@ teardown() {
     if exists gcloud storage buckets describe "gs://$BUCKET" --project="$PROJECT_ID"; then
       run gcloud storage rm --recursive "gs://$BUCKET" --project="$PROJECT_ID"
     fi
+    if [[ $MAPPING_STORE == bigtable ]]; then teardown_bigtable; fi
     local id
-    for id in profile catalog mapping scheduler; do
+    for id in profile catalog mapping sync scheduler; do
       if exists gcloud iam service-accounts describe "$(sa_email "$id")" --project="$PROJECT_ID"; then
         run gcloud iam service-accounts delete "$(sa_email "$id")" --project="$PROJECT_ID" --quiet
       fi

@@ -1,12 +1,23 @@
-import { execFile, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { makeTempDir } from '../helpers/temp-dir.js';
+import {
+  argv,
+  envFile,
+  fakeDist,
+  flag,
+  gcloudShapes,
+  having,
+  printedCommands,
+  ROOT,
+  realGcloud,
+  STUBS,
+  sandbox as stubSandbox,
+  unparsedByGcloud,
+} from '../helpers/stub-cli/deploy-sandbox.js';
 
 // deploy.sh against a stub gcloud/bq that records every call and remembers what exists.
-const ROOT = new URL('../..', import.meta.url).pathname;
-const STUBS = join(ROOT, 'test/helpers/stub-cli');
 const MONGO_URI = 'mongodb://profile:s3cret@10.0.0.9:27017/adtech';
 const ID_TYPES_JSON = JSON.stringify([
   { name: 'email', code: 'e1', pattern: '^[0-9a-f]{64}$', normalise: 'lower' },
@@ -29,100 +40,8 @@ const SETTINGS_FOR_VERIFY = { PROJECT_ID: 'demo-proj', MAPPING_TABLE: ENV.MAPPIN
 const VERSION = '20261130T043000Z-1a2b3c4d';
 const MIB = 1_048_576;
 
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-  /** The stub gcloud/bq calls, one shell-quoted line each. */
-  readonly commands: string[];
-}
-
-interface Sandbox {
-  readonly work: string;
-  readonly state: string;
-  readonly log: string;
-  /** Runs deploy.sh with ENV and `env`; throws when it fails. */
-  run(args?: string[], env?: Record<string, string>): Run;
-  /**
-   * Runs deploy.sh with `settings` (ENV unless given) and `env`, whatever its exit code; an
-   * undefined value removes that variable.
-   */
-  attempt(
-    args: string[],
-    env?: Record<string, string | undefined>,
-    settings?: Record<string, string>,
-  ): Run;
-}
-
-async function sandbox(): Promise<Sandbox> {
-  const dir = await makeTempDir();
-  const state = join(dir, 'state');
-  mkdirSync(state);
-  const log = join(dir, 'calls.log');
-  const attempt: Sandbox['attempt'] = (args, env = {}, settings = ENV) => {
-    writeFileSync(log, '');
-    const result = spawnSync('bash', [join(ROOT, 'deploy.sh'), ...args], {
-      cwd: ROOT,
-      encoding: 'utf8',
-      env: {
-        ...process.env,
-        PATH: `${STUBS}${delimiter}${process.env.PATH}`,
-        STUB_LOG: log,
-        STUB_STATE: state,
-        DEPLOY_WORK_DIR: join(dir, 'work'),
-        ...settings,
-        ...env,
-      },
-    });
-    const commands = readFileSync(log, 'utf8').split('\n').filter(Boolean);
-    return { code: result.status, stdout: result.stdout, stderr: result.stderr, commands };
-  };
-  return {
-    work: join(dir, 'work'),
-    state,
-    log,
-    attempt,
-    run(args = [], env = {}) {
-      const result = attempt(args, env);
-      if (result.code !== 0) {
-        // tsc reports on stdout: show its end too.
-        const tail = result.stdout.split('\n').slice(-15).join('\n');
-        throw new Error(`deploy.sh failed:\n${result.stderr}\n${tail}`);
-      }
-      return result;
-    },
-  };
-}
-
-const having = (commands: string[], ...parts: string[]) =>
-  commands.filter((c) => parts.every((p) => c.includes(p)));
-
-/** The words of a shell-quoted command line, as the command receives them. */
-function argv(line: string): string[] {
-  const words = spawnSync('bash', ['-c', 'eval "set -- $1"; printf "%s\\0" "$@"', '_', line], {
-    encoding: 'utf8',
-  }).stdout.split('\0');
-  return words.slice(0, -1);
-}
-
-/** The value of `--name=value` in a shell-quoted command line. */
-function flag(line: string, name: string): string | undefined {
-  const word = argv(line).find((w) => w.startsWith(`${name}=`));
-  return word?.slice(name.length + 1);
-}
-
-/** Parses the --env-vars-file YAML deploy.sh writes (KEY: "JSON string" lines). */
-function envFile(path: string): Map<string, string> {
-  return new Map(
-    readFileSync(path, 'utf8')
-      .split('\n')
-      .filter(Boolean)
-      .map((line) => {
-        const colon = line.indexOf(': ');
-        return [line.slice(0, colon), JSON.parse(line.slice(colon + 2)) as string];
-      }),
-  );
-}
+type Sandbox = Awaited<ReturnType<typeof stubSandbox>>;
+const sandbox = () => stubSandbox(ENV);
 
 interface Condition {
   readonly title: string;
@@ -180,26 +99,6 @@ function maxBytesFor(mib: number): string {
     (BigInt(mib - BASE_MIB) * BigInt(MIB) * BigInt(INDEX_BYTES_PER_ID)) /
     BigInt(REFRESH_BYTES_PER_ID);
   return String(bytes);
-}
-
-/** A stand-in for the compiled dry-run script: records its environment, fails when asked. */
-async function fakeDist(): Promise<{ dir: string; seen: () => Record<string, string> }> {
-  const dir = await makeTempDir();
-  const out = join(dir, 'seen.json');
-  mkdirSync(join(dir, 'functions/snapshot-mapping'), { recursive: true });
-  writeFileSync(join(dir, 'package.json'), '{"type": "module"}\n');
-  writeFileSync(
-    join(dir, 'functions/snapshot-mapping/dry-run.js'),
-    `import { writeFileSync } from 'node:fs';
-writeFileSync(${JSON.stringify(out)}, JSON.stringify(process.env));
-if (process.env.FAKE_DRY_RUN_ERROR) {
-  console.error(process.env.FAKE_DRY_RUN_ERROR);
-  process.exit(1);
-}
-console.log('mapping query OK: 1234567 bytes would be processed');
-`,
-  );
-  return { dir, seen: () => JSON.parse(readFileSync(out, 'utf8')) as Record<string, string> };
 }
 
 const firstDeploy = sandbox().then((box) => ({ box, first: box.run(), second: box.run() }));
@@ -819,9 +718,8 @@ describe('deploy.sh modes', () => {
 
 describe('the generated gcloud command lines', () => {
   it('all parse with the real gcloud (no credentials: "no active account" means the flags parsed)', async (ctx) => {
-    const realPath = (process.env.PATH ?? '').split(delimiter).filter((d) => d !== STUBS);
-    const gcloud = realPath.map((d) => join(d, 'gcloud')).find((p) => existsSync(p));
-    if (!gcloud) ctx.skip('gcloud is not installed on this machine: parse check skipped');
+    const real = realGcloud();
+    if (!real) ctx.skip('gcloud is not installed on this machine: parse check skipped');
     const { first, second } = await firstDeploy;
     const { older } = await olderDeploy;
     const box = await sandbox();
@@ -846,30 +744,16 @@ describe('the generated gcloud command lines', () => {
       SETTINGS_FOR_VERIFY,
     );
     const rollback = ops.attempt(['rollback', 'mapping', VERSION], {}, { PROJECT_ID: 'demo-proj' });
-    // The commands the script prints for the operator to run (resume, run now).
-    const printed = [first, rollback].flatMap((r) =>
-      r.stdout
-        .split('\n')
-        .map((l) => l.trim())
-        .filter((l) => l.startsWith('gcloud ')),
-    );
-    // One line per command shape: lines that differ only in their sandbox's files parse alike.
-    const shapes = new Map<string, string>();
-    for (const line of [
+    const lines = gcloudShapes([
       ...first.commands,
       ...second.commands,
       ...older.commands,
       ...teardown.commands,
       ...verify.commands,
       ...rollback.commands,
-      ...printed,
-    ]) {
-      const shape = line.replace(/\/profile-api-\w+\/work\//g, '/WORK/');
-      if (!shapes.has(shape)) shapes.set(shape, line);
-    }
-    const lines = [...shapes.values()].filter(
-      (c) => c.startsWith('gcloud ') && !c.includes(' describe '),
-    );
+      // The commands the script prints for the operator to run (resume, run now).
+      ...printedCommands(first.stdout, rollback.stdout),
+    ]);
     expect(lines.length).toBeGreaterThan(25);
     for (const expected of [
       'gcloud functions call',
@@ -883,43 +767,7 @@ describe('the generated gcloud command lines', () => {
     ]) {
       expect(having(lines, expected).length, expected).toBeGreaterThan(0);
     }
-    const config = await makeTempDir();
-    const env = {
-      PATH: realPath.join(delimiter),
-      CLOUDSDK_CONFIG: config,
-      CLOUDSDK_CORE_DISABLE_PROMPTS: '1',
-    };
-    const check = (line: string) =>
-      new Promise<string | undefined>((resolve) => {
-        const child = execFile(
-          'bash',
-          ['-c', line],
-          { encoding: 'utf8', env },
-          (error, _out, stderr) => {
-            const code = error ? error.code : 0;
-            const parsed =
-              code === 1 && stderr.includes('You do not currently have an active account selected');
-            resolve(
-              parsed
-                ? undefined
-                : `${line}\n  -> exit ${code}: ${stderr.split('\n').slice(0, 3).join(' | ')}`,
-            );
-          },
-        );
-        child.stdin?.end();
-      });
-    // Two at a time: each gcloud start costs most of a second of CPU.
-    const failures: string[] = [];
-    const queue = [...lines];
-    await Promise.all(
-      [0, 1].map(async () => {
-        for (let line = queue.shift(); line !== undefined; line = queue.shift()) {
-          const failure = await check(line);
-          if (failure) failures.push(failure);
-        }
-      }),
-    );
-    expect(failures).toEqual([]);
+    expect(await unparsedByGcloud(lines, real?.path ?? '')).toEqual([]);
   }, 120_000);
 });
 

@@ -1,0 +1,265 @@
+import { execFile, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import { makeTempDir } from '../temp-dir.js';
+
+// deploy.sh against the stub gcloud/bq in this directory, which record every call and remember
+// what exists; and the checks of its command lines against the real gcloud where installed.
+export const ROOT = new URL('../../..', import.meta.url).pathname;
+export const STUBS = new URL('.', import.meta.url).pathname.replace(/\/$/, '');
+
+/** One run of deploy.sh. */
+export interface Run {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+  /** The stub gcloud/bq calls, one shell-quoted line each. */
+  readonly commands: string[];
+}
+
+/** A project of its own: the stubs' state, deploy.sh's work directory and its call log. */
+export interface Sandbox {
+  readonly work: string;
+  readonly state: string;
+  readonly log: string;
+  /** Runs deploy.sh with the sandbox's settings and `env`; throws when it fails. */
+  run(args?: string[], env?: Record<string, string>): Run;
+  /**
+   * Runs deploy.sh with `settings` (the sandbox's unless given) and `env`, whatever its exit
+   * code; an undefined value removes that variable.
+   */
+  attempt(
+    args: string[],
+    env?: Record<string, string | undefined>,
+    settings?: Record<string, string>,
+  ): Run;
+  /** As attempt, without blocking the event loop (for servers in this process). */
+  attemptAsync(args: string[], env?: Record<string, string | undefined>): Promise<Run>;
+}
+
+/** A new sandbox whose runs use `defaults` as their settings. */
+export async function sandbox(defaults: Record<string, string>): Promise<Sandbox> {
+  const dir = await makeTempDir();
+  const state = join(dir, 'state');
+  mkdirSync(state);
+  const log = join(dir, 'calls.log');
+  const environment = (
+    env: Record<string, string | undefined>,
+    settings: Record<string, string>,
+  ): NodeJS.ProcessEnv => ({
+    ...process.env,
+    PATH: `${STUBS}${delimiter}${process.env.PATH}`,
+    STUB_LOG: log,
+    STUB_STATE: state,
+    DEPLOY_WORK_DIR: join(dir, 'work'),
+    ...settings,
+    ...env,
+  });
+  const commands = () => readFileSync(log, 'utf8').split('\n').filter(Boolean);
+  const attempt: Sandbox['attempt'] = (args, env = {}, settings = defaults) => {
+    writeFileSync(log, '');
+    const result = spawnSync('bash', [join(ROOT, 'deploy.sh'), ...args], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      env: environment(env, settings),
+    });
+    return {
+      code: result.status,
+      stdout: result.stdout,
+      stderr: result.stderr,
+      commands: commands(),
+    };
+  };
+  return {
+    work: join(dir, 'work'),
+    state,
+    log,
+    attempt,
+    attemptAsync(args, env = {}) {
+      writeFileSync(log, '');
+      return new Promise((resolve) => {
+        const child = spawn('bash', [join(ROOT, 'deploy.sh'), ...args], {
+          cwd: ROOT,
+          env: environment(env, defaults),
+        });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (chunk: Buffer) => {
+          stdout += chunk.toString();
+        });
+        child.stderr.on('data', (chunk: Buffer) => {
+          stderr += chunk.toString();
+        });
+        child.on('close', (code) => resolve({ code, stdout, stderr, commands: commands() }));
+      });
+    },
+    run(args = [], env = {}) {
+      const result = attempt(args, env);
+      if (result.code !== 0) {
+        // tsc reports on stdout: show its end too.
+        const tail = result.stdout.split('\n').slice(-15).join('\n');
+        throw new Error(`deploy.sh failed:\n${result.stderr}\n${tail}`);
+      }
+      return result;
+    },
+  };
+}
+
+/** The lines holding every one of `parts`. */
+export const having = (commands: string[], ...parts: string[]) =>
+  commands.filter((c) => parts.every((p) => c.includes(p)));
+
+/** The words of a shell-quoted command line, as the command receives them. */
+export function argv(line: string): string[] {
+  const words = spawnSync('bash', ['-c', 'eval "set -- $1"; printf "%s\\0" "$@"', '_', line], {
+    encoding: 'utf8',
+  }).stdout.split('\0');
+  return words.slice(0, -1);
+}
+
+/** The value of `--name=value` in a shell-quoted command line. */
+export function flag(line: string, name: string): string | undefined {
+  const word = argv(line).find((w) => w.startsWith(`${name}=`));
+  return word?.slice(name.length + 1);
+}
+
+/** Parses the --env-vars-file YAML deploy.sh writes (KEY: "JSON string" lines). */
+export function envFile(path: string): Map<string, string> {
+  return new Map(
+    readFileSync(path, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => {
+        const colon = line.indexOf(': ');
+        return [line.slice(0, colon), JSON.parse(line.slice(colon + 2)) as string];
+      }),
+  );
+}
+
+/** The commands deploy.sh printed for the operator to run (resume, run now, delete). */
+export const printedCommands = (...outputs: string[]) =>
+  outputs.flatMap((out) =>
+    out
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l.startsWith('gcloud ')),
+  );
+
+/** The real gcloud on PATH (not the stub), if this machine has one. */
+export function realGcloud(): { gcloud: string; path: string } | undefined {
+  const dirs = (process.env.PATH ?? '').split(delimiter).filter((d) => d !== STUBS);
+  const gcloud = dirs.map((d) => join(d, 'gcloud')).find((p) => existsSync(p));
+  return gcloud ? { gcloud, path: dirs.join(delimiter) } : undefined;
+}
+
+/**
+ * One line per command shape, gcloud commands only, describes left out: lines that differ only
+ * in their sandbox's files (or in what `same` erases) parse alike.
+ */
+export function gcloudShapes(
+  lines: string[],
+  same: (line: string) => string = (line) => line,
+): string[] {
+  const shapes = new Map<string, string>();
+  for (const line of lines) {
+    const shape = same(line.replace(/\/profile-api-\w+\/work\//g, '/WORK/'));
+    if (!shapes.has(shape)) shapes.set(shape, line);
+  }
+  return [...shapes.values()].filter((c) => c.startsWith('gcloud ') && !c.includes(' describe '));
+}
+
+/**
+ * Runs each line with the real gcloud and no credentials: "no active account" means its flags
+ * parsed. Returns the lines that failed otherwise, with gcloud's message.
+ */
+export async function unparsedByGcloud(lines: string[], path: string): Promise<string[]> {
+  const config = await makeTempDir();
+  const env = { PATH: path, CLOUDSDK_CONFIG: config, CLOUDSDK_CORE_DISABLE_PROMPTS: '1' };
+  const check = (line: string) =>
+    new Promise<string | undefined>((resolve) => {
+      const child = execFile(
+        'bash',
+        ['-c', line],
+        { encoding: 'utf8', env },
+        (error, _out, stderr) => {
+          const code = error ? error.code : 0;
+          const parsed =
+            code === 1 && stderr.includes('You do not currently have an active account selected');
+          resolve(
+            parsed
+              ? undefined
+              : `${line}\n  -> exit ${code}: ${stderr.split('\n').slice(0, 3).join(' | ')}`,
+          );
+        },
+      );
+      child.stdin?.end();
+    });
+  // Two at a time: each gcloud start costs most of a second of CPU.
+  const failures: string[] = [];
+  const queue = [...lines];
+  await Promise.all(
+    [0, 1].map(async () => {
+      for (let line = queue.shift(); line !== undefined; line = queue.shift()) {
+        const failure = await check(line);
+        if (failure) failures.push(failure);
+      }
+    }),
+  );
+  return failures;
+}
+
+// gcloud checks an imported file against its schema only after it has credentials; this runs
+// the same check (the SDK's own code and schemas) with the SDK's Python.
+const VALIDATE_IMPORT = `
+import sys
+root = sys.argv[1]
+sys.path[0:0] = [root + '/lib', root + '/lib/third_party']
+from googlecloudsdk.command_lib.export import util as export_util
+from googlecloudsdk.core import yaml_validator
+from googlecloudsdk.generated_clients.apis.compute.v1 import compute_v1_messages as messages
+kind, path = sys.argv[2], sys.argv[3]
+try:
+    export_util.Import(message_type=getattr(messages, kind), stream=open(path).read(),
+                       schema_path=export_util.GetSchemaPath('compute', 'v1', kind, for_help=False))
+except yaml_validator.ValidationError as e:
+    print(e)
+    sys.exit(1)
+`;
+
+/**
+ * Checks a file for `gcloud compute ... import` (kind: UrlMap, ...) against gcloud's schema:
+ * undefined when valid, else the reason.
+ */
+export function importSchemaError(gcloud: string, kind: string, file: string): string | undefined {
+  const sdk = join(
+    spawnSync('readlink', ['-f', gcloud], { encoding: 'utf8' }).stdout.trim(),
+    '../..',
+  );
+  const python = [join(sdk, 'platform/bundledpythonunix/bin/python3'), 'python3'].find(
+    (p) => p === 'python3' || existsSync(p),
+  );
+  const result = spawnSync(python ?? 'python3', ['-c', VALIDATE_IMPORT, sdk, kind, file], {
+    encoding: 'utf8',
+  });
+  return result.status === 0 ? undefined : `${result.stdout}${result.stderr}`.slice(0, 2000);
+}
+
+/** A stand-in for the compiled dry-run script: records its environment, fails when asked. */
+export async function fakeDist(): Promise<{ dir: string; seen: () => Record<string, string> }> {
+  const dir = await makeTempDir();
+  const out = join(dir, 'seen.json');
+  mkdirSync(join(dir, 'functions/snapshot-mapping'), { recursive: true });
+  writeFileSync(join(dir, 'package.json'), '{"type": "module"}\n');
+  writeFileSync(
+    join(dir, 'functions/snapshot-mapping/dry-run.js'),
+    `import { writeFileSync } from 'node:fs';
+writeFileSync(${JSON.stringify(out)}, JSON.stringify(process.env));
+if (process.env.FAKE_DRY_RUN_ERROR) {
+  console.error(process.env.FAKE_DRY_RUN_ERROR);
+  process.exit(1);
+}
+console.log('mapping query OK: 1234567 bytes would be processed');
+`,
+  );
+  return { dir, seen: () => JSON.parse(readFileSync(out, 'utf8')) as Record<string, string> };
+}
