@@ -1,3 +1,4 @@
+import { ByteWriter } from '../../shared/byte-writer.js';
 import type { Catalog } from '../../shared/catalog/catalog.js';
 import type { ProfileConfig } from '../../shared/config.js';
 import { HttpError } from '../../shared/errors.js';
@@ -9,12 +10,13 @@ import { type AnswerSelection, renderOptions } from './answer-options.js';
 import { entriesOf, type LookupPlan, planLookup } from './lookup-profiles.js';
 import type { ProfileDeps } from './profile-deps.js';
 import { type ProfileRequest, parseId } from './profile-request.js';
-import { renderProfiles } from './render-profiles.js';
-import { afterMapping, type Phases, readProfiles, serverTiming } from './request-steps.js';
+import { renderProfilesInto } from './render-profiles.js';
+import { afterMapping, type Phases, serverTiming, withProfiles } from './request-steps.js';
 
 /** One requested id of a batch as the body gave it: checked item by item. */
 export type BatchItem = { readonly id: unknown; readonly type?: unknown };
 
+const UNKNOWN_ID = new HttpError(404, 'unknown_id', 'no profile is known for this id');
 const SHAPE = 'expected {"ids": [{"id": "<id>", "type": "<id type name>"}, ...]} (type optional)';
 
 /**
@@ -76,7 +78,7 @@ export function batchAnswer(
   selection: AnswerSelection,
   catalog: LoadedSnapshot<Catalog>,
   phases: Phases,
-): Promise<HttpResult> {
+): HttpResult | Promise<HttpResult> {
   const { config } = deps;
   const t0 = performance.now();
   const options = renderOptions(
@@ -107,15 +109,16 @@ export function batchAnswer(
       const plans = valid.map((v, i) => planLookup(v.request, mapping.matches[i], deps.registry));
       const { keys, slots } = dedupe(plans);
       const budgetMs = Math.max(1, config.REQUEST_BUDGET_MS - (t1 - t0));
-      return readProfiles(deps, keys, budgetMs).then((bins) => {
+      return withProfiles(deps, keys, budgetMs, (bins) => {
         const t2 = performance.now();
         phases.store = t2 - t1;
-        const results: string[] = [];
+        const out = new ByteWriter().text('{"results":[');
         let next = 0;
-        for (const item of checked) {
+        checked.forEach((item, n) => {
+          if (n > 0) out.text(',');
           if (!item.ok) {
-            results.push(errorResult(item.id, item.error));
-            continue;
+            out.text(errorResult(item.id, item.error));
+            return;
           }
           const plan = plans[next] as LookupPlan;
           const entries = entriesOf(
@@ -123,22 +126,17 @@ export function batchAnswer(
             (slots[next++] as number[]).map((k) => bins[k]),
           );
           if (!entries) {
-            results.push(
-              errorResult(
-                item.id,
-                new HttpError(404, 'unknown_id', 'no profile is known for this id'),
-              ),
-            );
-            continue;
+            out.text(errorResult(item.id, UNKNOWN_ID));
+            return;
           }
           const truncated = plan.linkedTotal > entries.length - 1;
-          results.push(
-            `{"id":${JSON.stringify(item.id)},"status":200,"profiles":${renderProfiles(entries, options)},` +
-              `"linkedIds":{"total":${plan.linkedTotal},"truncated":${truncated}}}`,
-          );
-        }
+          out.text(`{"id":${JSON.stringify(item.id)},"status":200,"profiles":`);
+          renderProfilesInto(out, entries, options);
+          out.text(`,"linkedIds":{"total":${plan.linkedTotal},"truncated":${truncated}}}`);
+        });
+        const body = out.text(']}').take();
         phases.render = performance.now() - t2;
-        return jsonResult(200, `{"results":[${results.join(',')}]}`, {
+        return jsonResult(200, body, {
           'x-catalog-version': catalog.manifest.version,
           'x-mapping-version': mapping.version,
           'server-timing': serverTiming(phases),

@@ -22,7 +22,7 @@ import { openApiDocument } from './openapi.js';
 import type { ProfileDeps } from './profile-deps.js';
 import { type ProfileRequest, parseProfileRequest } from './profile-request.js';
 import { renderProfiles } from './render-profiles.js';
-import { afterMapping, type Phases, readProfiles, serverTiming } from './request-steps.js';
+import { afterMapping, type Phases, serverTiming, withProfiles } from './request-steps.js';
 
 /** The batch endpoint, Google API style (a custom method on the collection). */
 export const BATCH_PATH = '/profiles:batchGet';
@@ -69,10 +69,10 @@ export function createProfileHandler(deps: ProfileDeps): HttpHandler {
     } catch (err) {
       routed = fail(err);
     }
-    // One promise per request when the answer is at hand, two when it waited for the store.
+    // No promise at all when the answer is at hand; one when it waited for a store.
     return routed instanceof Promise
       ? routed.then(finish, (err: unknown) => finish(fail(err)))
-      : Promise.resolve(finish(routed));
+      : finish(routed);
   };
 }
 
@@ -123,8 +123,8 @@ function whenReady(
   deps: ProfileDeps,
   context: HandlerContext,
   phases: Phases,
-  then: (catalog: LoadedSnapshot<Catalog>) => Promise<HttpResult>,
-): Promise<HttpResult> {
+  then: (catalog: LoadedSnapshot<Catalog>) => HttpResult | Promise<HttpResult>,
+): HttpResult | Promise<HttpResult> {
   const catalog = deps.catalog.peek();
   if (catalog && deps.mapping.version() !== undefined) {
     phases.snapshots = 0;
@@ -152,7 +152,7 @@ function answer(
   selection: AnswerSelection,
   catalog: LoadedSnapshot<Catalog>,
   phases: Phases,
-): Promise<HttpResult> {
+): HttpResult | Promise<HttpResult> {
   const { config } = deps;
   const t0 = performance.now();
   const options = renderOptions(
@@ -169,7 +169,7 @@ function answer(
       phases.mapping = t1 - t0;
       const plan = planLookup(request, mapping.matches[0], deps.registry);
       const budgetMs = Math.max(1, config.REQUEST_BUDGET_MS - (t1 - t0));
-      return readProfiles(deps, plan.keys, budgetMs).then((bins) => {
+      return withProfiles(deps, plan.keys, budgetMs, (bins) => {
         const t2 = performance.now();
         phases.store = t2 - t1;
         const entries = entriesOf(plan, bins);
@@ -249,11 +249,10 @@ function queryOf(event: HttpEvent): QueryParameters {
 function withTotalTiming(result: HttpResult, totalMs: number): HttpResult {
   const timing = result.headers['server-timing'];
   if (timing === undefined) return result;
-  const headers = {
-    ...result.headers,
-    'server-timing': `${timing}, total;dur=${totalMs.toFixed(2)}`,
-  };
-  return { ...result, headers };
+  // Every result with a server-timing header was built for this request: add to it in place.
+  (result.headers as Record<string, string>)['server-timing'] =
+    `${timing}, total;dur=${totalMs.toFixed(2)}`;
+  return result;
 }
 
 /** The request's own log line (Cloud Run writes its request log anyway; see LOG_REQUESTS). */

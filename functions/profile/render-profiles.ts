@@ -1,5 +1,6 @@
+import { ByteWriter, type PooledBytes } from '../../shared/byte-writer.js';
 import type { CatalogView } from '../../shared/catalog/catalog.js';
-import { attributesOf, forEachLiveSegment } from '../../shared/profiles/profile-bins.js';
+import { attributeMembers, forEachLiveSegment } from '../../shared/profiles/profile-bins.js';
 import type { ProfileEntry } from './lookup-profiles.js';
 
 /** Which parts of each profile an answer carries (`type` and `found` always come). */
@@ -22,84 +23,129 @@ export interface RenderOptions {
   readonly flat: boolean;
 }
 
-/** What the original service's flat view puts beside the attributes (ours win a name clash). */
-const FLAT_KEYS = ['segments', 'unknownSegmentIds'] as const;
+const COMMA = Buffer.from(',');
 
 /**
- * The answer's body: an object keyed by user id, requested id first. Built as one string, not
- * as a JS object (which would reorder integer-like keys, i.e. numeric ids, and treat
- * `__proto__` as special): each segment's metadata is pasted in as JSON the catalog encoded once
- * for this field selection, in one pass over each record's segments.
+ * The answer's body: an object keyed by user id, requested id first. Built as bytes, not as a
+ * JS object (which would reorder integer-like keys, i.e. numeric ids, and treat `__proto__` as
+ * special): each segment's metadata is copied in as the JSON bytes the catalog encoded once for
+ * this field selection, in one pass over each record's segments.
  */
-export function renderProfiles(entries: readonly ProfileEntry[], options: RenderOptions): string {
-  let out = '{';
+export function renderProfiles(
+  entries: readonly ProfileEntry[],
+  options: RenderOptions,
+): PooledBytes {
+  return renderProfilesInto(new ByteWriter(), entries, options).take();
+}
+
+/** Appends the answer's body to `out` (a batch writes several into one body). */
+export function renderProfilesInto(
+  out: ByteWriter,
+  entries: readonly ProfileEntry[],
+  options: RenderOptions,
+): ByteWriter {
+  out.text('{');
   for (let i = 0; i < entries.length; i++) {
-    if (i > 0) out += ',';
-    out += options.flat
-      ? flatEntry(entries[i] as ProfileEntry, options)
-      : fullEntry(entries[i] as ProfileEntry, options);
+    if (i > 0) out.bytes(COMMA);
+    const entry = entries[i] as ProfileEntry;
+    if (options.flat) flatEntry(out, entry, options);
+    else fullEntry(out, entry, options);
   }
-  return `${out}}`;
+  return out.text('}');
 }
 
-function fullEntry(entry: ProfileEntry, options: RenderOptions): string {
+function fullEntry(out: ByteWriter, entry: ProfileEntry, options: RenderOptions): void {
   const { fields } = options;
-  let out = `${JSON.stringify(entry.id)}:{"type":${JSON.stringify(entry.type.name)},"found":${entry.bins ? 'true' : 'false'}`;
   const bins = entry.bins;
+  // Text goes out in as few writes as the shape allows: each write is a call into the encoder.
+  let head = `${JSON.stringify(entry.id)}:{"type":${JSON.stringify(entry.type.name)},"found":${bins ? 'true' : 'false'}`;
   if (fields.attributes) {
-    out += `,"attributes":${bins ? JSON.stringify(attributesOf(bins, options.segmentsBin)) : '{}'}`;
+    head += `,"attributes":{${bins ? attributeMembers(bins, options.segmentsBin) : ''}}`;
   }
-  if (fields.segments || fields.unknownSegmentIds) {
-    const { segments, unknown } = segmentsOf(entry, options);
-    if (fields.segments) out += `,"segments":[${segments}]`;
-    if (fields.unknownSegmentIds) out += `,"unknownSegmentIds":${unknown}`;
+  if (!fields.segments && !fields.unknownSegmentIds) {
+    out.text(`${head}}`);
+    return;
   }
-  return `${out}}`;
+  if (fields.segments) head += ',"segments":[';
+  out.text(head);
+  const unknown = segmentsInto(fields.segments ? out : undefined, entry, options);
+  let tail = fields.segments ? ']' : '';
+  if (fields.unknownSegmentIds) tail += `,"unknownSegmentIds":${unknown}`;
+  out.text(`${tail}}`);
 }
 
-function flatEntry(entry: ProfileEntry, options: RenderOptions): string {
+/** What the original service's flat view puts beside the attributes (ours win a name clash). */
+function flatEntry(out: ByteWriter, entry: ProfileEntry, options: RenderOptions): void {
   const { fields } = options;
-  const parts: string[] = [];
   const bins = entry.bins;
+  out.text(`${JSON.stringify(entry.id)}:{`);
+  let first = true;
   if (fields.attributes && bins) {
     const taken = new Set<string>();
-    if (fields.segments) taken.add(FLAT_KEYS[0]);
-    if (fields.unknownSegmentIds) taken.add(FLAT_KEYS[1]);
-    const attributes = attributesOf(bins, options.segmentsBin);
-    const kept = Object.fromEntries(
-      Object.entries(attributes).filter(([name]) => !taken.has(name)),
-    );
-    const json = JSON.stringify(kept);
-    if (json.length > 2) parts.push(json.slice(1, -1));
+    if (fields.segments) taken.add('segments');
+    if (fields.unknownSegmentIds) taken.add('unknownSegmentIds');
+    const members = attributeMembers(bins, options.segmentsBin, taken);
+    if (members !== '') {
+      out.text(members);
+      first = false;
+    }
   }
   if (fields.segments || fields.unknownSegmentIds) {
-    const { segments, unknown } = segmentsOf(entry, options);
-    if (fields.segments) parts.push(`"segments":[${segments}]`);
-    if (fields.unknownSegmentIds) parts.push(`"unknownSegmentIds":${unknown}`);
+    if (fields.segments) out.text(first ? '"segments":[' : ',"segments":[');
+    const unknown = segmentsInto(fields.segments ? out : undefined, entry, options);
+    if (fields.segments) out.text(']');
+    if (fields.unknownSegmentIds) {
+      out.text(`${first && !fields.segments ? '' : ','}"unknownSegmentIds":${unknown}`);
+    }
   }
-  return `${JSON.stringify(entry.id)}:{${parts.join(',')}}`;
+  out.text('}');
 }
 
-/** The record's live segments as joined JSON, and the ids the catalog does not know. */
-function segmentsOf(
+/**
+ * Copies the record's live, known segments (of the wanted types) into `out`, comma-separated,
+ * and returns the ids the catalog does not know, as JSON.
+ */
+function segmentsInto(
+  out: ByteWriter | undefined,
   entry: ProfileEntry,
   options: RenderOptions,
-): { segments: string; unknown: string } {
-  if (!entry.bins) return { segments: '', unknown: '[]' };
-  const { catalog, segmentTypes } = options;
-  let segments = '';
-  let unknown: string[] | undefined;
-  forEachLiveSegment(entry.bins[options.segmentsBin], options.nowSecs, (id) => {
-    const segment = catalog.find(id);
+): string {
+  if (!entry.bins) return '[]';
+  const value = entry.bins[options.segmentsBin];
+  const list = new SegmentList(out, options);
+  forEachLiveSegment(value, options.nowSecs, (id) => list.add(id));
+  return list.unknownJson();
+}
+
+/** One record's segment list as it is written: known segments copied, unknown ids kept. */
+class SegmentList {
+  private count = 0;
+  private unknown: string[] | undefined;
+  private readonly catalog: CatalogView;
+  private readonly segmentTypes: ReadonlySet<string> | undefined;
+
+  constructor(
+    private readonly out: ByteWriter | undefined,
+    options: RenderOptions,
+  ) {
+    this.catalog = options.catalog;
+    this.segmentTypes = options.segmentTypes;
+  }
+
+  add(id: string | number): void {
+    const segment = this.catalog.find(id);
     if (segment === undefined) {
-      unknown ??= [];
-      unknown.push(String(id));
-    } else if (
-      segmentTypes === undefined ||
-      (segment.type !== undefined && segmentTypes.has(segment.type))
-    ) {
-      segments += segments === '' ? segment.json : `,${segment.json}`;
+      this.unknown ??= [];
+      this.unknown.push(String(id));
+      return;
     }
-  });
-  return { segments, unknown: unknown ? JSON.stringify(unknown) : '[]' };
+    if (this.out === undefined) return;
+    const types = this.segmentTypes;
+    if (types !== undefined && (segment.type === undefined || !types.has(segment.type))) return;
+    this.out.bytes(this.count++ > 0 ? segment.listed : segment.bytes);
+  }
+
+  unknownJson(): string {
+    return this.unknown ? JSON.stringify(this.unknown) : '[]';
+  }
 }

@@ -2,8 +2,10 @@ import type { Segment } from './segment.js';
 
 /** One segment, encoded once for a selection of its fields, ready to be pasted into an answer. */
 export interface RenderedSegment {
-  /** The segment's JSON object (only the selected fields). */
-  readonly json: string;
+  /** The segment's JSON object (only the selected fields) as UTF-8: what an answer copies. */
+  readonly bytes: Buffer;
+  /** The same after a comma, for every segment of a list but the first: one copy each. */
+  readonly listed: Buffer;
   /** Its type, for `segmentTypes` filters (undefined when the catalog gives none). */
   readonly type: string | undefined;
 }
@@ -76,7 +78,12 @@ export class Catalog {
     const byNumber = new Map<number, RenderedSegment>();
     for (const segment of this.segments) {
       const json = JSON.stringify(fields ? pick(segment, fields) : segment);
-      const rendered = { json, type: typeof segment.type === 'string' ? segment.type : undefined };
+      const listed = Buffer.from(`,${json}`);
+      const rendered = {
+        bytes: listed.subarray(1),
+        listed,
+        type: typeof segment.type === 'string' ? segment.type : undefined,
+      };
       byText.set(segment.id, rendered);
       const n = Number(segment.id);
       if (Number.isSafeInteger(n) && String(n) === segment.id) byNumber.set(n, rendered);

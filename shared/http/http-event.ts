@@ -28,6 +28,8 @@ export interface HttpResult {
   readonly statusCode: number;
   readonly headers: Readonly<Record<string, string>>;
   readonly body: string | Buffer;
+  /** Called once the body has been sent, when it lives in a pooled buffer (see ByteWriter). */
+  readonly release?: () => void;
 }
 
 /** Per-invocation extras, like Lambda's context object. */
@@ -36,5 +38,12 @@ export interface HandlerContext {
   readonly signal?: AbortSignal;
 }
 
-/** An AWS-style HTTP handler: a plain async function from event to result. */
-export type HttpHandler = (event: HttpEvent, context: HandlerContext) => Promise<HttpResult>;
+/**
+ * An AWS-style HTTP handler: a plain function from event to result, returning the result itself
+ * when it is at hand (no promise: under functions-framework each request runs in a domain, where
+ * every promise costs async-hook calls) and a promise when it had to wait.
+ */
+export type HttpHandler = (
+  event: HttpEvent,
+  context: HandlerContext,
+) => HttpResult | Promise<HttpResult>;

@@ -1,3 +1,4 @@
+import type { PooledBytes } from '../byte-writer.js';
 import type { HttpError } from '../errors.js';
 import type { HttpResult } from './http-event.js';
 
@@ -8,13 +9,21 @@ export const JSON_HEADERS: Readonly<Record<string, string>> = Object.freeze({
   'x-content-type-options': 'nosniff',
 });
 
-/** A JSON answer with an already serialised body. */
+/** A JSON answer with an already serialised body (bytes from a pool carry their release). */
 export function jsonResult(
   statusCode: number,
-  body: string | Buffer,
+  body: string | Buffer | PooledBytes,
   headers: Readonly<Record<string, string>> = {},
 ): HttpResult {
-  return { statusCode, headers: { ...JSON_HEADERS, ...headers }, body };
+  if (typeof body === 'string' || Buffer.isBuffer(body)) {
+    return { statusCode, headers: { ...JSON_HEADERS, ...headers }, body };
+  }
+  return {
+    statusCode,
+    headers: { ...JSON_HEADERS, ...headers },
+    body: body.bytes,
+    release: body.release,
+  };
 }
 
 /** The error body every failure uses: `{"error":{"code","message"}}`. */

@@ -27,6 +27,8 @@ const ODD = 0x20; // the last payload byte holds one digit only
 const TYPE_MASK = 0x1f;
 const LOWER_DIGITS = Buffer.from('0123456789abcdef', 'latin1');
 const UPPER_DIGITS = Buffer.from('0123456789ABCDEF', 'latin1');
+/** Where idAt unpacks an id (single-threaded, synchronous use). */
+const ID_SCRATCH = Buffer.allocUnsafe(2 * MAX_ID_CHARS);
 
 /** Index bytes per id besides its packed text: offset (4) and hash slot (4 at half load). */
 const ID_OVERHEAD_BYTES = 4 + 4 / LOAD_FACTOR;
@@ -471,12 +473,12 @@ class CompactMappingIndex implements MappingIndex {
     for (;;) {
       const held = this.slots[slot] as number;
       if (held === 0) return -1;
-      if (this.typeIndexAt(held - 1) === type && this.idAt(held - 1) === id) return held - 1;
+      if (this.typeIndexAt(held - 1) === type && this.isIdAt(held - 1, id)) return held - 1;
       slot = slot + 1 === capacity ? 0 : slot + 1;
     }
   }
 
-  /** The id stored at i, as a string. */
+  /** The id stored at i, as a string (unpacked into a scratch buffer, then one string). */
   private idAt(i: number): string {
     const start = this.offsets[i] as number;
     const end = this.offsets[i + 1] as number;
@@ -485,19 +487,51 @@ class CompactMappingIndex implements MappingIndex {
     if (kind === RAW) return this.pool.toString('latin1', start + 1, end);
     const digitsOf = kind === HEX_LOWER ? LOWER_DIGITS : UPPER_DIGITS;
     const layout = this.layouts[this.pool[start + 1] as number] as Layout;
-    let text = '';
+    const text = ID_SCRATCH;
+    let n = 0;
     let at = start + 2;
     let high = true;
     for (let g = 0; g < layout.length; g++) {
-      if (g > 0) text += '-';
+      if (g > 0) text[n++] = DASH;
       for (let d = layout[g] as number; d > 0; d--) {
         const byte = this.pool[at] as number;
-        text += String.fromCharCode(digitsOf[high ? byte >> 4 : byte & 15] as number);
+        text[n++] = digitsOf[high ? byte >> 4 : byte & 15] as number;
         if (!high) at++;
         high = !high;
       }
     }
-    return text;
+    return text.toString('latin1', 0, n);
+  }
+
+  /** Whether the id stored at i is `id`, compared in place (no string is built on a probe). */
+  private isIdAt(i: number, id: string): boolean {
+    const start = this.offsets[i] as number;
+    const end = this.offsets[i + 1] as number;
+    const pool = this.pool;
+    const header = pool[start] as number;
+    const kind = header >> 6;
+    if (kind === RAW) {
+      if (end - start - 1 !== id.length) return false;
+      for (let k = 0; k < id.length; k++) {
+        if (pool[start + 1 + k] !== id.charCodeAt(k)) return false;
+      }
+      return true;
+    }
+    const digitsOf = kind === HEX_LOWER ? LOWER_DIGITS : UPPER_DIGITS;
+    const layout = this.layouts[pool[start + 1] as number] as Layout;
+    let k = 0;
+    let at = start + 2;
+    let high = true;
+    for (let g = 0; g < layout.length; g++) {
+      if (g > 0 && id.charCodeAt(k++) !== DASH) return false;
+      for (let d = layout[g] as number; d > 0; d--) {
+        const byte = pool[at] as number;
+        if (id.charCodeAt(k++) !== digitsOf[high ? byte >> 4 : byte & 15]) return false;
+        if (!high) at++;
+        high = !high;
+      }
+    }
+    return k === id.length;
   }
 
   private typeIndexAt(i: number): number {

@@ -6,7 +6,7 @@ import type { ProfileStore } from './profile-store.js';
 /** The profile store PROFILE_STORE selects. */
 export function createProfileStore(config: ProfileConfig): ProfileStore {
   if (config.PROFILE_STORE === 'embedded')
-    return new EmbeddedProfileStore(config.EMBEDDED_PROFILES_PATH);
+    return new EmbeddedProfileStore(config.EMBEDDED_PROFILES_PATH, config.SEGMENTS_BIN);
   return new AerospikeProfileStore({
     hosts: parseAerospikeHosts(config.AEROSPIKE_HOSTS),
     namespace: config.AEROSPIKE_NAMESPACE,

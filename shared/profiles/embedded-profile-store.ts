@@ -6,6 +6,7 @@ import type { KeyType } from '../id-types.js';
 import { chain } from '../streams.js';
 import { textLines } from '../text-lines.js';
 import type { ProfileBins, ProfileKey, ProfileStore } from './profile-store.js';
+import { SegmentSlab, SegmentTable } from './segment-table.js';
 
 const recordSchema = z.object({
   set: z.string().min(1),
@@ -20,20 +21,26 @@ export type EmbeddedProfileRecord = z.input<typeof recordSchema>;
 
 /**
  * An in-memory profile store read from a gzip NDJSON file of `{set, key, bins}` lines: the
- * embedded default for local runs with no Aerospike. The file is read on first use.
+ * embedded default for local runs with no Aerospike. The file is read on first use. Segments
+ * bins are kept in compact form where they can be (see SegmentTable): answers are the same.
  */
 export class EmbeddedProfileStore implements ProfileStore {
   readonly name = 'embedded';
-  private records: Promise<Map<string, ProfileBins>> | undefined;
-  private loaded: Map<string, ProfileBins> | undefined;
+  private records: Promise<RecordsBySet> | undefined;
+  private loaded: RecordsBySet | undefined;
 
-  constructor(private readonly path: string) {}
+  constructor(
+    private readonly path: string,
+    private readonly segmentsBin = 'segments',
+  ) {}
 
-  getMany(keys: readonly ProfileKey[]): Promise<(ProfileBins | undefined)[]> {
-    const read = (records: Map<string, ProfileBins>) =>
-      keys.map((key) => records.get(storeKey(key.set, key.id, key.keyType)));
-    // Once loaded, answer without the extra promise hops of an async function.
-    if (this.loaded) return Promise.resolve(read(this.loaded));
+  getMany(
+    keys: readonly ProfileKey[],
+  ): (ProfileBins | undefined)[] | Promise<(ProfileBins | undefined)[]> {
+    const read = (records: RecordsBySet) =>
+      keys.map((key) => records.get(key.set)?.[key.keyType].get(key.id));
+    // Once loaded, the records are at hand: answer without a promise.
+    if (this.loaded) return read(this.loaded);
     return this.load().then(read);
   }
 
@@ -46,8 +53,8 @@ export class EmbeddedProfileStore implements ProfileStore {
     this.loaded = undefined;
   }
 
-  private load(): Promise<Map<string, ProfileBins>> {
-    this.records ??= readProfiles(this.path).then(
+  private load(): Promise<RecordsBySet> {
+    this.records ??= readProfiles(this.path, this.segmentsBin).then(
       (records) => {
         this.loaded = records;
         return records;
@@ -63,8 +70,12 @@ export class EmbeddedProfileStore implements ProfileStore {
   }
 }
 
-async function readProfiles(path: string): Promise<Map<string, ProfileBins>> {
-  const records = new Map<string, ProfileBins>();
+/** Records by set, then by key type and key: no key is built per lookup. */
+type RecordsBySet = Map<string, Record<KeyType, Map<string, ProfileBins>>>;
+
+async function readProfiles(path: string, segmentsBin: string): Promise<RecordsBySet> {
+  const records: RecordsBySet = new Map();
+  const slab = new SegmentSlab();
   let lineNo = 0;
   for await (const line of textLines(chain(createReadStream(path), createGunzip()))) {
     lineNo++;
@@ -74,11 +85,14 @@ async function readProfiles(path: string): Promise<Map<string, ProfileBins>> {
     if (keyType === 'integer' && !/^-?[0-9]+$/.test(key)) {
       throw new Error(`line ${lineNo} of ${path} has an integer key that is not an integer`);
     }
-    records.set(storeKey(set, keyType === 'integer' ? BigInt(key).toString() : key, keyType), bins);
+    const segments = SegmentTable.from(bins[segmentsBin], slab);
+    if (segments) bins[segmentsBin] = segments;
+    let bySet = records.get(set);
+    if (!bySet) {
+      bySet = { string: new Map(), integer: new Map() };
+      records.set(set, bySet);
+    }
+    bySet[keyType].set(keyType === 'integer' ? BigInt(key).toString() : key, bins);
   }
   return records;
-}
-
-function storeKey(set: string, id: string, keyType: KeyType): string {
-  return `${set}\u0000${keyType === 'integer' ? 'i' : 's'}${id}`;
 }

@@ -1,5 +1,6 @@
 import { type JsonValue, toJsonValue } from '../json-value.js';
 import type { ProfileBins } from './profile-store.js';
+import { SegmentTable } from './segment-table.js';
 
 /** Every bin but the segments bin, as JSON-safe values. */
 export function attributesOf(bins: ProfileBins, segmentsBin: string): Record<string, JsonValue> {
@@ -12,6 +13,52 @@ export function attributesOf(bins: ProfileBins, segmentsBin: string): Record<str
 }
 
 /**
+ * The attributes (every bin but the segments bin and `skip`) as JSON object members,
+ * `"name":value,...` without the braces, written straight from the bins: no intermediate
+ * object, and a bin named `__proto__` is plain text.
+ */
+export function attributeMembers(
+  bins: ProfileBins,
+  segmentsBin: string,
+  skip?: ReadonlySet<string>,
+): string {
+  let out = '';
+  for (const name in bins) {
+    if (name === segmentsBin || skip?.has(name)) continue;
+    const member = quotedName(name) + jsonText(bins[name]);
+    out = out === '' ? member : `${out},${member}`;
+  }
+  return out;
+}
+
+/** Bin names repeat on every record: each is quoted once (up to a bound). */
+const QUOTED_NAMES = new Map<string, string>();
+const MAX_QUOTED_NAMES = 4096;
+
+function quotedName(name: string): string {
+  let quoted = QUOTED_NAMES.get(name);
+  if (quoted === undefined) {
+    quoted = `${JSON.stringify(name)}:`;
+    if (QUOTED_NAMES.size < MAX_QUOTED_NAMES) QUOTED_NAMES.set(name, quoted);
+  }
+  return quoted;
+}
+
+/** A bin value as JSON text: scalars directly, anything else through toJsonValue. */
+function jsonText(value: unknown): string {
+  switch (typeof value) {
+    case 'string':
+      return JSON.stringify(value);
+    case 'number':
+      return Number.isFinite(value) ? String(value) : JSON.stringify(String(value));
+    case 'boolean':
+      return value ? 'true' : 'false';
+    default:
+      return JSON.stringify(toJsonValue(value));
+  }
+}
+
+/**
  * Calls `visit` with each live segment id of a segments bin, in record order, as the record
  * holds it (integer or string): a list of ids, or a map of id -> expiry.
  */
@@ -20,8 +67,13 @@ export function forEachLiveSegment(
   nowSecs: number,
   visit: (id: string | number) => void,
 ): void {
+  if (value instanceof SegmentTable) {
+    value.forEachLive(nowSecs, visit);
+    return;
+  }
   if (Array.isArray(value)) {
-    for (const item of value) {
+    for (let i = 0; i < value.length; i++) {
+      const item: unknown = value[i];
       if (typeof item === 'number') {
         if (Number.isInteger(item)) visit(item);
       } else if (typeof item === 'string') {
@@ -33,15 +85,20 @@ export function forEachLiveSegment(
     return;
   }
   if (value instanceof Map) {
-    for (const [id, expiry] of value) {
+    // forEach: no entry array per segment, unlike for...of with destructuring.
+    (value as Map<unknown, unknown>).forEach((expiry, id) => {
       if (isSegmentId(id) && isLive(expiry, nowSecs))
         visit(typeof id === 'bigint' ? String(id) : id);
-    }
+    });
     return;
   }
   if (value === null || typeof value !== 'object' || Buffer.isBuffer(value)) return;
   const map = value as Record<string, unknown>;
-  for (const id in map) {
+  // Object.keys then an indexed loop: a quarter cheaper than for...in on the objects the
+  // Aerospike client builds (integer keys in dictionary elements, which V8 sorts either way).
+  const ids = Object.keys(map);
+  for (let i = 0; i < ids.length; i++) {
+    const id = ids[i] as string;
     if (id.length > 0 && isLive(map[id], nowSecs)) visit(id);
   }
 }

@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { freePort } from '../helpers/free-port.js';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
@@ -7,6 +8,8 @@ const ROOT = new URL('../..', import.meta.url).pathname;
 export interface FunctionProcess {
   readonly url: string;
   readonly startedAt: number;
+  /** CPU time the process has used so far (user + system), in milliseconds (Linux /proc). */
+  cpuMs(): number;
   stop(): Promise<void>;
 }
 
@@ -41,6 +44,12 @@ export async function startFunction(
   return {
     url,
     startedAt,
+    cpuMs: () => {
+      // Fields 14 and 15 of /proc/<pid>/stat: user and system time in clock ticks (100 Hz).
+      const stat = readFileSync(`/proc/${child.pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      return (Number(fields[11]) + Number(fields[12])) * 10;
+    },
     stop: async () => {
       const exited = new Promise((resolve) => child.once('exit', resolve));
       child.kill('SIGTERM');

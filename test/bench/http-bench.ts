@@ -6,7 +6,7 @@ import Aerospike from 'aerospike';
 import type { EmbeddedProfileRecord } from '../../shared/profiles/embedded-profile-store.js';
 import { startChildServer } from './child-server.js';
 import { type FunctionProcess, startFunction } from './function-process.js';
-import { type LoadFigures, load } from './http-load.js';
+import { type LoadFigures, load, loadRun, type MixFigures } from './http-load.js';
 
 /** Where the demo data for the HTTP benchmarks lives. */
 export interface DemoPaths {
@@ -72,9 +72,28 @@ export async function benchEmbedded(demo: DemoPaths, id: string, dir: string, se
   return { profile, ceiling, answer };
 }
 
+/** Figures of one side of an alternating comparison, over all its rounds. */
+export interface RoundsFigures {
+  /** Mean over the rounds. */
+  readonly requestsPerSec: number;
+  /** Median over the rounds. */
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly errors: number;
+  readonly non2xx: number;
+  readonly bytesPerAnswer: number;
+  /** The server's CPU time per request over all rounds, in microseconds. */
+  readonly cpuUsPerRequest: number;
+}
+
+/** How many alternating rounds a mix comparison runs (each side `seconds / 2` per round). */
+const MIX_ROUNDS = Number(process.env.BENCH_MIX_ROUNDS ?? 4);
+
 /**
  * The profile function on a mix of ids (every demo profile, in a shuffled order), against the
- * ceiling serving a fixed body of the mix's average answer size.
+ * ceiling serving a fixed body of the mix's average answer size. Both servers stay up and the
+ * load alternates between them in rounds with the same request paths: on a shared machine a
+ * burst of noise then hits both sides alike, and the ratio is the median of the rounds' ratios.
  */
 export async function benchMix(
   demo: DemoPaths,
@@ -85,30 +104,85 @@ export async function benchMix(
   env: Record<string, string> = {},
 ) {
   const paths = ids.map((id) => `/?id=${encodeURIComponent(id)}`);
-  const profile = await withFunction(
+  return withFunction(
     startFunction('profile', {
       SNAPSHOT_URI: `file:${demo.snapshotDir}`,
       EMBEDDED_PROFILES_PATH: demo.profilesPath,
       ...env,
     }),
-    (f) => load(`${f.url}/`, connections, seconds, paths),
+    async (profile) => {
+      const warm = await load(`${profile.url}/`, connections, 1, paths);
+      const bodyPath = join(dir, 'mix-body.json');
+      // A JSON body of the mix's average size, for the ceiling.
+      const size = Math.max(2, Math.round(warm.bytesPerAnswer));
+      await writeFile(bodyPath, `{"x":"${'a'.repeat(Math.max(0, size - 8))}"}`);
+      const ceilingFunction = startFunction(
+        'fixed',
+        {
+          FIXED_BODY_PATH: bodyPath,
+          FIXED_HEADERS: JSON.stringify({ 'content-type': 'application/json; charset=utf-8' }),
+        },
+        new URL('./fixed-json-function.mjs', import.meta.url).pathname,
+      );
+      return withFunction(ceilingFunction, async (ceiling) => {
+        // The same request paths for both (the ceiling ignores them): the load generator then
+        // does the same work for both, and only the servers differ.
+        await load(`${ceiling.url}/`, connections, 1, paths);
+        const runs: { profile: MeasuredRun; ceiling: MeasuredRun }[] = [];
+        const perRound = Math.max(1, seconds / 2);
+        for (let round = 0; round < MIX_ROUNDS; round++) {
+          runs.push({
+            profile: await measuredRun(profile, `${profile.url}/`, connections, perRound, paths),
+            ceiling: await measuredRun(ceiling, `${ceiling.url}/`, connections, perRound, paths),
+          });
+        }
+        const ratios = runs.map((r) => r.profile.requestsPerSec / r.ceiling.requestsPerSec);
+        return {
+          profile: overRounds(runs.map((r) => r.profile)),
+          ceiling: overRounds(runs.map((r) => r.ceiling)),
+          ratio: median(ratios),
+          ratios,
+        };
+      });
+    },
   );
-  const bodyPath = join(dir, 'mix-body.json');
-  // A JSON body of the mix's average size, for the ceiling.
-  const size = Math.max(2, Math.round(profile.bytesPerAnswer));
-  await writeFile(bodyPath, `{"x":"${'a'.repeat(Math.max(0, size - 8))}"}`);
-  const ceiling = await withFunction(
-    startFunction(
-      'fixed',
-      {
-        FIXED_BODY_PATH: bodyPath,
-        FIXED_HEADERS: JSON.stringify({ 'content-type': 'application/json; charset=utf-8' }),
-      },
-      new URL('./fixed-json-function.mjs', import.meta.url).pathname,
-    ),
-    (f) => load(`${f.url}/`, connections, seconds),
-  );
-  return { profile, ceiling };
+}
+
+type MeasuredRun = MixFigures & { readonly cpuMs: number; readonly requests: number };
+
+async function measuredRun(
+  f: FunctionProcess,
+  url: string,
+  connections: number,
+  seconds: number,
+  paths: readonly string[],
+): Promise<MeasuredRun> {
+  const before = f.cpuMs();
+  const started = performance.now();
+  const figures = await loadRun(url, connections, seconds, paths);
+  const requests = (figures.requestsPerSec * (performance.now() - started)) / 1000;
+  return { ...figures, cpuMs: f.cpuMs() - before, requests };
+}
+
+function overRounds(runs: readonly MeasuredRun[]): RoundsFigures {
+  const sum = (pick: (r: MeasuredRun) => number) => runs.reduce((s, r) => s + pick(r), 0);
+  return {
+    requestsPerSec: sum((r) => r.requestsPerSec) / runs.length,
+    p50Ms: median(runs.map((r) => r.p50Ms)),
+    p99Ms: median(runs.map((r) => r.p99Ms)),
+    errors: sum((r) => r.errors),
+    non2xx: sum((r) => r.non2xx),
+    bytesPerAnswer: sum((r) => r.bytesPerAnswer) / runs.length,
+    cpuUsPerRequest: (sum((r) => r.cpuMs) * 1000) / sum((r) => r.requests),
+  };
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((x, y) => x - y);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 }
 
 /**

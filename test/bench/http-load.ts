@@ -15,6 +15,12 @@ export interface MixFigures extends LoadFigures {
   readonly bytesPerAnswer: number;
 }
 
+/** Seconds of load before a measured run: the JIT settles and lazy loads finish. */
+const WARM_UP_SECONDS = 3;
+
+/** Where each list of paths resumes: successive runs on one list continue its cycle. */
+const cursors = new WeakMap<readonly string[], number>();
+
 /**
  * Drives `url` with `connections` keep-alive connections for `seconds` (after a short warm-up).
  * With `paths`, each request takes the next path of the list (a mix of ids), cycling.
@@ -26,23 +32,43 @@ export async function load(
   paths?: readonly string[],
   method = 'GET',
   body?: string,
+  /** Called between the warm-up and the measured run (e.g. to read the server's CPU time). */
+  warmed?: () => void,
 ): Promise<MixFigures> {
-  let next = 0;
+  await loadRun(url, connections, WARM_UP_SECONDS, paths, method, body);
+  warmed?.();
+  return loadRun(url, connections, seconds, paths, method, body);
+}
+
+/** One load run without warm-up (see load). */
+export async function loadRun(
+  url: string,
+  connections: number,
+  seconds: number,
+  paths?: readonly string[],
+  method = 'GET',
+  body?: string,
+): Promise<MixFigures> {
   const requests: autocannon.Request[] | undefined = paths
     ? [
         {
           method: method as autocannon.Request['method'],
           ...(body === undefined ? {} : { body, headers: { 'content-type': 'application/json' } }),
           setupRequest: (req) => {
-            req.path = paths[next++ % paths.length] as string;
+            const next = cursors.get(paths) ?? 0;
+            cursors.set(paths, next + 1);
+            req.path = paths[next % paths.length] as string;
             return req;
           },
         },
       ]
     : undefined;
-  const options = { url, connections, ...(requests ? { requests } : {}) };
-  await autocannon({ ...options, duration: 1 });
-  const result = await autocannon({ ...options, duration: seconds });
+  const result = await autocannon({
+    url,
+    connections,
+    duration: seconds,
+    ...(requests ? { requests } : {}),
+  });
   return {
     connections,
     requestsPerSec: result.requests.average,

@@ -184,6 +184,6 @@ describe('rollback', () => {
     );
     const loaded = await loadSnapshot(store, catalogCodec, undefined, LOAD);
     expect(loaded?.manifest).toEqual(v1.manifest);
-    expect(loaded?.value.find('0')?.json).toContain('s0v1');
+    expect(loaded?.value.find('0')?.bytes.toString()).toContain('s0v1');
   });
 });

@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DemoSamples } from '../../shared/demo/demo-dataset.js';
@@ -71,6 +72,56 @@ describe('profile over HTTP (functions-framework)', () => {
     expect(res.status).toBe(200);
     expect(Number(res.headers.get('content-length'))).toBeGreaterThan(0);
     expect(await res.text()).toBe('');
+  });
+
+  it('keeps every answer intact under concurrent slow readers and dropped connections', async () => {
+    // Answers are built in pooled buffers that go back to the pool once sent (the contract
+    // itself is tested in pooled-answers.test.ts): here, through the real server, answers of
+    // several sizes to connections that stall or drop must each arrive whole and unmixed.
+    const paths = [
+      `/?id=${samples.linked}`,
+      `/?id=${samples.superNode}`,
+      `/?id=${samples.orphan}`,
+      `/?id=${samples.linked}&segmentFields=id`,
+      `/?id=${samples.superNode}&view=flat`,
+      `/?id=${samples.linked}&fields=attributes`,
+    ];
+    const expected = new Map<string, string>();
+    for (const path of paths) expected.set(path, await (await fetch(`${base}${path}`)).text());
+    const url = new URL(base);
+    // A raw connection that sends the request and reads nothing for `delayMs`: the kernel's
+    // buffers fill, and the server is left with the rest of a large answer still to send.
+    const read = (path: string, delayMs: number, drop: boolean) =>
+      new Promise<string | undefined>((resolve, reject) => {
+        const socket = connect(Number(url.port), url.hostname);
+        const chunks: Buffer[] = [];
+        socket.pause();
+        socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+        setTimeout(() => {
+          if (drop) {
+            socket.destroy();
+            resolve(undefined);
+            return;
+          }
+          socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+          socket.on('end', () => {
+            const text = Buffer.concat(chunks).toString();
+            resolve(text.slice(text.indexOf('\r\n\r\n') + 4));
+          });
+          socket.resume();
+        }, delayMs);
+        socket.on('error', (err) => (drop ? resolve(undefined) : reject(err)));
+      });
+    for (let wave = 0; wave < 3; wave++) {
+      const calls = Array.from({ length: 48 }, (_, i) => {
+        const path = paths[i % paths.length] as string;
+        const drop = i % 7 === 3;
+        return read(path, 50 + ((i * 13) % 150), drop).then((body) => ({ path, body, drop }));
+      });
+      for (const { path, body, drop } of await Promise.all(calls)) {
+        if (!drop) expect(body, path).toBe(expected.get(path));
+      }
+    }
   });
 
   it.each([

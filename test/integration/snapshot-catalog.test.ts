@@ -107,7 +107,7 @@ describe('snapshotCatalog on the MongoDB driver', () => {
 
     const loaded = await loadSnapshot(store, catalogCodec, undefined, { stallTimeoutMs: 5_000 });
     expect(loaded?.manifest.version).toBe(summary.version);
-    const json = loaded?.value.find(5007)?.json;
+    const json = loaded?.value.find(5007)?.bytes.toString();
     expect(JSON.parse(json ?? 'null')).toEqual({
       id: '5007',
       name: 'segment-7',

@@ -73,8 +73,8 @@ describe('publish then load', () => {
     const loaded = await loadSnapshot(store, catalogCodec, undefined, LOAD);
     expect(loaded?.manifest).toEqual(m);
     const catalog = loaded?.value;
-    expect(catalog?.find('0')?.json).toBe(JSON.stringify(segments(3)[0]));
-    expect(catalog?.find(2)?.json).toBe(JSON.stringify(segments(3)[2]));
+    expect(catalog?.find('0')?.bytes.toString()).toBe(JSON.stringify(segments(3)[0]));
+    expect(catalog?.find(2)?.bytes.toString()).toBe(JSON.stringify(segments(3)[2]));
     expect(catalog?.find('9')).toBeUndefined();
     // Same version again: nothing to load.
     expect(await loadSnapshot(store, catalogCodec, loaded, LOAD)).toBeUndefined();
