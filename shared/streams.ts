@@ -39,7 +39,8 @@ export function digestTap(): DigestTap {
  * before the socket's waiting data is read (timers run before I/O in Node's event loop). So the
  * guard counts time in short ticks and a long gap between two ticks (the process was frozen)
  * counts as one tick; and before failing it lets pending I/O run once (setImmediate comes after
- * the poll phase), so data that was already there counts as progress.
+ * the poll phase), so data that was already there counts as progress. Time while the consumer
+ * is behind (data buffered in the guard) is not idle either: the source did its part.
  */
 export function stallGuard(
   idleMs: number,
@@ -54,8 +55,15 @@ export function stallGuard(
   let confirming = false;
   const tick = () => {
     const now = clock();
-    idle += Math.min(now - lastTick, tickMs * 2);
+    const gap = Math.min(now - lastTick, tickMs * 2);
     lastTick = now;
+    // Data waiting in the guard (the consumer is behind, e.g. a CPU-starved decoder holding the
+    // pipeline back) is progress of the download: only an empty, waiting guard runs idle.
+    if (stream.writableLength > 0 || stream.readableLength > 0) {
+      idle = 0;
+      return;
+    }
+    idle += gap;
     if (idle < idleMs || confirming) return;
     confirming = true;
     const seen = progress;

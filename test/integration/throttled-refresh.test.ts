@@ -17,7 +17,7 @@ import type { SnapshotStore } from '../../shared/snapshots/snapshot-store.js';
 // A download that makes progress must not be reported as stalled because the process was
 // frozen; one that really stops must still fail.
 const codec = mappingCodec(defaultIdTypeRegistry());
-const STALL_MS = 400;
+const STALL_MS = 600;
 const workers: Worker[] = [];
 
 afterEach(async () => {
