@@ -1,3 +1,5 @@
+import { withDeadline } from './deadline.js';
+
 /** Timing of a RefreshingCache; all in milliseconds. */
 export interface RefreshingCacheOptions {
   /** How old the value may get before a read starts a background check for a newer one. */
@@ -69,6 +71,16 @@ export class RefreshingCache<T> {
     if (this.inflight) return this.inflight;
     if (this.failures > 0 && this.now() < this.nextAttemptAt) return Promise.reject(this.lastError);
     return this.start();
+  }
+
+  /**
+   * The current value at once, or the first load waited for at most `timeoutMs` of running
+   * time (see withDeadline); past it, rejects with `onTimeout()`.
+   */
+  getWithin(timeoutMs: number, onTimeout: () => Error): Promise<T> {
+    const value = this.peek();
+    if (value !== undefined) return Promise.resolve(value);
+    return withDeadline(this.get(), timeoutMs, onTimeout);
   }
 
   /** Starts the first load without waiting for it (module init). */

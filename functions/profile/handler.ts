@@ -1,5 +1,4 @@
 import type { Catalog } from '../../shared/catalog/catalog.js';
-import { withDeadline } from '../../shared/deadline.js';
 import { HttpError } from '../../shared/errors.js';
 import type {
   HandlerContext,
@@ -215,14 +214,8 @@ async function ready<V>(
   retryAfterSecs: number,
   deps: ProfileDeps,
 ): Promise<V> {
-  const current = cache.peek();
-  if (current !== undefined) return current;
   try {
-    return await withDeadline(
-      cache.get(),
-      timeoutMs,
-      () => new Error('first snapshot load timed out'),
-    );
+    return await cache.getWithin(timeoutMs, () => new Error('first snapshot load timed out'));
   } catch (err) {
     deps.log.warn('snapshots not available', { err });
     throw new HttpError(503, 'snapshots_unavailable', 'the service is starting; retry later', {

@@ -127,9 +127,7 @@ export class BigtableMappingStore implements MappingStore {
   }
 
   async ready(timeoutMs: number): Promise<void> {
-    if (this.checkpoint.peek() !== undefined) return;
-    await withDeadline(
-      this.checkpoint.get(),
+    await this.checkpoint.getWithin(
       timeoutMs,
       () => new BackendUnavailableError('bigtable', 'reading the sync checkpoint timed out'),
     );

@@ -1,4 +1,3 @@
-import { withDeadline } from '../deadline.js';
 import { BackendUnavailableError } from '../errors.js';
 import type { TypedId } from '../id-types.js';
 import type { RefreshingCache } from '../refreshing-cache.js';
@@ -28,9 +27,7 @@ export class SnapshotMappingStore implements MappingStore {
   }
 
   async ready(timeoutMs: number): Promise<void> {
-    if (this.cache.peek() !== undefined) return;
-    await withDeadline(
-      this.cache.get(),
+    await this.cache.getWithin(
       timeoutMs,
       () => new BackendUnavailableError('snapshot-store', 'first snapshot load timed out'),
     );
