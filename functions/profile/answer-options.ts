@@ -1,6 +1,7 @@
 import type { Catalog } from '../../shared/catalog/catalog.js';
 import { HttpError } from '../../shared/errors.js';
 import type { QueryParameters } from '../../shared/http/query-string.js';
+import type { ProfileDeps } from './profile-deps.js';
 import type { ProfileFields, RenderOptions } from './render-profiles.js';
 
 /** What the request asked an answer to carry, before the catalog is at hand. */
@@ -17,7 +18,7 @@ const ALL_FIELDS: ProfileFields = { attributes: true, segments: true, unknownSeg
 const FLAT_DEFAULT: ProfileFields = { attributes: true, segments: true, unknownSegmentIds: false };
 
 /** The default: every field of every segment, the full view. */
-export const DEFAULT_SELECTION: AnswerSelection = {
+const DEFAULT_SELECTION: AnswerSelection = {
   fields: ALL_FIELDS,
   segmentFields: undefined,
   segmentTypes: undefined,
@@ -26,8 +27,8 @@ export const DEFAULT_SELECTION: AnswerSelection = {
 
 /**
  * Reads `fields`, `segmentFields`, `segmentTypes` and `view` (each comma-separated, given once).
- * Unknown `fields` or `view` values are 400s here; unknown segment fields once the catalog is
- * known (renderOptions).
+ * A repeated parameter, an empty list item or an unknown `fields` or `view` value is a 400 here;
+ * unknown segment fields once the catalog is known (renderOptions).
  */
 export function parseAnswerSelection(params: QueryParameters): AnswerSelection {
   const fieldsParam = once(params, 'fields');
@@ -75,8 +76,7 @@ export function parseAnswerSelection(params: QueryParameters): AnswerSelection {
 export function renderOptions(
   selection: AnswerSelection,
   catalog: Catalog,
-  segmentsBin: string,
-  nowSecs: number,
+  deps: Pick<ProfileDeps, 'config' | 'now'>,
 ): RenderOptions {
   if (selection.segmentFields !== undefined) {
     const known = new Set(catalog.fieldNames);
@@ -88,14 +88,24 @@ export function renderOptions(
       );
     }
   }
+  const { fields, flat } = selection;
   return {
     catalog: catalog.view(selection.segmentFields),
-    segmentsBin,
-    nowSecs,
-    fields: selection.fields,
+    segmentsBin: deps.config.SEGMENTS_BIN,
+    nowSecs: Math.floor(deps.now() / 1000),
+    fields,
     segmentTypes: selection.segmentTypes,
-    flat: selection.flat,
+    flat,
+    flatReserved: flat ? flatReserved(fields) : undefined,
   };
+}
+
+/** The member names the flat view writes beside the attributes (ours win a name clash). */
+function flatReserved(fields: ProfileFields): ReadonlySet<string> {
+  const reserved = new Set<string>();
+  if (fields.segments) reserved.add('segments');
+  if (fields.unknownSegmentIds) reserved.add('unknownSegmentIds');
+  return reserved;
 }
 
 function once(params: QueryParameters, name: string): string | undefined {

@@ -3,20 +3,18 @@ import type { Catalog } from '../../shared/catalog/catalog.js';
 import type { ProfileConfig } from '../../shared/config.js';
 import { HttpError } from '../../shared/errors.js';
 import type { HttpEvent, HttpResult } from '../../shared/http/http-event.js';
-import { jsonResult } from '../../shared/http/responses.js';
 import type { ProfileKey } from '../../shared/profiles/profile-store.js';
 import type { LoadedSnapshot } from '../../shared/snapshots/load-snapshot.js';
-import { type AnswerSelection, renderOptions } from './answer-options.js';
+import type { AnswerSelection } from './answer-options.js';
 import { entriesOf, type LookupPlan, planLookup } from './lookup-profiles.js';
 import type { ProfileDeps } from './profile-deps.js';
-import { type ProfileRequest, parseId } from './profile-request.js';
+import { type ProfileRequest, parseId, UNKNOWN_ID } from './profile-request.js';
 import { renderProfilesInto } from './render-profiles.js';
-import { afterMapping, type Phases, serverTiming, withProfiles } from './request-steps.js';
+import { mappingThenProfiles, type Phases } from './request-steps.js';
 
 /** One requested id of a batch as the body gave it: checked item by item. */
 export type BatchItem = { readonly id: unknown; readonly type?: unknown };
 
-const UNKNOWN_ID = new HttpError(404, 'unknown_id', 'no profile is known for this id');
 const SHAPE = 'expected {"ids": [{"id": "<id>", "type": "<id type name>"}, ...]} (type optional)';
 
 /**
@@ -80,13 +78,6 @@ export function batchAnswer(
   phases: Phases,
 ): HttpResult | Promise<HttpResult> {
   const { config } = deps;
-  const t0 = performance.now();
-  const options = renderOptions(
-    selection,
-    catalog.value,
-    config.SEGMENTS_BIN,
-    Math.floor(deps.now() / 1000),
-  );
   const checked = items.map((item) => check(item, deps));
   const valid = checked.filter((c): c is Extract<Checked, { ok: true }> => c.ok);
   const perId = Math.max(
@@ -96,63 +87,53 @@ export function batchAnswer(
       Math.floor(config.BATCH_MAX_PROFILES / Math.max(1, valid.length)) - 1,
     ),
   );
-  return afterMapping(
+  return mappingThenProfiles(
     deps,
-    deps.mapping.find(
-      valid.map((v) => v.request.candidates),
-      perId,
-      config.REQUEST_BUDGET_MS,
-    ),
-    (mapping) => {
-      const t1 = performance.now();
-      phases.mapping = t1 - t0;
-      const plans = valid.map((v, i) => planLookup(v.request, mapping.matches[i], deps.registry));
-      const { keys, slots } = dedupe(plans);
-      const budgetMs = Math.max(1, config.REQUEST_BUDGET_MS - (t1 - t0));
-      return withProfiles(deps, keys, budgetMs, (bins) => {
-        const t2 = performance.now();
-        phases.store = t2 - t1;
-        const out = new ByteWriter().text('{"results":[');
-        let next = 0;
-        checked.forEach((item, n) => {
-          if (n > 0) out.text(',');
-          if (!item.ok) {
-            out.text(errorResult(item.id, item.error));
-            return;
-          }
-          const plan = plans[next] as LookupPlan;
-          const entries = entriesOf(
-            plan,
-            (slots[next++] as number[]).map((k) => bins[k]),
-          );
-          if (!entries) {
-            out.text(errorResult(item.id, UNKNOWN_ID));
-            return;
-          }
-          const truncated = plan.linkedTotal > entries.length - 1;
-          out.text(`{"id":${JSON.stringify(item.id)},"status":200,"profiles":`);
-          renderProfilesInto(out, entries, options);
-          out.text(`,"linkedIds":{"total":${plan.linkedTotal},"truncated":${truncated}}}`);
-        });
-        const body = out.text(']}').take();
-        phases.render = performance.now() - t2;
-        return jsonResult(200, body, {
-          'x-catalog-version': catalog.manifest.version,
-          'x-mapping-version': mapping.version,
-          'server-timing': serverTiming(phases),
-        });
+    catalog,
+    selection,
+    phases,
+    valid.map((v) => v.request.candidates),
+    perId,
+    (mapping) =>
+      dedupe(valid.map((v, i) => planLookup(v.request, mapping.matches[i], deps.registry))),
+    ({ plans, slots }, bins, options) => {
+      const out = new ByteWriter().text('{"results":[');
+      let next = 0;
+      checked.forEach((item, n) => {
+        if (n > 0) out.text(',');
+        if (!item.ok) {
+          out.text(errorResult(item.id, item.error));
+          return;
+        }
+        const plan = plans[next] as LookupPlan;
+        const entries = entriesOf(
+          plan,
+          (slots[next++] as number[]).map((k) => bins[k]),
+        );
+        if (!entries) {
+          out.text(errorResult(item.id, UNKNOWN_ID));
+          return;
+        }
+        const truncated = plan.linkedTotal > entries.length - 1;
+        out.text(`{"id":${JSON.stringify(item.id)},"status":200,"profiles":`);
+        renderProfilesInto(out, entries, options);
+        out.text(`,"linkedIds":{"total":${plan.linkedTotal},"truncated":${truncated}}}`);
       });
+      return out.text(']}').take();
     },
   );
 }
 
 function check(item: BatchItem, deps: ProfileDeps): Checked {
   const shown = typeof item?.id === 'string' ? item.id : null;
-  if (typeof item !== 'object' || item === null || Array.isArray(item)) {
-    return { ok: false, id: null, error: badItem('each item is {"id": "<id>", "type": "<type>"}') };
-  }
-  const extra = Object.keys(item).filter((k) => k !== 'id' && k !== 'type');
-  if (typeof item.id !== 'string' || extra.length > 0) {
+  // `shown` is null here unless the item's only fault is an extra member.
+  if (
+    typeof item !== 'object' ||
+    item === null ||
+    Array.isArray(item) ||
+    typeof item.id !== 'string' ||
+    Object.keys(item).some((k) => k !== 'id' && k !== 'type')
+  ) {
     return {
       ok: false,
       id: shown,
@@ -171,8 +152,12 @@ function check(item: BatchItem, deps: ProfileDeps): Checked {
   }
 }
 
-/** All plans' keys read once: the distinct keys, and each plan's positions among them. */
-function dedupe(plans: readonly LookupPlan[]): { keys: ProfileKey[]; slots: number[][] } {
+/** All plans' keys read once: the plans, the distinct keys, and each plan's positions among them. */
+function dedupe(plans: readonly LookupPlan[]): {
+  plans: readonly LookupPlan[];
+  keys: ProfileKey[];
+  slots: number[][];
+} {
   const keys: ProfileKey[] = [];
   const index = new Map<string, number>();
   const slots = plans.map((plan) =>
@@ -187,7 +172,7 @@ function dedupe(plans: readonly LookupPlan[]): { keys: ProfileKey[]; slots: numb
       return at;
     }),
   );
-  return { keys, slots };
+  return { plans, keys, slots };
 }
 
 function errorResult(id: string | null, error: HttpError): string {

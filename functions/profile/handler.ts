@@ -10,21 +10,20 @@ import { parseQueryString, type QueryParameters } from '../../shared/http/query-
 import { requestLogPolicy } from '../../shared/http/request-log-policy.js';
 import { httpErrorResult, internalErrorResult, jsonResult } from '../../shared/http/responses.js';
 import { traceFields } from '../../shared/logger.js';
-import type { RefreshingCache } from '../../shared/refreshing-cache.js';
 import type { LoadedSnapshot } from '../../shared/snapshots/load-snapshot.js';
-import { type AnswerSelection, parseAnswerSelection, renderOptions } from './answer-options.js';
+import { type AnswerSelection, parseAnswerSelection } from './answer-options.js';
 import { apiKeyCheck } from './api-key.js';
 import { batchAnswer, parseBatchBody } from './batch-get.js';
 import { healthResult } from './health.js';
 import { entriesOf, type ProfileEntry, planLookup } from './lookup-profiles.js';
 import { openApiDocument } from './openapi.js';
 import type { ProfileDeps } from './profile-deps.js';
-import { type ProfileRequest, parseProfileRequest } from './profile-request.js';
+import { type ProfileRequest, parseProfileRequest, UNKNOWN_ID } from './profile-request.js';
 import { renderProfiles } from './render-profiles.js';
-import { afterMapping, type Phases, serverTiming, withProfiles } from './request-steps.js';
+import { mappingThenProfiles, type Phases, unavailable } from './request-steps.js';
 
 /** The batch endpoint, Google API style (a custom method on the collection). */
-export const BATCH_PATH = '/profiles:batchGet';
+const BATCH_PATH = '/profiles:batchGet';
 const GET_METHODS = 'GET, HEAD';
 
 /**
@@ -129,12 +128,8 @@ function whenReady(
     phases.snapshots = 0;
     return then(catalog);
   }
-  const { config } = deps;
   const t0 = performance.now();
-  return Promise.all([
-    ready(deps.catalog, config.FIRST_LOAD_TIMEOUT_MS, config.RETRY_AFTER_SECS, deps),
-    mappingReady(deps),
-  ]).then(([c]) => {
+  return Promise.all([catalogReady(deps), mappingReady(deps)]).then(([c]) => {
     phases.snapshots = performance.now() - t0;
     if (context.signal?.aborted) throw new HttpError(503, 'aborted', 'the request was cancelled');
     return then(c);
@@ -152,39 +147,21 @@ function answer(
   catalog: LoadedSnapshot<Catalog>,
   phases: Phases,
 ): HttpResult | Promise<HttpResult> {
-  const { config } = deps;
-  const t0 = performance.now();
-  const options = renderOptions(
-    selection,
-    catalog.value,
-    config.SEGMENTS_BIN,
-    Math.floor(deps.now() / 1000),
-  );
-  return afterMapping(
+  return mappingThenProfiles(
     deps,
-    deps.mapping.find([request.candidates], config.LINKED_IDS_MAX, config.REQUEST_BUDGET_MS),
-    (mapping) => {
-      const t1 = performance.now();
-      phases.mapping = t1 - t0;
-      const plan = planLookup(request, mapping.matches[0], deps.registry);
-      const budgetMs = Math.max(1, config.REQUEST_BUDGET_MS - (t1 - t0));
-      return withProfiles(deps, plan.keys, budgetMs, (bins) => {
-        const t2 = performance.now();
-        phases.store = t2 - t1;
-        const entries = entriesOf(plan, bins);
-        if (!entries) throw new HttpError(404, 'unknown_id', 'no profile is known for this id');
-        const body = renderProfiles(entries, options);
-        phases.render = performance.now() - t2;
-        const headers: Record<string, string> = {
-          'x-catalog-version': catalog.manifest.version,
-          'x-mapping-version': mapping.version,
-          'x-id-type': (entries[0] as ProfileEntry).type.name,
-          'x-linked-ids-total': String(plan.linkedTotal),
-          'server-timing': serverTiming(phases),
-        };
-        if (plan.linkedTotal > entries.length - 1) headers['x-linked-ids-truncated'] = 'true';
-        return jsonResult(200, body, headers);
-      });
+    catalog,
+    selection,
+    phases,
+    [request.candidates],
+    deps.config.LINKED_IDS_MAX,
+    (mapping) => planLookup(request, mapping.matches[0], deps.registry),
+    (plan, bins, options, headers) => {
+      const entries = entriesOf(plan, bins);
+      if (!entries) throw UNKNOWN_ID;
+      headers['x-id-type'] = (entries[0] as ProfileEntry).type.name;
+      headers['x-linked-ids-total'] = String(plan.linkedTotal);
+      if (plan.linkedTotal > entries.length - 1) headers['x-linked-ids-truncated'] = 'true';
+      return renderProfiles(entries, options);
     },
   );
 }
@@ -195,33 +172,28 @@ async function mappingReady(deps: ProfileDeps): Promise<void> {
     await deps.mapping.ready(deps.config.FIRST_LOAD_TIMEOUT_MS);
   } catch (err) {
     deps.log.warn('mapping not available', { err });
-    const snapshot = deps.mapping.kind === 'snapshot';
-    throw new HttpError(
-      503,
-      snapshot ? 'snapshots_unavailable' : 'mapping_unavailable',
-      snapshot
-        ? 'the service is starting; retry later'
-        : 'the identity mapping is unavailable; retry later',
-      { headers: { 'retry-after': String(deps.config.RETRY_AFTER_SECS) }, cause: err },
+    if (deps.mapping.kind === 'snapshot') {
+      throw unavailable('snapshots_unavailable', 'the service is starting; retry later', deps, err);
+    }
+    throw unavailable(
+      'mapping_unavailable',
+      'the identity mapping is unavailable; retry later',
+      deps,
+      err,
     );
   }
 }
 
-/** The cache's value, waiting (bounded) for the first load; 503 when it fails or takes too long. */
-async function ready<V>(
-  cache: RefreshingCache<V>,
-  timeoutMs: number,
-  retryAfterSecs: number,
-  deps: ProfileDeps,
-): Promise<V> {
+/** The catalog, waiting (bounded) for its first load; 503 when it fails or takes too long. */
+async function catalogReady(deps: ProfileDeps): Promise<LoadedSnapshot<Catalog>> {
   try {
-    return await cache.getWithin(timeoutMs, () => new Error('first snapshot load timed out'));
+    return await deps.catalog.getWithin(
+      deps.config.FIRST_LOAD_TIMEOUT_MS,
+      () => new Error('first snapshot load timed out'),
+    );
   } catch (err) {
     deps.log.warn('snapshots not available', { err });
-    throw new HttpError(503, 'snapshots_unavailable', 'the service is starting; retry later', {
-      headers: { 'retry-after': String(retryAfterSecs) },
-      cause: err,
-    });
+    throw unavailable('snapshots_unavailable', 'the service is starting; retry later', deps, err);
   }
 }
 

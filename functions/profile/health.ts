@@ -1,7 +1,7 @@
 import { describeError } from '../../shared/errors.js';
 import type { HttpResult } from '../../shared/http/http-event.js';
 import { jsonResult } from '../../shared/http/responses.js';
-import { snapshotHealth } from '../../shared/mapping/snapshot-mapping-store.js';
+import { snapshotHealth } from '../../shared/snapshots/snapshot-health.js';
 import type { ProfileDeps } from './profile-deps.js';
 
 const STORE_PING_TIMEOUT_MS = 1_000;

@@ -105,7 +105,7 @@ export function openApiDocument(
         description: 'The profiles, requested id first. HEAD answers the same without a body.',
         headers: {
           'X-Catalog-Version': header('Version of the catalog snapshot that answered.'),
-          'X-Mapping-Version': header('Version of the mapping snapshot that answered.'),
+          'X-Mapping-Version': header('Version of the mapping that answered.'),
           'X-Id-Type': header('Type of the requested id.'),
           'X-Linked-Ids-Total': header('Linked ids the person has in all.', { type: 'integer' }),
           'X-Linked-Ids-Truncated': header(
@@ -120,7 +120,7 @@ export function openApiDocument(
         content: json('ProfileResponse'),
       },
       400: error(
-        'Missing, empty, repeated, oversized or malformed id; bad %-encoding; unknown type.',
+        'Missing, empty, repeated, oversized or malformed id; bad %-encoding; unknown type; bad fields, segmentFields, segmentTypes or view (repeated, an empty item, an unknown value).',
       ),
       401: error('An API key is required and missing or wrong (when API keys are configured).'),
       404: error('Nobody knows this id (code unknown_id), or no such path (not_found).'),
@@ -151,7 +151,7 @@ export function openApiDocument(
         content: json('BatchGetResponse'),
       },
       400: error(
-        `The body is not JSON (invalid_json), not {"ids": [...]} (invalid_body), has no ids (no_ids) or more than ${limits.BATCH_MAX_IDS} (too_many_ids); bad fields, segmentFields or view.`,
+        `The body is not JSON (invalid_json), not {"ids": [...]} (invalid_body), has no ids (no_ids) or more than ${limits.BATCH_MAX_IDS} (too_many_ids); bad fields, segmentFields, segmentTypes or view.`,
       ),
       401: error('An API key is required and missing or wrong (when API keys are configured).'),
       405: error('Methods other than POST.', { Allow: header('POST') }),

@@ -9,6 +9,9 @@ export interface ProfileRequest {
   readonly typeGiven: boolean;
 }
 
+/** The 404 of an id nobody knows (HttpError has no stack: one instance serves every answer). */
+export const UNKNOWN_ID = new HttpError(404, 'unknown_id', 'no profile is known for this id');
+
 // Printable ASCII without space: ids are tokens, and anything else is a client mistake.
 const ID_CHARACTERS = /^[\x21-\x7e]+$/;
 
@@ -70,7 +73,7 @@ export function parseId(
     if (outOfRange !== undefined) {
       throw badRequest('malformed_id', `the id is not a valid ${outOfRange}${INT64_RANGE}`);
     }
-    throw new HttpError(404, 'unknown_id', 'no profile is known for this id');
+    throw UNKNOWN_ID;
   }
   return { candidates, typeGiven: false };
 }

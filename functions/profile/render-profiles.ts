@@ -21,6 +21,8 @@ export interface RenderOptions {
   readonly segmentTypes: ReadonlySet<string> | undefined;
   /** The original service's format: attributes at the top level of each id's object. */
   readonly flat: boolean;
+  /** Flat view: the names our members take, left out of the attributes (undefined: full view). */
+  readonly flatReserved: ReadonlySet<string> | undefined;
 }
 
 const COMMA = Buffer.from(',');
@@ -81,10 +83,7 @@ function flatEntry(out: ByteWriter, entry: ProfileEntry, options: RenderOptions)
   out.text(`${JSON.stringify(entry.id)}:{`);
   let first = true;
   if (fields.attributes && bins) {
-    const taken = new Set<string>();
-    if (fields.segments) taken.add('segments');
-    if (fields.unknownSegmentIds) taken.add('unknownSegmentIds');
-    const members = attributeMembers(bins, options.segmentsBin, taken);
+    const members = attributeMembers(bins, options.segmentsBin, options.flatReserved);
     if (members !== '') {
       out.text(members);
       first = false;

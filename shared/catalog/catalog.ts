@@ -20,9 +20,10 @@ const MAX_VIEWS = 64;
 
 /**
  * The segment catalog in memory: id -> metadata, each segment's JSON encoded once per field
- * selection (the full one at load, others on first use, memoised), so that a request joins
- * strings instead of serialising metadata field by field. Ids are found both as text and, when
- * they are integers, as numbers (profile records hold either), so no id is converted per request.
+ * selection (the full one at load, others on first use, memoised), so that a request copies
+ * pre-encoded bytes instead of serialising metadata field by field. Ids are found both as text
+ * and, when they are integers, as numbers (profile records hold either), so no id is converted
+ * per request.
  */
 export class Catalog {
   /** Every field name some segment has, in first-seen order (`id` first). */

@@ -2,6 +2,7 @@ import { BackendUnavailableError } from '../errors.js';
 import type { TypedId } from '../id-types.js';
 import type { RefreshingCache } from '../refreshing-cache.js';
 import type { LoadedSnapshot } from '../snapshots/load-snapshot.js';
+import { snapshotHealth } from '../snapshots/snapshot-health.js';
 import type { MappingIndex } from './mapping-index.js';
 import type { MappingAnswer, MappingHealth, MappingMatch, MappingStore } from './mapping-store.js';
 
@@ -18,7 +19,7 @@ export class SnapshotMappingStore implements MappingStore {
   readonly kind = 'snapshot';
 
   constructor(
-    readonly cache: RefreshingCache<LoadedSnapshot<MappingIndex>>,
+    private readonly cache: RefreshingCache<LoadedSnapshot<MappingIndex>>,
     private readonly options: SnapshotMappingOptions,
   ) {}
 
@@ -58,41 +59,4 @@ export class SnapshotMappingStore implements MappingStore {
   }
 
   async close(): Promise<void> {}
-}
-
-/** What health reports about one snapshot cache. */
-export function snapshotHealth<V>(
-  cache: RefreshingCache<LoadedSnapshot<V>>,
-  now: number,
-  maxAgeSecs: number,
-) {
-  if (cache.peek() === undefined) cache.warmUp();
-  const s = cache.status();
-  const manifest = s.value?.manifest;
-  const ageSecs = manifest
-    ? Math.max(0, Math.round((now - Date.parse(manifest.createdAt)) / 1000))
-    : undefined;
-  const stale = ageSecs !== undefined && ageSecs > maxAgeSecs;
-  const lastError = s.lastError;
-  return {
-    loaded: s.value !== undefined,
-    version: manifest?.version ?? null,
-    createdAt: manifest?.createdAt ?? null,
-    ageSecs: ageSecs ?? null,
-    rows: manifest?.rows ?? null,
-    source: manifest?.source ?? null,
-    loadedAt: s.value ? new Date(s.value.loadedAt).toISOString() : null,
-    lastCheckAt: s.lastAttemptAt === undefined ? null : new Date(s.lastAttemptAt).toISOString(),
-    consecutiveFailures: s.consecutiveFailures,
-    // The error's name only: messages can carry bucket paths and driver details.
-    lastError:
-      lastError === undefined ? null : lastError instanceof Error ? lastError.name : 'Error',
-    // A refused snapshot says why (sizes and versions only): an operator must act on it.
-    refused:
-      lastError instanceof Error && lastError.name === 'SnapshotTooLargeError'
-        ? lastError.message
-        : null,
-    stale,
-    degraded: stale || s.consecutiveFailures > 0,
-  };
 }

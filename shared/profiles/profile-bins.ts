@@ -1,16 +1,6 @@
-import { type JsonValue, toJsonValue } from '../json-value.js';
+import { toJsonValue } from '../json-value.js';
 import type { ProfileBins } from './profile-store.js';
 import { SegmentTable } from './segment-table.js';
-
-/** Every bin but the segments bin, as JSON-safe values. */
-export function attributesOf(bins: ProfileBins, segmentsBin: string): Record<string, JsonValue> {
-  const attributes: [string, JsonValue][] = [];
-  for (const name in bins) {
-    if (name !== segmentsBin) attributes.push([name, toJsonValue(bins[name])]);
-  }
-  // Object.fromEntries defines own properties, so a bin named __proto__ stays plain data.
-  return Object.fromEntries(attributes);
-}
 
 /**
  * The attributes (every bin but the segments bin and `skip`) as JSON object members,

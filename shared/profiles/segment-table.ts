@@ -9,9 +9,9 @@
 export class SegmentTable {
   private constructor(
     /** `[id, expiry, id, expiry, ...]` for this record from `start` (inclusive) to `end`. */
-    readonly cells: Float64Array,
-    readonly start: number,
-    readonly end: number,
+    private readonly cells: Float64Array,
+    private readonly start: number,
+    private readonly end: number,
   ) {}
 
   /**

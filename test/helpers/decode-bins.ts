@@ -1,4 +1,5 @@
-import { attributesOf, forEachLiveSegment } from '../../shared/profiles/profile-bins.js';
+import type { JsonValue } from '../../shared/json-value.js';
+import { attributeMembers, forEachLiveSegment } from '../../shared/profiles/profile-bins.js';
 import type { ProfileBins } from '../../shared/profiles/profile-store.js';
 
 /** What the renderer takes from a record: its attributes and its live segment ids, in order. */
@@ -7,5 +8,9 @@ export function decodeBins(bins: ProfileBins, segmentsBin: string, nowSecs: numb
   forEachLiveSegment(bins[segmentsBin], nowSecs, (id) => {
     segmentIds.push(id);
   });
-  return { attributes: attributesOf(bins, segmentsBin), segmentIds };
+  // The attributes as the renderer writes them (JSON.parse keeps a `__proto__` member as data).
+  const attributes: Record<string, JsonValue> = JSON.parse(
+    `{${attributeMembers(bins, segmentsBin)}}`,
+  );
+  return { attributes, segmentIds };
 }
