@@ -1,11 +1,31 @@
 /**
- * Settles as `work` does, or rejects with `timeoutError()` after `ms` of the process's running
- * time, whichever comes first. The work itself is not cancelled (pass it a signal for that);
- * the timer never outlives the race.
+ * Calls `onTick` with the running time since the previous tick, every quarter of `timeoutMs`
+ * (5 to 500 ms), until the returned interval is cleared.
  *
- * Running time: Cloud Run throttles CPU between requests, and a background refresh frozen for
- * a while must not time out on wake-up before its answer, already in the socket, is read. A
- * gap between two ticks counts as one tick, and the deadline lets pending I/O run once first.
+ * Running time, not wall time: Cloud Run throttles an instance's CPU between requests, and a
+ * background refresh frozen for a while must not time out on wake-up before its answer, already
+ * in the socket, is read (timers run before I/O in Node's event loop). So a gap between two
+ * ticks counts as two ticks at most; callers that time out let pending I/O run once first
+ * (setImmediate comes after the poll phase).
+ */
+export function runningTicks(
+  timeoutMs: number,
+  onTick: (elapsedMs: number) => void,
+): NodeJS.Timeout {
+  const tickMs = Math.max(5, Math.min(500, Math.floor(timeoutMs / 4)));
+  let last = performance.now();
+  return setInterval(() => {
+    const now = performance.now();
+    const elapsed = Math.min(now - last, tickMs * 2);
+    last = now;
+    onTick(elapsed);
+  }, tickMs);
+}
+
+/**
+ * Settles as `work` does, or rejects with `timeoutError()` after `ms` of the process's running
+ * time (see runningTicks), whichever comes first. The work itself is not cancelled (pass it a
+ * signal for that); the timer never outlives the race.
  */
 export async function withDeadline<T>(
   work: Promise<T>,
@@ -14,20 +34,14 @@ export async function withDeadline<T>(
 ): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<never>((_, reject) => {
-    const tickMs = Math.max(5, Math.min(500, Math.floor(ms / 4)));
     let elapsed = 0;
-    let last = performance.now();
-    timer = setInterval(() => {
-      const now = performance.now();
-      elapsed += Math.min(now - last, tickMs * 2);
-      last = now;
-      if (elapsed >= ms) {
-        clearInterval(timer);
-        setImmediate(() => reject(timeoutError()));
-      }
-    }, tickMs);
+    timer = runningTicks(ms, (tick) => {
+      elapsed += tick;
+      if (elapsed < ms) return;
+      clearInterval(timer);
+      setImmediate(() => reject(timeoutError()));
+    });
   });
-  timedOut.catch(() => undefined); // the race below reports it, or the work won
   try {
     return await Promise.race([work, timedOut]);
   } finally {

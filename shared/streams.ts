@@ -1,5 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import { type Readable, Transform } from 'node:stream';
+import { runningTicks } from './deadline.js';
 
 /** Bytes seen by a digest tap: their count and, once the stream ends, their sha256. */
 export interface DigestTap {
@@ -32,38 +33,22 @@ export function digestTap(): DigestTap {
 
 /**
  * A pass-through that fails with `makeError()` when no data arrives for `idleMs` of the
- * process's RUNNING time: a download that stalls must not hold a refresh (or a job) forever.
- *
- * Running time, because Cloud Run throttles an instance's CPU between requests: a background
- * refresh is frozen mid-download, and when the CPU comes back the overdue timer would fire
- * before the socket's waiting data is read (timers run before I/O in Node's event loop). So the
- * guard counts time in short ticks and a long gap between two ticks (the process was frozen)
- * counts as one tick; and before failing it lets pending I/O run once (setImmediate comes after
- * the poll phase), so data that was already there counts as progress. Time while the consumer
- * is behind (data buffered in the guard) is not idle either: the source did its part.
+ * process's running time (see runningTicks): a download that stalls must not hold a refresh (or
+ * a job) forever, and one frozen with its CPU must not fail on wake-up. Before failing it lets
+ * pending I/O run once, so data that was already there counts as progress.
  */
-export function stallGuard(
-  idleMs: number,
-  makeError: () => Error,
-  clock: () => number = () => performance.now(),
-): Transform {
-  const tickMs = Math.max(10, Math.min(500, Math.floor(idleMs / 4)));
+export function stallGuard(idleMs: number, makeError: () => Error): Transform {
   let idle = 0;
-  let lastTick = clock();
   let progress = 0;
-  let timer: NodeJS.Timeout | undefined;
   let confirming = false;
-  const tick = () => {
-    const now = clock();
-    const gap = Math.min(now - lastTick, tickMs * 2);
-    lastTick = now;
+  const tick = (elapsedMs: number) => {
     // Data waiting in the guard (the consumer is behind, e.g. a CPU-starved decoder holding the
     // pipeline back) is progress of the download: only an empty, waiting guard runs idle.
     if (stream.writableLength > 0 || stream.readableLength > 0) {
       idle = 0;
       return;
     }
-    idle += gap;
+    idle += elapsedMs;
     if (idle < idleMs || confirming) return;
     confirming = true;
     const seen = progress;
@@ -88,7 +73,7 @@ export function stallGuard(
       done(err);
     },
   });
-  timer = setInterval(tick, tickMs);
+  const timer = runningTicks(idleMs, tick);
   timer.unref();
   return stream;
 }

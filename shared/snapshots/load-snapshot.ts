@@ -48,7 +48,7 @@ export async function loadSnapshot<V>(
 ): Promise<LoadedSnapshot<V> | undefined> {
   const { kind } = codec;
   const stored = await withTimeout(
-    (signal) => store.readManifest(kind, signal),
+    () => store.readManifest(kind),
     options.stallTimeoutMs,
     `reading the ${kind} manifest from ${store.location}`,
   );
@@ -71,7 +71,7 @@ export async function loadSnapshot<V>(
   const stalled = () =>
     new BackendUnavailableError('snapshot-store', `download of ${manifest.object} stalled`);
   const raw = await withTimeout(
-    (signal) => store.readObject(manifest.object, signal),
+    () => store.readObject(manifest.object),
     options.stallTimeoutMs,
     `opening ${manifest.object}`,
   );
@@ -124,14 +124,14 @@ export async function loadSnapshot<V>(
   return { value: decoded.value, manifest, loadedAt: (options.now ?? Date.now)() };
 }
 
-async function withTimeout<T>(
-  call: (signal: AbortSignal) => Promise<T>,
-  timeoutMs: number,
-  what: string,
-): Promise<T> {
+/**
+ * Bounds a store call by running time. No abort signal goes to the store: a signal times out in
+ * wall time, so a refresh frozen with its CPU would fail on wake-up (see runningTicks).
+ */
+async function withTimeout<T>(call: () => Promise<T>, timeoutMs: number, what: string): Promise<T> {
   try {
     return await withDeadline(
-      call(AbortSignal.timeout(timeoutMs)),
+      call(),
       timeoutMs,
       () => new BackendUnavailableError('snapshot-store', `timed out ${what}`),
     );

@@ -74,3 +74,12 @@ export function parseManifest(body: string, kind: SnapshotKind): Manifest {
   }
   return parsed.data;
 }
+
+/** A manifest body parsed, or undefined when it is not a valid one (e.g. a corrupt current one). */
+export function tryParseManifest(body: string, kind: SnapshotKind): Manifest | undefined {
+  try {
+    return parseManifest(body, kind);
+  } catch {
+    return undefined;
+  }
+}

@@ -7,11 +7,13 @@ import {
   UnknownVersionError,
 } from '../errors.js';
 import { chain, digestTap } from '../streams.js';
+import { readAllText } from '../text-lines.js';
 import {
   MANIFEST_SCHEMA_VERSION,
   type Manifest,
   newVersion,
   parseManifest,
+  tryParseManifest,
   versionManifestName,
 } from './manifest.js';
 import type { SnapshotCodec } from './snapshot-codec.js';
@@ -64,7 +66,7 @@ export async function publishSnapshot<R>(
   const { signal } = options;
   const stored = await store.readManifest(kind, signal);
   // A corrupt current manifest must not block the publication that repairs it.
-  const previous = stored ? safeParse(stored.body, kind) : undefined;
+  const previous = stored ? tryParseManifest(stored.body, kind) : undefined;
 
   const version = newVersion(now());
   const object = `${kind}/${version}.${codec.extension}`;
@@ -138,7 +140,7 @@ export async function commitManifest(
     await store.replaceManifest(kind, body, expectedGeneration, options.signal);
   } catch (err) {
     const current = await store.readManifest(kind, cleanupSignal()).then(
-      (read) => (read ? safeParse(read.body, kind) : undefined),
+      (read) => (read ? tryParseManifest(read.body, kind) : undefined),
       () => null, // unknown: the store did not answer
     );
     if (current?.version === version) {
@@ -174,10 +176,9 @@ export async function readVersionManifest(
   signal?: AbortSignal,
 ): Promise<Manifest> {
   const name = versionManifestName({ kind, version });
-  let body = '';
+  let body: string;
   try {
-    const stream = await store.readObject(name, signal);
-    for await (const chunk of stream) body += String(chunk);
+    body = await readAllText(await store.readObject(name, signal));
   } catch (err) {
     if (err instanceof SnapshotIntegrityError || (err as { code?: unknown }).code === 404) {
       throw new UnknownVersionError(`no ${kind} version ${version} is kept (${name})`, {
@@ -221,18 +222,12 @@ export function refuseTooLarge(manifest: Manifest, maxMemoryBytes: number): void
   }
 }
 
-async function cleanup(work: () => Promise<void>): Promise<void> {
+/** Runs cleanup after a failure; its own failure must not hide the one being reported. */
+export async function cleanup(work: () => Promise<void>): Promise<void> {
   await work().catch(() => undefined);
 }
 
-function cleanupSignal(): AbortSignal {
+/** A signal for cleanup store calls, which may run past the job's own deadline. */
+export function cleanupSignal(): AbortSignal {
   return AbortSignal.timeout(CLEANUP_TIMEOUT_MS);
-}
-
-function safeParse(body: string, kind: Manifest['kind']): Manifest | undefined {
-  try {
-    return parseManifest(body, kind);
-  } catch {
-    return undefined;
-  }
 }

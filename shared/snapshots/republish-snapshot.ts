@@ -1,7 +1,9 @@
 import { SnapshotIntegrityError } from '../errors.js';
 import { chain, digestTap } from '../streams.js';
-import { type Manifest, newVersion, parseManifest, type SnapshotKind } from './manifest.js';
+import { type Manifest, newVersion, type SnapshotKind, tryParseManifest } from './manifest.js';
 import {
+  cleanup,
+  cleanupSignal,
   commitManifest,
   type PublishOptions,
   type PublishResult,
@@ -27,7 +29,7 @@ export async function republishSnapshot(
   const now = options.now ?? (() => new Date());
   const { signal } = options;
   const stored = await store.readManifest(kind, signal);
-  const previous = stored ? safeParse(stored.body, kind) : undefined;
+  const previous = stored ? tryParseManifest(stored.body, kind) : undefined;
   const old = await readVersionManifest(store, kind, version, signal);
   if (previous && previous.sha256 === old.sha256) {
     return { outcome: 'unchanged', manifest: previous, previous };
@@ -41,11 +43,11 @@ export async function republishSnapshot(
   try {
     await store.writeObject(object, data, signal);
   } catch (err) {
-    await store.deleteObject(object, AbortSignal.timeout(10_000)).catch(() => undefined);
+    await cleanup(() => store.deleteObject(object, cleanupSignal()));
     throw err;
   }
   if (tap.bytes() !== old.bytes || tap.sha256() !== old.sha256) {
-    await store.deleteObject(object).catch(() => undefined);
+    await cleanup(() => store.deleteObject(object, cleanupSignal()));
     throw new SnapshotIntegrityError(
       `${old.object} does not match its manifest (bytes or sha256); ${version} was not restored`,
     );
@@ -59,12 +61,4 @@ export async function republishSnapshot(
   };
   await commitManifest(store, manifest, stored?.generation, options);
   return { outcome: 'published', manifest, previous };
-}
-
-function safeParse(body: string, kind: SnapshotKind): Manifest | undefined {
-  try {
-    return parseManifest(body, kind);
-  } catch {
-    return undefined;
-  }
 }

@@ -17,9 +17,11 @@ export interface StoredObjectInfo {
 }
 
 /**
- * Where snapshots live: GCS in production, a local directory in the embedded default. Every
- * call takes an optional signal: an aborted call rejects with the signal's reason (a write
- * that was already sent may still have landed; callers that care re-read).
+ * Where snapshots live: GCS in production, a local directory in the embedded default. Calls take
+ * an optional signal that a store may honour: the GCS store rejects every call but readObject
+ * with the signal's reason once it aborts; the local store only ends a writeObject. A call given
+ * up on may still have landed (callers that care re-read); readObject's stream needs its own
+ * bound (a stall guard).
  */
 export interface SnapshotStore {
   /** Human-readable location, for logs and health (`gs://bucket/prefix`, `file:/dir`). */

@@ -1,16 +1,20 @@
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { get as httpGet } from 'node:http';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 import { gzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
+import { catalogCodec } from '../../shared/catalog/catalog-codec.js';
 import { BackendUnavailableError } from '../../shared/errors.js';
 import { defaultIdTypeRegistry } from '../../shared/id-types.js';
 import { type MappingPerson, mappingCodec } from '../../shared/mapping/mapping-codec.js';
+import { GcsSnapshotStore } from '../../shared/snapshots/gcs-snapshot-store.js';
 import { loadSnapshot } from '../../shared/snapshots/load-snapshot.js';
 import type { Manifest } from '../../shared/snapshots/manifest.js';
+import { publishSnapshot } from '../../shared/snapshots/publish-snapshot.js';
 import type { SnapshotStore } from '../../shared/snapshots/snapshot-store.js';
+import { GcsEmulator } from '../emulators/gcs-emulator.js';
 
 // Cloud Run throttles CPU outside requests, so a background refresh is frozen mid-download and
 // thawed by the next request. The bytes keep arriving meanwhile (here: from another thread).
@@ -115,5 +119,38 @@ describe('a snapshot download on a CPU-throttled instance', () => {
     expect(err).toBeInstanceOf(BackendUnavailableError);
     expect((err as Error).message).toMatch(/stalled/);
     expect(performance.now() - started).toBeLessThan(STALL_MS * 10);
+  });
+
+  it('reads the manifest from GCS, however long the process was frozen during the request', async () => {
+    const gcs = await GcsEmulator.start();
+    try {
+      gcs.createBucket('snapshots');
+      const store = new GcsSnapshotStore(
+        'gs://snapshots/env',
+        { requestTimeoutMs: 2_000 },
+        { apiEndpoint: gcs.baseUrl, projectId: 'test' },
+      );
+      const { manifest } = await publishSnapshot(
+        store,
+        catalogCodec,
+        Readable.from([{ id: '1', name: 's1' }]),
+        { source: {}, minRowsRatio: 0 },
+      );
+      // The manifest's metadata request is answered late; meanwhile the process is frozen for
+      // longer than the stall timeout (in wall time).
+      gcs.inject({
+        match: ({ method, path, query }) =>
+          method === 'GET' && path.endsWith('manifest.json') && query.get('alt') !== 'media',
+        delayMs: 100,
+        times: 1,
+      });
+      const loading = loadSnapshot(store, catalogCodec, undefined, { stallTimeoutMs: STALL_MS });
+      setTimeout(() => freeze(3 * STALL_MS), 20);
+      const loaded = await loading;
+      expect(loaded?.manifest.version).toBe(manifest.version);
+      expect(loaded?.value.size).toBe(1);
+    } finally {
+      await gcs.close();
+    }
   });
 });

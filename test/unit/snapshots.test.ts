@@ -15,7 +15,7 @@ import { type MappingPerson, mappingCodec } from '../../shared/mapping/mapping-c
 import { loadSnapshot } from '../../shared/snapshots/load-snapshot.js';
 import { LocalSnapshotStore } from '../../shared/snapshots/local-snapshot-store.js';
 import { parseManifest } from '../../shared/snapshots/manifest.js';
-import { publishSnapshot } from '../../shared/snapshots/publish-snapshot.js';
+import { publishSnapshot, readVersionManifest } from '../../shared/snapshots/publish-snapshot.js';
 import { useTempDirs } from '../helpers/temp-dir.js';
 
 const tempDir = useTempDirs();
@@ -110,6 +110,27 @@ describe('publish then load', () => {
     expect(again.outcome).toBe('unchanged');
     expect(again.manifest.version).toBe(first.manifest.version);
     expect((await store.listObjects('catalog/')).filter((n) => n.endsWith('.gz'))).toHaveLength(1);
+  });
+});
+
+/** A local store that hands objects out one byte per chunk, as a network read may split them. */
+class ByteByByteStore extends LocalSnapshotStore {
+  override async readObject(name: string): Promise<Readable> {
+    const parts: Buffer[] = [];
+    for await (const chunk of await super.readObject(name)) parts.push(chunk as Buffer);
+    const bytes = Buffer.concat(parts);
+    return Readable.from(Array.from(bytes, (b) => Buffer.of(b)));
+  }
+}
+
+describe('version manifests', () => {
+  it('reads a kept manifest whose text arrives with its characters split across chunks', async () => {
+    const store = new ByteByByteStore(await tempDir());
+    const { manifest } = await publishSnapshot(store, catalogCodec, Readable.from(segments(3)), {
+      source: { collection: 'ségments', note: '東京 ✓' },
+      minRowsRatio: 0,
+    });
+    expect(await readVersionManifest(store, 'catalog', manifest.version)).toEqual(manifest);
   });
 });
 
