@@ -28,7 +28,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BigQuerySqlEngine, BigQuerySqlError, type SqlRequest } from './bigquery-sql.js';
+import { BigQuerySqlEngine, BigQuerySqlError, record, type SqlRequest } from './bigquery-sql.js';
 
 /** A column of a query result schema, as BigQuery describes it. */
 export interface BigQueryField {
@@ -166,8 +166,11 @@ export class BigQueryEmulator {
     return new BigQueryEmulator(server, baseUrl, options.projectId ?? 'test-project');
   }
 
-  /** Sets how queries are answered; a handler that throws fails the query with 400 invalidQuery. */
-  respondWith(handler: (q: RecordedQuery) => QueryResult): void {
+  /**
+   * Sets how queries are answered; a handler that throws fails the query with 400 invalidQuery.
+   * undefined removes the handler: with tables registered, every query then runs on them.
+   */
+  respondWith(handler: ((q: RecordedQuery) => QueryResult) | undefined): void {
     this.handler = handler;
   }
 
@@ -712,10 +715,6 @@ function encodeTimestamp(us: bigint, int64: boolean): string {
   }
   const [mantissa = '0', exponent = '0'] = seconds.toExponential().split('e');
   return `${mantissa.includes('.') ? mantissa : `${mantissa}.0`}E${Number(exponent)}`;
-}
-
-function record(value: unknown): Record<string, unknown> {
-  return typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : {};
 }
 
 function text(value: unknown): string | undefined {

@@ -275,6 +275,35 @@ const isOp = (node: Node | undefined, ...ops: string[]): boolean =>
 const isGroup = (node: Node | undefined, open: '(' | '[' = '('): node is Group =>
   node?.kind === 'group' && node.open === open;
 
+/** Whether a `*` after `prev` selects all columns (`SELECT *`, `t.*`) rather than multiplies. */
+const selectsAll = (prev: Node | undefined): boolean =>
+  prev === undefined || isWord(prev, 'SELECT', 'DISTINCT', 'ALL') || isOp(prev, ',', '.');
+
+/** Whether the nodes are a dotted name such as `t.col` (names joined by `.`). */
+const isDottedName = (nodes: Node[]): boolean =>
+  nodes.every((n, k) => (k % 2 === 0 ? n.kind === 'word' || n.kind === 'quoted' : isOp(n, '.')));
+
+/** The dotted path at nodes[i]: its parts (quoted ones split on `.`), its last node's index. */
+function readPath(nodes: Node[], i: number): { parts: string[]; end: number } {
+  const parts: string[] = [];
+  let j = i;
+  for (;;) {
+    const node = nodes[j];
+    if (node?.kind === 'quoted') parts.push(...node.text.split('.'));
+    else if (node?.kind === 'word') parts.push(node.text);
+    else break;
+    if (
+      isOp(nodes[j + 1], '.') &&
+      (nodes[j + 2]?.kind === 'word' || nodes[j + 2]?.kind === 'quoted')
+    ) {
+      j += 2;
+    } else {
+      break;
+    }
+  }
+  return { parts, end: j };
+}
+
 function split(nodes: Node[], separator: string): Node[][] {
   const parts: Node[][] = [[]];
   for (const node of nodes) {
@@ -1066,11 +1095,7 @@ class Translator {
             scope.clause === 'SELECT' &&
             this.env.info.hasPseudoColumnTable
           ) {
-            if (
-              prev === undefined ||
-              isWord(prev, 'SELECT', 'DISTINCT', 'ALL') ||
-              isOp(prev, ',', '.')
-            ) {
+            if (selectsAll(prev)) {
               throw this.fail(
                 node,
                 'SELECT * over an ingestion-time partitioned table (its pseudo-column) is not supported by the BigQuery test server',
@@ -1320,22 +1345,7 @@ class Translator {
   }
 
   private tablePath(nodes: Node[], i: number, out: string[]): number {
-    const parts: string[] = [];
-    let j = i;
-    for (;;) {
-      const node = nodes[j];
-      if (node?.kind === 'quoted') parts.push(...node.text.split('.'));
-      else if (node?.kind === 'word') parts.push(node.text);
-      else break;
-      if (
-        isOp(nodes[j + 1], '.') &&
-        (nodes[j + 2]?.kind === 'word' || nodes[j + 2]?.kind === 'quoted')
-      ) {
-        j += 2;
-      } else {
-        break;
-      }
-    }
+    const { parts, end: j } = readPath(nodes, i);
     const first = nodes[i];
     if (isWord(nodes[j + 1], 'FOR') || isGroup(nodes[j + 1])) {
       throw this.fail(
@@ -1693,10 +1703,7 @@ class Translator {
         valueNodes = a.slice(0, -2);
       } else if (last?.kind === 'word' || last?.kind === 'quoted') {
         // A path such as `t.col` names its field after its last part.
-        const isPath = a.every((n, k) =>
-          k % 2 === 0 ? n.kind === 'word' || n.kind === 'quoted' : isOp(n, '.'),
-        );
-        if (isPath) name = last.text.split('.').at(-1);
+        if (isDottedName(a)) name = last.text.split('.').at(-1);
       }
       if (name === undefined) {
         throw this.fail(
@@ -1811,28 +1818,14 @@ function analyse(nodes: Node[]): {
         for (const part of node.text.split('.')) words.add(part.toLowerCase());
       }
       if (node.kind === 'op' && node.text === '*' && queryLevel) {
-        const prev = seq[i - 1];
-        if (prev === undefined || isWord(prev, 'SELECT', 'DISTINCT', 'ALL') || isOp(prev, ',', '.'))
-          hasStar = true;
+        if (selectsAll(seq[i - 1])) hasStar = true;
       }
       if (expectTable) {
         expectTable = false;
         if (node.kind === 'quoted' || (node.kind === 'word' && !RESERVED.has(node.upper))) {
-          const parts: string[] = [];
-          let j = i;
-          for (;;) {
-            const part = seq[j];
-            if (part?.kind === 'quoted') parts.push(...part.text.split('.'));
-            else if (part?.kind === 'word') parts.push(part.text);
-            if (
-              isOp(seq[j + 1], '.') &&
-              (seq[j + 2]?.kind === 'word' || seq[j + 2]?.kind === 'quoted')
-            )
-              j += 2;
-            else break;
-          }
+          const { parts, end } = readPath(seq, i);
           if (parts.length > 1) paths.push({ parts, pos: node.pos });
-          i = j;
+          i = end;
           continue;
         }
       }
@@ -1892,10 +1885,7 @@ function outputNames(nodes: Node[]): string[] | undefined {
     const beforeLast = item[item.length - 2];
     if (item.some((n, k) => isOp(n, '*') && (k === 0 || isOp(item[k - 1], '.')))) return undefined;
     const named = last?.kind === 'word' || last?.kind === 'quoted';
-    const isPath = item.every((n, k) =>
-      k % 2 === 0 ? n.kind === 'word' || n.kind === 'quoted' : isOp(n, '.'),
-    );
-    if (named && (isWord(beforeLast, 'AS') || isPath)) {
+    if (named && (isWord(beforeLast, 'AS') || isDottedName(item))) {
       names.push(last.text.split('.').at(-1) ?? last.text);
     } else if (
       named &&
@@ -2316,6 +2306,7 @@ function duckError(error: unknown): BigQuerySqlError {
   );
 }
 
-function record(value: unknown): Record<string, unknown> {
+/** A JSON value's fields when it is an object, else none (request bodies are untrusted). */
+export function record(value: unknown): Record<string, unknown> {
   return typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : {};
 }

@@ -1,7 +1,7 @@
 /*
  * Google's own Bigtable emulator (cbtemulator), started on a free port for a test and stopped
  * after it. Never a hand-written Bigtable: filters, GC rules and timestamps behave as Google's
- * implementation does. Where it comes from (see ../shared/reference/bigtable-local.md):
+ * implementation does. Where it comes from (see the team kit's shared/reference/bigtable-local.md):
  *  1. BIGTABLE_EMULATOR_BIN, if set;
  *  2. google-cloud-cli's package (google-cloud-cli-bigtable-emulator);
  *  3. .cache/bigtable-emulator/cbtemulator, built from test/emulators/bigtable/main.go with
@@ -62,10 +62,10 @@ export class BigtableEmulator {
     private readonly bin: string,
   ) {}
 
-  /** Starts an emulator on a free port (or `port`, to come back where a stopped one was). */
-  static async start(port = 0): Promise<BigtableEmulator> {
+  /** Starts an emulator on a free port. */
+  static async start(): Promise<BigtableEmulator> {
     const bin = await bigtableEmulatorBinary();
-    const { child, host } = await launch(bin, port);
+    const { child, host } = await launch(bin, 0);
     return new BigtableEmulator(child, host, bin);
   }
 

@@ -799,14 +799,8 @@ function parseMeta(
 ):
   | { name?: string; contentType?: string; metadata?: Map<string, string>; customTime?: string }
   | undefined {
-  let value: unknown = {};
-  try {
-    if (raw.length > 0) value = JSON.parse(raw.toString('utf8'));
-  } catch {
-    return undefined;
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
-  const fields = new Map<string, unknown>(Object.entries(value));
+  const fields = jsonFields(raw);
+  if (fields === undefined) return undefined;
   const [name, contentType, custom, customTime] = [
     'name',
     'contentType',

@@ -5,6 +5,7 @@ import { AerospikeEmulator } from '../emulators/aerospike-emulator.js';
 import { BigQueryEmulator } from '../emulators/bigquery-emulator.js';
 import { GcsEmulator } from '../emulators/gcs-emulator.js';
 import { MongoEmulator } from '../emulators/mongo-emulator.js';
+import { MAPPING_TABLE_SCHEMA } from './partitioned-mapping.js';
 
 /** All four test servers, and the environment that points the production adapters at them. */
 export interface LocalStack {
@@ -24,6 +25,8 @@ export interface LocalStack {
 const BUCKET = 'profile-api-snapshots';
 const PROJECT = 'local-project';
 const MAPPING_TABLE = `${PROJECT}.identity.user_mapping`;
+/** The mapping partition seed() writes when given none. */
+const DEFAULT_PARTITION = '2026-11-25';
 
 /** Starts the GCS, BigQuery, MongoDB and Aerospike test servers. */
 export async function startLocalStack(): Promise<LocalStack> {
@@ -34,7 +37,7 @@ export async function startLocalStack(): Promise<LocalStack> {
     AerospikeEmulator.start(),
   ]);
   gcs.createBucket(BUCKET);
-  let seeded = '2026-11-25';
+  let seeded = DEFAULT_PARTITION;
   const env = {
     SNAPSHOT_URI: `gs://${BUCKET}/profile-api`,
     // The client libraries' own switches for local endpoints; our code only reads the URIs.
@@ -57,7 +60,7 @@ export async function startLocalStack(): Promise<LocalStack> {
     mongo,
     aerospike,
     env,
-    seed: (data, partition = '2026-11-25') => {
+    seed: (data, partition = DEFAULT_PARTITION) => {
       seeded = partition;
       return seed({ mongo, bigquery, aerospike }, data, partition);
     },
@@ -93,12 +96,7 @@ async function seed(
   servers.bigquery.setCurrentDate(partition);
   servers.bigquery.createTable(
     MAPPING_TABLE,
-    [
-      { name: 'partition_date', type: 'DATE' },
-      { name: 'person_id', type: 'STRING' },
-      { name: 'user_id', type: 'STRING' },
-      { name: 'id_type', type: 'STRING' },
-    ],
+    MAPPING_TABLE_SCHEMA,
     data.persons.flatMap((person, p) =>
       person.map(({ id, typeCode }) => [partition, `person-${p}`, id, typeCode]),
     ),

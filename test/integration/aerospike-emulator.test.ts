@@ -16,7 +16,10 @@ const quick = { socketTimeout: 200, totalTimeout: TOTAL_TIMEOUT_MS, maxRetries: 
 let emulator: AerospikeEmulator;
 let client: Client;
 
-function key(set: string | null, id: string, ns = NS): Aerospike.Key {
+/** The values a user key can take; the client keeps each type apart (its digest differs). */
+type KeyValue = string | number | bigint | Buffer;
+
+function key(set: string | null, id: KeyValue, ns = NS): Aerospike.Key {
   return new Aerospike.Key(ns, set, id);
 }
 
@@ -289,12 +292,6 @@ describe('AerospikeEmulator with the real aerospike client', () => {
 });
 
 describe('typed keys, digests and seeding', () => {
-  type KeyValue = string | number | bigint | Buffer;
-
-  function typed(set: string | null, value: KeyValue): Aerospike.Key {
-    return new Aerospike.Key(NS, set, value);
-  }
-
   function hex(k: Aerospike.Key): string {
     // Every command writes the digest it computed back onto the key object.
     if (!k.digest) throw new Error('the client left no digest on the key');
@@ -304,43 +301,38 @@ describe('typed keys, digests and seeding', () => {
   const { OK, ERR_RECORD_NOT_FOUND } = Aerospike.status;
 
   it('keeps the integer key 9876543210 and the string key "9876543210" apart (client writes)', async () => {
-    await client.put(typed('typed-client', 9876543210), { from: 'integer' });
-    expect((await client.get(typed('typed-client', 9876543210))).bins).toEqual({ from: 'integer' });
-    expect((await failure(client.get(typed('typed-client', '9876543210')))).code).toBe(
+    await client.put(key('typed-client', 9876543210), { from: 'integer' });
+    expect((await client.get(key('typed-client', 9876543210))).bins).toEqual({ from: 'integer' });
+    expect((await failure(client.get(key('typed-client', '9876543210')))).code).toBe(
       ERR_RECORD_NOT_FOUND,
     );
 
-    await client.put(typed('typed-client', '1234567'), { from: 'string' });
-    expect((await client.get(typed('typed-client', '1234567'))).bins).toEqual({ from: 'string' });
-    expect((await failure(client.get(typed('typed-client', 1234567)))).code).toBe(
+    await client.put(key('typed-client', '1234567'), { from: 'string' });
+    expect((await client.get(key('typed-client', '1234567'))).bins).toEqual({ from: 'string' });
+    expect((await failure(client.get(key('typed-client', 1234567)))).code).toBe(
       ERR_RECORD_NOT_FOUND,
     );
 
-    const batch = await readAll([
-      typed('typed-client', 9876543210),
-      typed('typed-client', 1234567),
-    ]);
+    const batch = await readAll([key('typed-client', 9876543210), key('typed-client', 1234567)]);
     expect(batch.map((r) => r.status)).toEqual([OK, ERR_RECORD_NOT_FOUND]);
   });
 
   it('keeps integer and string keys apart for seeded records', async () => {
     await emulator.put(NS, 'typed-seed', { type: 'integer', value: '9876543210' }, { from: 'int' });
-    expect((await client.get(typed('typed-seed', 9876543210))).bins).toEqual({ from: 'int' });
-    expect((await failure(client.get(typed('typed-seed', '9876543210')))).code).toBe(
+    expect((await client.get(key('typed-seed', 9876543210))).bins).toEqual({ from: 'int' });
+    expect((await failure(client.get(key('typed-seed', '9876543210')))).code).toBe(
       ERR_RECORD_NOT_FOUND,
     );
 
     await emulator.put(NS, 'typed-seed', { type: 'string', value: '1234567' }, { from: 'str' });
-    expect((await client.get(typed('typed-seed', '1234567'))).bins).toEqual({ from: 'str' });
-    expect((await failure(client.get(typed('typed-seed', 1234567)))).code).toBe(
-      ERR_RECORD_NOT_FOUND,
-    );
+    expect((await client.get(key('typed-seed', '1234567'))).bins).toEqual({ from: 'str' });
+    expect((await failure(client.get(key('typed-seed', 1234567)))).code).toBe(ERR_RECORD_NOT_FOUND);
 
     // Both spellings of one id can exist side by side, each its own record.
     await emulator.put(NS, 'typed-seed', { type: 'string', value: '9876543210' }, { from: 'str' });
     expect(await emulator.recordCount(NS, 'typed-seed')).toBe(3);
-    expect((await client.get(typed('typed-seed', 9876543210))).bins).toEqual({ from: 'int' });
-    expect((await client.get(typed('typed-seed', '9876543210'))).bins).toEqual({ from: 'str' });
+    expect((await client.get(key('typed-seed', 9876543210))).bins).toEqual({ from: 'int' });
+    expect((await client.get(key('typed-seed', '9876543210'))).bins).toEqual({ from: 'str' });
   });
 
   const blob = Buffer.from([0, 1, 254, 255]);
@@ -362,13 +354,13 @@ describe('typed keys, digests and seeding', () => {
     'computes the client digest of a key: %s, with and without a set',
     async (_, seed, value) => {
       for (const set of ['typed-digest', null]) {
-        const written = typed(set, value);
+        const written = key(set, value);
         await client.put(written, { by: 'client' });
         expect(await emulator.digestOf(set ?? '', seed)).toBe(hex(written));
 
         // A seeded record lands on the same digest, so the client finds it by the typed key.
         await emulator.put(NS, set ?? '', seed, { by: 'seed' });
-        expect((await client.get(typed(set, value))).bins).toEqual({ by: 'seed' });
+        expect((await client.get(key(set, value))).bins).toEqual({ by: 'seed' });
       }
     },
   );
@@ -440,13 +432,13 @@ describe('typed keys, digests and seeding', () => {
       listed: [1, 2n ** 62n, -(2 ** 40)],
     };
 
-    const fromClient = typed('bins', 'from-client');
+    const fromClient = key('bins', 'from-client');
     await client.put(fromClient, clientBins);
     const seedKey: SeedKey = { type: 'string', value: 'seeded' };
     await emulator.put(NS, 'bins', seedKey, seedBins);
 
-    const written = await client.get(typed('bins', 'from-client'));
-    const seeded = await client.get(typed('bins', 'seeded'));
+    const written = await client.get(key('bins', 'from-client'));
+    const seeded = await client.get(key('bins', 'seeded'));
     expect(written.bins).toEqual(expected);
     expect(seeded.bins).toEqual(written.bins);
     expect(typeof seeded.bins.big).toBe('bigint');
@@ -470,7 +462,7 @@ describe('typed keys, digests and seeding', () => {
       { set: 'many', key: { type: 'integer', value: '2' }, bins: { segments: {} }, ttlSecs: 3600 },
       { set: 'many', key: { type: 'string', value: '3' }, bins: { name: 'three', n: 3 } },
     ]);
-    const keys = [1, 2, '3', 3].map((k) => typed('many', k));
+    const keys = [1, 2, '3', 3].map((k) => key('many', k));
     const results = await readAll(keys);
     expect(results.map((r) => r.status)).toEqual([OK, OK, OK, ERR_RECORD_NOT_FOUND]);
     expect(results.map((r) => r.record?.bins)).toEqual([
@@ -483,7 +475,7 @@ describe('typed keys, digests and seeding', () => {
     expect(results[1]?.record.ttl).toBeGreaterThan(3590);
 
     await emulator.put(NS, 'many', { type: 'string', value: '3' }, { name: null, extra: 'x' });
-    const merged = await client.get(typed('many', '3'));
+    const merged = await client.get(key('many', '3'));
     expect(merged.bins).toEqual({ n: 3, extra: 'x' });
     expect(merged.gen).toBe(2);
   });
@@ -513,17 +505,17 @@ describe('typed keys, digests and seeding', () => {
 
   it('stores a key sent with policy key SEND and refuses a different key on the same digest', async () => {
     const sendKey = new Aerospike.WritePolicy({ ...quick, key: Aerospike.policy.key.SEND });
-    const sent = typed('sent', 9876543210);
+    const sent = key('sent', 9876543210);
     await client.put(sent, { v: 1 }, {}, sendKey);
     const stored = await emulator.rawRecord(NS, hex(sent));
     const int64 = Buffer.from('000000024cb016ea', 'hex');
     expect(stored?.key).toEqual({ type: 1, value: int64.toString('base64') });
-    const notSent = typed('sent', 'no-key');
+    const notSent = key('sent', 'no-key');
     await client.put(notSent, { v: 2 });
     expect((await emulator.rawRecord(NS, hex(notSent)))?.key).toBeUndefined();
 
     const readWithKey = new Aerospike.ReadPolicy({ ...quick, key: Aerospike.policy.key.SEND });
-    expect((await client.get(typed('sent', 9876543210), readWithKey)).bins).toEqual({ v: 1 });
+    expect((await client.get(key('sent', 9876543210), readWithKey)).bins).toEqual({ v: 1 });
     // Only a hand-made request can send another key for the same digest: key mismatch (19).
     const read = (flat: Buffer) =>
       readMessage([

@@ -2,12 +2,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { BigQuery, BigQueryDate, BigQueryInt, BigQueryTimestamp } from '@google-cloud/bigquery';
 import { OAuth2Client } from 'google-auth-library';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { mappingQueryParams } from '../../shared/mapping/mapping-query.js';
 import {
   BigQueryEmulator,
   type BigQueryField,
   type QueryResult,
 } from '../emulators/bigquery-emulator.js';
 import { bigQueryClientFor } from '../helpers/bigquery-client.js';
+import { MAPPING_TABLE_SCHEMA } from '../helpers/partitioned-mapping.js';
 
 let emulator: BigQueryEmulator;
 
@@ -369,13 +371,9 @@ describe('BigQueryEmulator SQL mode (registered tables, run by DuckDB)', () => {
   let sql: BigQueryEmulator;
   let bq: BigQuery;
   const MAPPING = 'my-project.identity.user_mapping';
-  const MAPPING_SCHEMA: BigQueryField[] = [
-    { name: 'partition_date', type: 'DATE' },
-    { name: 'person_id', type: 'STRING' },
-    { name: 'user_id', type: 'STRING' },
-    { name: 'id_type', type: 'STRING' },
-  ];
-  // The production mapping script, verbatim.
+  // Adapted from mappingSnapshotQuery (shared/mapping/mapping-query.ts): it reports every older
+  // row of an id, with an extra drop reason 'older_partition', to exercise the CASE's ELSE. The
+  // production query itself runs through this emulator in test/integration/snapshot-mapping.test.ts.
   const MAPPING_SCRIPT = `DECLARE last_partition DATE DEFAULT (
   SELECT MAX(\`partition_date\`) FROM \`my-project.identity.user_mapping\`
   WHERE \`partition_date\` >= DATE_SUB(CURRENT_DATE(), INTERVAL @lookback_days DAY)
@@ -422,8 +420,7 @@ FROM (
   SELECT ARRAY<STRUCT<id STRING, type STRING>>[], NULL, reason, COUNT(*) FROM dropped GROUP BY reason
 )
 ORDER BY reason IS NULL, reason, first_id;`;
-  const MAPPING_PARAMS = { lookback_days: '7', window_days: '3' };
-  const MAPPING_TYPES = { lookback_days: 'INT64', window_days: 'INT64' };
+  const { params: MAPPING_PARAMS, types: MAPPING_TYPES } = mappingQueryParams(7, 3);
 
   beforeAll(async () => {
     sql = await BigQueryEmulator.start({ projectId: 'my-project' });
@@ -558,7 +555,7 @@ ORDER BY reason IS NULL, reason, first_id;`;
       id_type: type,
     });
     const today = '2026-11-25';
-    sql.createTable(MAPPING, MAPPING_SCHEMA, [
+    sql.createTable(MAPPING, MAPPING_TABLE_SCHEMA, [
       row(today, 'P1', 'u1', 't1'),
       row(today, 'P1', 'u1', 't1'), // duplicate_row
       row(today, 'P1', 'u2', 't2'),
@@ -620,7 +617,7 @@ ORDER BY reason IS NULL, reason, first_id;`;
     const days = Array.from({ length: 25 }, (_, i) => `2026-11-${String(i + 1).padStart(2, '0')}`);
     sql.createTable(
       MAPPING,
-      MAPPING_SCHEMA,
+      MAPPING_TABLE_SCHEMA,
       days.map((day, i) => [day, `P${i}`, `u${i}`, 't1']),
     );
 
@@ -667,7 +664,7 @@ ORDER BY reason IS NULL, reason, first_id;`;
   });
 
   it('answers dry runs with statistics and no job; bad SQL fails like a real run', async () => {
-    sql.createTable(MAPPING, MAPPING_SCHEMA, [['2026-11-25', 'P1', 'u1', 't1']]);
+    sql.createTable(MAPPING, MAPPING_TABLE_SCHEMA, [['2026-11-25', 'P1', 'u1', 't1']]);
     const ranBefore = sql.queries.filter((q) => !q.dryRun).length;
 
     const [job] = await bq.createQueryJob({
@@ -770,9 +767,7 @@ ORDER BY reason IS NULL, reason, first_id;`;
       expect(real).toEqual([{ n: 5 }]);
       await expect(bq.query('SELECT 1 FROM identity.missing')).rejects.toMatchObject({ code: 404 });
     } finally {
-      sql.respondWith(() => {
-        throw new Error('no handler in this suite');
-      });
+      sql.respondWith(undefined);
     }
   });
 });

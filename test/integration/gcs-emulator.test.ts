@@ -45,6 +45,14 @@ function since(mark: number): string[] {
   return emulator.requests.slice(mark).map((r) => `${r.method} ${r.path}?${r.query}`);
 }
 
+/** The Content-Range of each PUT recorded since `mark`: the chunks of resumable uploads. */
+function putRanges(mark: number): (string | undefined)[] {
+  return emulator.requests
+    .slice(mark)
+    .filter((r) => r.method === 'PUT')
+    .map((r) => r.headers.get('content-range'));
+}
+
 async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of stream) chunks.push(Buffer.from(chunk));
@@ -99,11 +107,7 @@ describe('uploads', () => {
       Array.from({ length: 13 }, (_, i) => data.subarray(i * 256 * 1024, (i + 1) * 256 * 1024)),
     );
     await pipeline(source, file('big.bin').createWriteStream({ chunkSize: 1024 * 1024 }));
-    const ranges = emulator.requests
-      .slice(mark)
-      .filter((r) => r.method === 'PUT')
-      .map((r) => r.headers.get('content-range'));
-    expect(ranges).toEqual([
+    expect(putRanges(mark)).toEqual([
       'bytes 0-1048575/*',
       'bytes 1048576-2097151/*',
       'bytes 2097152-3145727/*',
@@ -286,11 +290,7 @@ describe('faults', () => {
       chunkSize: 256 * 1024,
       preconditionOpts: { ifGenerationMatch: 0 },
     });
-    const ranges = emulator.requests
-      .slice(mark)
-      .filter((r) => r.method === 'PUT')
-      .map((r) => r.headers.get('content-range'));
-    expect(ranges).toEqual([
+    expect(putRanges(mark)).toEqual([
       'bytes 0-262143/*',
       'bytes 262144-524287/*',
       'bytes */*',
@@ -418,11 +418,7 @@ describe('writes that commit after the client gave up (commitThenDrop)', () => {
     const err: unknown = await file('ctd/finalised.bin', retryingClient())
       .save(data, { chunkSize: 256 * 1024, preconditionOpts: { ifGenerationMatch: 0 } })
       .catch((e: unknown) => e);
-    const ranges = emulator.requests
-      .slice(mark)
-      .filter((r) => r.method === 'PUT')
-      .map((r) => r.headers.get('content-range'));
-    expect(ranges).toEqual([
+    expect(putRanges(mark)).toEqual([
       'bytes 0-262143/*',
       'bytes 262144-524287/*',
       `bytes 524288-${data.length - 1}/${data.length}`,
@@ -476,52 +472,59 @@ describe('stalled uploads (hangBeforeBody)', () => {
     return last;
   }
 
-  it('a createWriteStream upload stalls, backs up, and fails only when the server closes', async () => {
+  /** Runs `test` on a server of its own (its faults stall it) with a bucket and a no-retry client. */
+  async function withStalled(
+    test: (stalled: GcsEmulator, client: Storage) => Promise<void>,
+  ): Promise<void> {
     const stalled = await GcsEmulator.start();
-    stalled.createBucket(BUCKET);
-    const client = new Storage({
-      apiEndpoint: stalled.baseUrl,
-      projectId: 'test-project',
-      retryOptions: { autoRetry: false },
-    });
-    stalled.inject({ match: (r) => r.method === 'PUT', hangBeforeBody: true });
-    const total = 64 * 1024 * 1024;
-    const { source, pulled } = countingSource(total);
-    let finished = false;
-    const upload = pipeline(source, client.bucket(BUCKET).file('stuck.bin').createWriteStream())
-      .then(() => 'resolved')
-      .catch((e: unknown) => e)
-      .finally(() => {
-        finished = true;
+    try {
+      stalled.createBucket(BUCKET);
+      const client = new Storage({
+        apiEndpoint: stalled.baseUrl,
+        projectId: 'test-project',
+        retryOptions: { autoRetry: false },
       });
-    while (!stalled.requests.some((r) => r.method === 'PUT')) await sleep(20);
-    const backedUp = await settled(pulled);
-    expect(finished).toBe(false);
-    expect(backedUp).toBeLessThan(total);
-    expect(stalled.getObject(BUCKET, 'stuck.bin')).toBeUndefined();
+      await test(stalled, client);
+    } finally {
+      // The tests close it themselves to end the stall; closing again is harmless.
+      await stalled.close();
+    }
+  }
 
-    await stalled.close();
-    expect(await upload).toBeInstanceOf(Error);
-    expect(stalled.getObject(BUCKET, 'stuck.bin')).toBeUndefined();
-  });
+  it('a createWriteStream upload stalls, backs up, and fails only when the server closes', () =>
+    withStalled(async (stalled, client) => {
+      stalled.inject({ match: (r) => r.method === 'PUT', hangBeforeBody: true });
+      const total = 64 * 1024 * 1024;
+      const { source, pulled } = countingSource(total);
+      let finished = false;
+      const upload = pipeline(source, client.bucket(BUCKET).file('stuck.bin').createWriteStream())
+        .then(() => 'resolved')
+        .catch((e: unknown) => e)
+        .finally(() => {
+          finished = true;
+        });
+      while (!stalled.requests.some((r) => r.method === 'PUT')) await sleep(20);
+      const backedUp = await settled(pulled);
+      expect(finished).toBe(false);
+      expect(backedUp).toBeLessThan(total);
+      expect(stalled.getObject(BUCKET, 'stuck.bin')).toBeUndefined();
 
-  it('a multipart save never gets an answer; `times` lets the next one through', async () => {
-    const stalled = await GcsEmulator.start();
-    stalled.createBucket(BUCKET);
-    const client = new Storage({
-      apiEndpoint: stalled.baseUrl,
-      projectId: 'test-project',
-      retryOptions: { autoRetry: false },
-    });
-    stalled.inject({ hangBeforeBody: true, times: 1 });
-    const hung = codeOf(client.bucket(BUCKET).file('hung.txt').save('x', { resumable: false }));
-    while (stalled.requests.length === 0) await sleep(20);
-    await client.bucket(BUCKET).file('through.txt').save('y', { resumable: false });
-    expect(stalled.getObject(BUCKET, 'through.txt')?.data.toString()).toBe('y');
-    expect(stalled.getObject(BUCKET, 'hung.txt')).toBeUndefined();
-    await stalled.close();
-    expect(await hung).toBe('ECONNRESET');
-  });
+      await stalled.close();
+      expect(await upload).toBeInstanceOf(Error);
+      expect(stalled.getObject(BUCKET, 'stuck.bin')).toBeUndefined();
+    }));
+
+  it('a multipart save never gets an answer; `times` lets the next one through', () =>
+    withStalled(async (stalled, client) => {
+      stalled.inject({ hangBeforeBody: true, times: 1 });
+      const hung = codeOf(client.bucket(BUCKET).file('hung.txt').save('x', { resumable: false }));
+      while (stalled.requests.length === 0) await sleep(20);
+      await client.bucket(BUCKET).file('through.txt').save('y', { resumable: false });
+      expect(stalled.getObject(BUCKET, 'through.txt')?.data.toString()).toBe('y');
+      expect(stalled.getObject(BUCKET, 'hung.txt')).toBeUndefined();
+      await stalled.close();
+      expect(await hung).toBe('ECONNRESET');
+    }));
 });
 
 describe('customTime', () => {
