@@ -11,10 +11,11 @@ import {
   type PartitionLink,
   type PartitionSource,
 } from '../../shared/mapping/bigquery-partition-source.js';
-import { syncPartition } from '../../shared/mapping/sync-partition.js';
+import { syncPartition, writeCheckpoint } from '../../shared/mapping/sync-partition.js';
 import { BigtableEmulator } from '../emulators/bigtable-emulator.js';
 import { bigQueryClientFor } from '../helpers/bigquery-client.js';
-import { BIGTABLE, createMappingTable } from '../helpers/bigtable-table.js';
+import { bigtableEnv, createMappingTable } from '../helpers/bigtable-table.js';
+import { MANUAL_RUN } from '../helpers/scheduled-event.js';
 import { IDS_PER_PERSON } from './bench-data.js';
 import { startChildServer } from './child-server.js';
 import { startFunction } from './function-process.js';
@@ -58,21 +59,9 @@ export async function benchBigtableRequests(
   try {
     process.env.BIGTABLE_EMULATOR_HOST = emulator.host;
     const table = await createMappingTable('identity-mapping', 1);
-    await syncPartition(
-      table,
-      demoSource(data),
-      PARTITION,
-      defaultIdTypeRegistry(),
-      AbortSignal.timeout(600_000),
-    );
-    await table.insert([
-      {
-        key: '_meta',
-        data: {
-          m: { checkpoint: { value: PARTITION, timestamp: new Date(`${PARTITION}T00:00:00Z`) } },
-        },
-      },
-    ]);
+    const signal = AbortSignal.timeout(600_000);
+    await syncPartition(table, demoSource(data), PARTITION, defaultIdTypeRegistry(), signal);
+    await writeCheckpoint(table, PARTITION, signal);
     await table.bigtable.close();
     const common = {
       SNAPSHOT_URI: `file:${demo.snapshotDir}`,
@@ -91,11 +80,8 @@ export async function benchBigtableRequests(
     };
     const snapshot = await measure({});
     const bigtable = await measure({
-      MAPPING_STORE: 'bigtable',
+      ...bigtableEnv('identity-mapping'),
       BIGTABLE_EMULATOR_HOST: emulator.host,
-      BIGTABLE_PROJECT: BIGTABLE.projectId,
-      BIGTABLE_INSTANCE: BIGTABLE.instanceId,
-      BIGTABLE_TABLE: 'identity-mapping',
     });
     return {
       bigtable: bigtable.figures,
@@ -152,10 +138,7 @@ export async function benchSync(ids: number): Promise<SyncFigures> {
     const baselineRssBytes = process.memoryUsage().rss;
     const stop = sampleMemory();
     const started = performance.now();
-    const summary = await run(
-      { trigger: 'manual', jobName: undefined, scheduleTime: undefined, force: false },
-      {},
-    );
+    const summary = await run(MANUAL_RUN, {});
     const seconds = (performance.now() - started) / 1000;
     const { peakRssBytes } = stop();
     await table.bigtable.close();

@@ -101,14 +101,12 @@ export async function benchMix(
   dir: string,
   seconds: number,
   connections = 32,
-  env: Record<string, string> = {},
 ) {
   const paths = ids.map((id) => `/?id=${encodeURIComponent(id)}`);
   return withFunction(
     startFunction('profile', {
       SNAPSHOT_URI: `file:${demo.snapshotDir}`,
       EMBEDDED_PROFILES_PATH: demo.profilesPath,
-      ...env,
     }),
     async (profile) => {
       const warm = await load(`${profile.url}/`, connections, 1, paths);
@@ -186,8 +184,9 @@ function median(values: readonly number[]): number {
 }
 
 /**
- * (j) One batch of 100 random ids per request against single GETs of the same ids, and (k)
- * `segmentFields=id,name` against full answers, on the same mix. Returns figures per variant.
+ * (j) One batch per request, always the mix's first 100 ids, against single GETs cycling through
+ * the whole mix, and (k) `segmentFields=id,name` against full answers, on the same mix. Returns
+ * figures per variant.
  */
 export async function benchVariants(
   demo: DemoPaths,

@@ -32,11 +32,8 @@ export async function load(
   paths?: readonly string[],
   method = 'GET',
   body?: string,
-  /** Called between the warm-up and the measured run (e.g. to read the server's CPU time). */
-  warmed?: () => void,
 ): Promise<MixFigures> {
   await loadRun(url, connections, WARM_UP_SECONDS, paths, method, body);
-  warmed?.();
   return loadRun(url, connections, seconds, paths, method, body);
 }
 

@@ -1,16 +1,21 @@
 // `npm run bench`: every performance figure of the service beside a baseline measured in the
 // same run, as one table. Nothing here asserts a time: the machines are shared and noisy.
-//   BENCH_SECONDS=8  seconds per load run (a, b)
+//   BENCH_SECONDS=8  seconds per load run (a, b, g, i, j, k)
 //   BENCH_SIZES=1000000,5000000  mapping sizes in ids (c, d, f)
 //   BENCH_SYNC_SIZES=1000000,5000000  syncMapping sizes in ids (h)
-//   BENCH_PARTS=a,b,...  a subset of the parts
+//   BENCH_PARTS=a,b,...  a subset of the parts; (a) always runs (b and e use its ceiling and
+//     answer), and (k) runs with (j)
 import { readFile } from 'node:fs/promises';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { gunzipSync } from 'node:zlib';
 import { catalogCodec } from '../../shared/catalog/catalog-codec.js';
-import { DEFAULT_DEMO_OPTIONS, generateDemoDataset } from '../../shared/demo/demo-dataset.js';
+import {
+  DEFAULT_DEMO_OPTIONS,
+  type DemoDataset,
+  generateDemoDataset,
+} from '../../shared/demo/demo-dataset.js';
 import { ensureDemoData } from '../../shared/demo/write-demo-data.js';
 import { defaultIdTypeRegistry } from '../../shared/id-types.js';
 import { MEMORY_FIGURES } from '../../shared/memory-budget.js';
@@ -46,6 +51,36 @@ const note = (message: string) => console.error(`bench: ${message}`);
 const fmt = (n: number, digits = 0) =>
   n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 const MB = 1024 * 1024;
+
+/** Rows of a part measured at several sizes: each beside the first, to show memory stays flat. */
+function throughputRows(
+  part: string,
+  label: string,
+  runs: readonly {
+    ids: number;
+    idsPerSecond: number;
+    peakRssBytes: number;
+    baselineRssBytes: number;
+  }[],
+) {
+  const first = runs[0];
+  for (const r of runs) {
+    rows.push({
+      part,
+      figure: `${label}, ${fmt(r.ids)} ids: ids/s, peak RSS MB`,
+      value: `${fmt(r.idsPerSecond)}, ${fmt(r.peakRssBytes / MB)}`,
+      baseline:
+        first && r !== first
+          ? `${fmt(first.idsPerSecond)}, ${fmt(first.peakRssBytes / MB)} (${fmt(first.ids)} ids)`
+          : `RSS before: ${fmt(r.baselineRssBytes / MB)}`,
+      ratio:
+        first && r !== first
+          ? `RSS x${(r.peakRssBytes / first.peakRssBytes).toFixed(2)} for x${(r.ids / first.ids).toFixed(0)} rows`
+          : '-',
+      target: 'flat memory',
+    });
+  }
+}
 
 function loadRows(part: string, label: string, figures: LoadFigures[], ceiling: LoadFigures[]) {
   figures.forEach((f, i) => {
@@ -83,15 +118,15 @@ loadRows(
 );
 
 // (i) the target of issue 12: a mix of random demo ids, default logging, against a ceiling that
-// serves a fixed body of the mix's average size; (j) batches; (k) smaller answers.
-const mixIds = (() => {
-  const all = generateDemoDataset(DEFAULT_DEMO_OPTIONS).profiles.map((p) => p.key);
-  // A fixed shuffle: every run asks the same ids in the same order.
-  return all
-    .map((id, i) => [id, (i * 2_654_435_761) % 4_294_967_296] as const)
-    .sort((x, y) => x[1] - y[1])
-    .map(([id]) => id);
-})();
+// serves a fixed body of the mix's average size; (j) batches; (k) smaller answers. The demo data
+// as ensureDemoData wrote it, generated once for (i, j) and (g), then dropped so that the RSS
+// figures of later parts do not carry it.
+let demoData: DemoDataset | undefined = generateDemoDataset(DEFAULT_DEMO_OPTIONS);
+// A fixed shuffle: every run asks the same ids in the same order.
+const mixIds = demoData.profiles
+  .map((p, i) => [p.key, (i * 2_654_435_761) % 4_294_967_296] as const)
+  .sort((x, y) => x[1] - y[1])
+  .map(([id]) => id);
 if (parts.has('i')) {
   note('(i) profile on a mix of random ids, and a ceiling of the same average size');
   const mix = await benchMix(demo, mixIds, work, seconds);
@@ -155,13 +190,7 @@ if (parts.has('b')) {
 // (g) the same requests with the mapping in Bigtable (Google's emulator, its own process).
 if (parts.has('g')) {
   note('(g) profile with MAPPING_STORE=bigtable beside snapshot mode, same data');
-  const g = await benchBigtableRequests(
-    demo,
-    generateDemoDataset(DEFAULT_DEMO_OPTIONS),
-    samples.linked,
-    seconds,
-    [32, 64],
-  );
+  const g = await benchBigtableRequests(demo, demoData, samples.linked, seconds, [32, 64]);
   g.bigtable.forEach((f, i) => {
     const s = g.snapshot[i] as LoadFigures;
     rows.push({
@@ -175,29 +204,15 @@ if (parts.has('g')) {
   });
 }
 
+demoData = undefined;
+
 // (h) syncMapping throughput and memory, per size.
 const syncs = [];
 for (const ids of parts.has('h') ? syncSizes : []) {
   note(`(h) syncMapping, ${fmt(ids)} ids`);
   syncs.push(await benchSync(ids));
 }
-for (const h of syncs) {
-  const first = syncs[0];
-  rows.push({
-    part: 'h',
-    figure: `syncMapping, ${fmt(h.ids)} ids: ids/s, peak RSS MB`,
-    value: `${fmt(h.idsPerSecond)}, ${fmt(h.peakRssBytes / MB)}`,
-    baseline:
-      first && h !== first
-        ? `${fmt(first.idsPerSecond)}, ${fmt(first.peakRssBytes / MB)} (${fmt(first.ids)} ids)`
-        : `RSS before: ${fmt(h.baselineRssBytes / MB)}`,
-    ratio:
-      first && h !== first
-        ? `RSS x${(h.peakRssBytes / first.peakRssBytes).toFixed(2)} for x${(h.ids / first.ids).toFixed(0)} rows`
-        : '-',
-    target: 'flat memory',
-  });
-}
+throughputRows('h', 'syncMapping', syncs);
 
 // (c) and (d): mapping load and the mapping job, per size.
 let coldStartDir: string | undefined;
@@ -244,23 +259,7 @@ for (const ids of parts.has('d') ? sizes : []) {
   note(`(d) mapping job, ${fmt(ids)} ids`);
   jobs.push(await benchMappingJob(ids));
 }
-const smallest = jobs[0];
-for (const j of jobs) {
-  rows.push({
-    part: 'd',
-    figure: `mapping job, ${fmt(j.ids)} ids: ids/s, peak RSS MB`,
-    value: `${fmt(j.idsPerSecond)}, ${fmt(j.peakRssBytes / MB)}`,
-    baseline:
-      smallest && j !== smallest
-        ? `${fmt(smallest.idsPerSecond)}, ${fmt(smallest.peakRssBytes / MB)} (${fmt(smallest.ids)} ids)`
-        : `RSS before: ${fmt(j.baselineRssBytes / MB)}`,
-    ratio:
-      smallest && j !== smallest
-        ? `RSS x${(j.peakRssBytes / smallest.peakRssBytes).toFixed(2)} for x${(j.ids / smallest.ids).toFixed(0)} rows`
-        : '-',
-    target: 'flat memory',
-  });
-}
+throughputRows('d', 'mapping job', jobs);
 
 // (e) cold start with the 1M-id mapping against the ceiling function's cold start.
 if (coldStartDir && parts.has('e')) {

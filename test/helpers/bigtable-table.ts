@@ -23,3 +23,13 @@ export async function createMappingTable(
   });
   return table;
 }
+
+/** The profile function's settings for reading the mapping from `tableId` on the test instance. */
+export function bigtableEnv(tableId: string): Record<string, string> {
+  return {
+    MAPPING_STORE: 'bigtable',
+    BIGTABLE_PROJECT: BIGTABLE.projectId,
+    BIGTABLE_INSTANCE: BIGTABLE.instanceId,
+    BIGTABLE_TABLE: tableId,
+  };
+}

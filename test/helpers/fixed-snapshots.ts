@@ -25,9 +25,14 @@ export function fakeManifest(kind: SnapshotKind, version: string, rows: number):
 /** A cache whose loader returns whatever `source()` says at the time (undefined = unchanged). */
 export function cacheOf<V>(
   source: () => Promise<LoadedSnapshot<V> | undefined>,
-  refreshIntervalMs = 60_000,
+  { refreshIntervalMs = 60_000, now }: { refreshIntervalMs?: number; now?: () => number } = {},
 ): RefreshingCache<LoadedSnapshot<V>> {
-  return new RefreshingCache(source, { refreshIntervalMs, retryMinMs: 1_000, retryMaxMs: 60_000 });
+  return new RefreshingCache(source, {
+    refreshIntervalMs,
+    retryMinMs: 1_000,
+    retryMaxMs: 60_000,
+    now,
+  });
 }
 
 /** A loaded catalog snapshot of the given segments. */

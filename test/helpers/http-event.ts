@@ -1,4 +1,4 @@
-import type { HttpEvent } from '../../shared/http/http-event.js';
+import type { HttpEvent, HttpResult } from '../../shared/http/http-event.js';
 
 /** An API Gateway-style event for handler tests. */
 export function httpEvent(
@@ -20,4 +20,14 @@ export function httpEvent(
       http: { method, path: rawPath, sourceIp: '127.0.0.1', userAgent: 'test' },
     },
   };
+}
+
+/** A handler result's body as text, whether the handler answered a string or a Buffer. */
+export function resultText(result: HttpResult): string {
+  return typeof result.body === 'string' ? result.body : result.body.toString('utf8');
+}
+
+/** A handler result's body parsed as a JSON object. */
+export function resultJson(result: HttpResult): Record<string, unknown> {
+  return JSON.parse(resultText(result)) as Record<string, unknown>;
 }

@@ -13,12 +13,21 @@ export interface PartitionedMapping {
   readonly ids: readonly { readonly id: string; readonly typeCode: string }[];
 }
 
+/** The mapping table's columns, as BigQuery describes them (MappingTableRow's order). */
 export const MAPPING_TABLE_SCHEMA = [
   { name: 'partition_date', type: 'DATE' },
   { name: 'person_id', type: 'STRING' },
   { name: 'user_id', type: 'STRING' },
   { name: 'id_type', type: 'STRING' },
 ];
+
+/** The column settings of the mapping sources for a table of MAPPING_TABLE_SCHEMA. */
+export const MAPPING_COLUMNS = {
+  personColumn: 'person_id',
+  idColumn: 'user_id',
+  typeColumn: 'id_type',
+  partitionColumn: 'partition_date',
+} as const;
 
 const DAY_MS = 86_400_000;
 

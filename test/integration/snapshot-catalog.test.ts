@@ -7,21 +7,15 @@ import {
 import { catalogCodec } from '../../shared/catalog/catalog-codec.js';
 import { MongoCatalogSource } from '../../shared/catalog/mongo-catalog-source.js';
 import { BackendUnavailableError } from '../../shared/errors.js';
-import type { ScheduledEvent } from '../../shared/jobs/scheduled-job.js';
 import { loadSnapshot } from '../../shared/snapshots/load-snapshot.js';
 import { LocalSnapshotStore } from '../../shared/snapshots/local-snapshot-store.js';
 import { parseManifest } from '../../shared/snapshots/manifest.js';
 import { MongoEmulator } from '../emulators/mongo-emulator.js';
 import { captureLogger } from '../helpers/capture-logger.js';
+import { MANUAL_RUN } from '../helpers/scheduled-event.js';
 import { useTempDirs } from '../helpers/temp-dir.js';
 
 const tempDir = useTempDirs();
-const RUN: ScheduledEvent = {
-  trigger: 'manual',
-  jobName: undefined,
-  scheduleTime: undefined,
-  force: false,
-};
 const updatedAt = new Date('2026-11-20T10:00:00Z');
 
 let mongo: MongoEmulator;
@@ -92,7 +86,7 @@ describe('snapshotCatalog on the MongoDB driver', () => {
       { _id: new ObjectId(), segment_id: 5001, name: 'duplicate of 5001' },
     ];
     const { store, lines, run } = await setup([...goodSegments(250), ...bad]);
-    const summary = await run(RUN, {});
+    const summary = await run(MANUAL_RUN, {});
     expect(summary).toMatchObject({
       job: 'snapshotCatalog',
       outcome: 'published',
@@ -121,7 +115,7 @@ describe('snapshotCatalog on the MongoDB driver', () => {
   it('asks MongoDB for a sorted, projected, batched cursor with a server time limit', async () => {
     const { run } = await setup(goodSegments(250));
     const before = mongo.commands.length;
-    await run(RUN, {});
+    await run(MANUAL_RUN, {});
     const commands = mongo.commands
       .slice(before)
       .filter((c) => c.name === 'find' || c.name === 'getMore');
@@ -137,22 +131,22 @@ describe('snapshotCatalog on the MongoDB driver', () => {
 
   it('publishes nothing new when run again on unchanged data', async () => {
     const { store, run } = await setup(goodSegments(40));
-    const first = await run(RUN, {});
-    const second = await run(RUN, {});
+    const first = await run(MANUAL_RUN, {});
+    const second = await run(MANUAL_RUN, {});
     expect(second).toMatchObject({ outcome: 'unchanged', version: first.version });
     expect((await store.listObjects('catalog/')).filter((n) => n.endsWith('.gz'))).toHaveLength(1);
   });
 
   it('leaves the current snapshot when MongoDB fails mid-stream', async () => {
     const { store, run } = await setup(goodSegments(250));
-    const first = await run(RUN, {});
+    const first = await run(MANUAL_RUN, {});
     mongo.inject({
       command: 'getMore',
       nth: 2,
       errorCode: 50,
       errmsg: 'operation exceeded time limit',
     });
-    await expect(run(RUN, {})).rejects.toThrow(BackendUnavailableError);
+    await expect(run(MANUAL_RUN, {})).rejects.toThrow(BackendUnavailableError);
     expect((await currentManifest(store))?.version).toBe(first.version);
     expect(await store.listObjects('catalog/')).toEqual([
       `catalog/${first.version}.json.gz`,
@@ -163,14 +157,14 @@ describe('snapshotCatalog on the MongoDB driver', () => {
 
   it('refuses a catalog that shrank past the ratio unless forced', async () => {
     const { store, lines, run } = await setup(goodSegments(100));
-    const first = await run(RUN, {});
+    const first = await run(MANUAL_RUN, {});
     const { MongoClient } = await import('mongodb');
     const client = new MongoClient(mongo.uri);
     await client.db('adtech').collection('segments').deleteMany({});
     await client.db('adtech').collection('segments').insertMany(goodSegments(10));
     await client.close();
     // A refusal is an answer, not a failure: the scheduler must not re-run the whole scan.
-    expect(await run(RUN, {})).toMatchObject({
+    expect(await run(MANUAL_RUN, {})).toMatchObject({
       outcome: 'refused',
       reason: expect.stringMatching(/10 rows: below 0.5 of the current 100/),
       version: first.version,
@@ -180,7 +174,7 @@ describe('snapshotCatalog on the MongoDB driver', () => {
       severity: 'ERROR',
     });
     expect((await currentManifest(store))?.version).toBe(first.version);
-    const forced = await run({ ...RUN, force: true }, {});
+    const forced = await run({ ...MANUAL_RUN, force: true }, {});
     expect(forced).toMatchObject({
       outcome: 'published',
       rows: 10,
@@ -193,7 +187,7 @@ describe('snapshotCatalog on the MongoDB driver', () => {
     mongo.inject({ command: 'getMore', delayMs: 3_000 });
     const deps = { signal: AbortSignal.timeout(300) };
     const started = Date.now();
-    await expect(run(RUN, deps)).rejects.toThrow();
+    await expect(run(MANUAL_RUN, deps)).rejects.toThrow();
     expect(Date.now() - started).toBeLessThan(2_900);
     expect(await store.readManifest('catalog')).toBeUndefined();
   });

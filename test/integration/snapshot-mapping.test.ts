@@ -5,7 +5,6 @@ import {
 } from '../../functions/snapshot-mapping/handler.js';
 import { BackendUnavailableError } from '../../shared/errors.js';
 import { defaultIdTypeRegistry } from '../../shared/id-types.js';
-import type { ScheduledEvent } from '../../shared/jobs/scheduled-job.js';
 import {
   type BigQueryMappingOptions,
   BigQueryMappingSource,
@@ -18,22 +17,15 @@ import { BigQueryEmulator } from '../emulators/bigquery-emulator.js';
 import { bigQueryClientFor } from '../helpers/bigquery-client.js';
 import { captureLogger } from '../helpers/capture-logger.js';
 import { mappingResult, type PersonRow } from '../helpers/mapping-result.js';
+import { MAPPING_COLUMNS, MAPPING_TABLE_SCHEMA } from '../helpers/partitioned-mapping.js';
+import { MANUAL_RUN } from '../helpers/scheduled-event.js';
 import { useTempDirs } from '../helpers/temp-dir.js';
 
 const tempDir = useTempDirs();
 const registry = defaultIdTypeRegistry();
-const RUN: ScheduledEvent = {
-  trigger: 'manual',
-  jobName: undefined,
-  scheduleTime: undefined,
-  force: false,
-};
 const OPTIONS: BigQueryMappingOptions = {
   table: 'my-project.identity.mapping',
-  personColumn: 'person_id',
-  idColumn: 'user_id',
-  typeColumn: 'id_type',
-  partitionColumn: 'partition_date',
+  ...MAPPING_COLUMNS,
   lookbackDays: 7,
   windowDays: 1,
   jobTimeoutMs: 60_000,
@@ -90,7 +82,7 @@ async function setup(maxMemoryBytes = 0) {
 describe('snapshotMapping on the BigQuery client', () => {
   it('streams the latest partition into a mapping snapshot with its partition date', async () => {
     const { store, lines, run } = await setup();
-    const summary = await run(RUN, {});
+    const summary = await run(MANUAL_RUN, {});
     expect(summary).toMatchObject({
       outcome: 'published',
       rows: 5_000,
@@ -116,7 +108,7 @@ describe('snapshotMapping on the BigQuery client', () => {
   it('runs one parameterised query over the window, bounded by a job timeout', async () => {
     const { run } = await setup();
     const before = bq.queries.length;
-    await run(RUN, {});
+    await run(MANUAL_RUN, {});
     const queries = bq.queries.slice(before);
     expect(queries).toHaveLength(1);
     const sql = queries[0]?.query ?? '';
@@ -132,7 +124,7 @@ describe('snapshotMapping on the BigQuery client', () => {
 
   it('refuses, even forced, a mapping that instances could not hold (MAPPING_MAX_BYTES)', async () => {
     const { store, run } = await setup(100_000);
-    const refused = await run({ ...RUN, force: true }, {});
+    const refused = await run({ ...MANUAL_RUN, force: true }, {});
     expect(refused).toMatchObject({
       outcome: 'refused',
       reason: expect.stringMatching(
@@ -145,20 +137,23 @@ describe('snapshotMapping on the BigQuery client', () => {
     expect(await store.listObjects('mapping/')).toEqual([]);
 
     const roomy = await setup(10_000_000);
-    expect(await roomy.run(RUN, {})).toMatchObject({ outcome: 'published' });
+    expect(await roomy.run(MANUAL_RUN, {})).toMatchObject({ outcome: 'published' });
   });
 
   it('publishes nothing new when the partition is unchanged', async () => {
     const { run } = await setup();
-    const first = await run(RUN, {});
-    expect(await run(RUN, {})).toMatchObject({ outcome: 'unchanged', version: first.version });
+    const first = await run(MANUAL_RUN, {});
+    expect(await run(MANUAL_RUN, {})).toMatchObject({
+      outcome: 'unchanged',
+      version: first.version,
+    });
   });
 
   it('leaves the current snapshot when BigQuery fails mid-stream', async () => {
     const { store, run } = await setup();
-    const first = await run(RUN, {});
+    const first = await run(MANUAL_RUN, {});
     bq.inject({ on: 'page', page: 2, dropConnection: true });
-    await expect(run(RUN, {})).rejects.toThrow(BackendUnavailableError);
+    await expect(run(MANUAL_RUN, {})).rejects.toThrow(BackendUnavailableError);
     const stored = await store.readManifest('mapping');
     expect(stored && parseManifest(stored.body, 'mapping').version).toBe(first.version);
     expect((await store.listObjects('mapping/')).filter((n) => n.endsWith('.gz'))).toHaveLength(1);
@@ -167,7 +162,7 @@ describe('snapshotMapping on the BigQuery client', () => {
   it('refuses an empty result (no partition in the look-back window), as an answer', async () => {
     const { store, run } = await setup();
     bq.respondWith(() => mappingResult(0, person));
-    expect(await run(RUN, {})).toMatchObject({
+    expect(await run(MANUAL_RUN, {})).toMatchObject({
       outcome: 'refused',
       reason: expect.stringMatching(/empty mapping snapshot/),
       version: null,
@@ -179,12 +174,6 @@ describe('snapshotMapping on the BigQuery client', () => {
 
 describe('snapshotMapping on the SQL BigQuery runs (a table in the test server)', () => {
   const TABLE = OPTIONS.table;
-  const SCHEMA = [
-    { name: 'partition_date', type: 'DATE' },
-    { name: 'person_id', type: 'STRING' },
-    { name: 'user_id', type: 'STRING' },
-    { name: 'id_type', type: 'STRING' },
-  ] as const;
   const DAY = '2026-11-25';
   const row = (person: string | null, id: string | null, type: string | null, day = DAY) => [
     day,
@@ -201,26 +190,22 @@ describe('snapshotMapping on the SQL BigQuery runs (a table in the test server)'
 
   it('never links ids without a person to each other, and counts what it dropped by reason', async () => {
     bq.setCurrentDate('2026-11-26');
-    bq.createTable(
-      TABLE,
-      [...SCHEMA],
-      [
-        // Four strangers with no person, and two with an empty one.
-        row(null, account(1), '444444'),
-        row(null, account(2), '444444'),
-        row(null, uuid(3), '222222'),
-        row(null, account(4), '444444'),
-        row('', account(5), '444444'),
-        row('', account(6), '444444'),
-        // A real person, and rows missing an id or a type.
-        row('P1', account(7), '444444'),
-        row('P1', uuid(7), '222222'),
-        row('P2', null, '444444'),
-        row('P2', account(8), null),
-      ],
-    );
+    bq.createTable(TABLE, MAPPING_TABLE_SCHEMA, [
+      // Four strangers with no person, and two with an empty one.
+      row(null, account(1), '444444'),
+      row(null, account(2), '444444'),
+      row(null, uuid(3), '222222'),
+      row(null, account(4), '444444'),
+      row('', account(5), '444444'),
+      row('', account(6), '444444'),
+      // A real person, and rows missing an id or a type.
+      row('P1', account(7), '444444'),
+      row('P1', uuid(7), '222222'),
+      row('P2', null, '444444'),
+      row('P2', account(8), null),
+    ]);
     const { store, lines, run } = await setup();
-    const summary = await run(RUN, {});
+    const summary = await run(MANUAL_RUN, {});
     expect(summary).toMatchObject({
       outcome: 'published',
       rows: 2,
@@ -241,18 +226,14 @@ describe('snapshotMapping on the SQL BigQuery runs (a table in the test server)'
 
   it('gives an id that two persons claim in one partition to the lexically smallest person only', async () => {
     bq.setCurrentDate('2026-11-26');
-    bq.createTable(
-      TABLE,
-      [...SCHEMA],
-      [
-        row('P-b', account(1), '444444'),
-        row('P-b', uuid(1), '222222'),
-        row('P-a', account(1), '444444'),
-        row('P-a', uuid(2), '222222'),
-      ],
-    );
+    bq.createTable(TABLE, MAPPING_TABLE_SCHEMA, [
+      row('P-b', account(1), '444444'),
+      row('P-b', uuid(1), '222222'),
+      row('P-a', account(1), '444444'),
+      row('P-a', uuid(2), '222222'),
+    ]);
     const { store, run } = await setup();
-    expect(await run(RUN, {})).toMatchObject({ skippedByReason: { other_person: 1 } });
+    expect(await run(MANUAL_RUN, {})).toMatchObject({ skippedByReason: { other_person: 1 } });
     expect(await lookup(store, account(1), '444444')).toMatchObject({
       linked: [{ id: uuid(2), typeCode: '222222' }],
       linkedTotal: 1,
@@ -262,10 +243,10 @@ describe('snapshotMapping on the SQL BigQuery runs (a table in the test server)'
   });
 
   it('checks the query against the table with a dry run, naming a wrong column', async () => {
-    bq.createTable(TABLE, [...SCHEMA], [row('P1', account(1), '444444')]);
+    bq.createTable(TABLE, MAPPING_TABLE_SCHEMA, [row('P1', account(1), '444444')]);
     const { run } = await setup();
     const before = bq.queries.length;
-    expect(await run({ ...RUN, dryRun: true }, {})).toMatchObject({
+    expect(await run({ ...MANUAL_RUN, dryRun: true }, {})).toMatchObject({
       outcome: 'dry_run',
       dryRun: { tables: [TABLE] },
     });

@@ -9,7 +9,7 @@ import { mappingCodec } from '../../shared/mapping/mapping-codec.js';
 import { LocalSnapshotStore } from '../../shared/snapshots/local-snapshot-store.js';
 import { publishSnapshot } from '../../shared/snapshots/publish-snapshot.js';
 import { AerospikeEmulator } from '../emulators/aerospike-emulator.js';
-import { httpEvent } from '../helpers/http-event.js';
+import { httpEvent, resultJson } from '../helpers/http-event.js';
 import { makeTempDir, removeTempDir } from '../helpers/temp-dir.js';
 
 // Aerospike digests cover the key's type: a record written with the integer key 9876543210 is
@@ -41,8 +41,7 @@ function profileWith(keyType: 'string' | 'integer'): ProfileRuntime {
 
 async function get(runtime: ProfileRuntime, query: string) {
   const res = await runtime.handler(httpEvent(`/?${query}`), {});
-  const body = typeof res.body === 'string' ? res.body : res.body.toString('utf8');
-  return { status: res.statusCode, body: JSON.parse(body) as Record<string, unknown> };
+  return { status: res.statusCode, body: resultJson(res) };
 }
 
 beforeAll(async () => {

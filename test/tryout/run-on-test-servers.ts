@@ -8,7 +8,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { generateDemoDataset } from '../../shared/demo/demo-dataset.js';
 import { BigtableEmulator } from '../emulators/bigtable-emulator.js';
-import { BIGTABLE, createMappingTable } from '../helpers/bigtable-table.js';
+import { bigtableEnv, createMappingTable } from '../helpers/bigtable-table.js';
 import { startLocalStack } from '../helpers/local-stack.js';
 
 const onBigtable = process.env.MAPPING_STORE === 'bigtable';
@@ -19,16 +19,13 @@ const root = new URL('../..', import.meta.url).pathname;
 
 const stack = await startLocalStack();
 const bigtable = onBigtable ? await BigtableEmulator.start() : undefined;
-const bigtableEnv: Record<string, string> = {};
+const mappingEnv: Record<string, string> = {};
 if (bigtable) {
   process.env.BIGTABLE_EMULATOR_HOST = bigtable.host;
   await createMappingTable('identity-mapping', 1);
-  Object.assign(bigtableEnv, {
+  Object.assign(mappingEnv, {
     BIGTABLE_EMULATOR_HOST: bigtable.host,
-    MAPPING_STORE: 'bigtable',
-    BIGTABLE_PROJECT: BIGTABLE.projectId,
-    BIGTABLE_INSTANCE: BIGTABLE.instanceId,
-    BIGTABLE_TABLE: 'identity-mapping',
+    ...bigtableEnv('identity-mapping'),
   });
   console.log(`Bigtable emulator on ${bigtable.host}, table identity-mapping`);
 }
@@ -50,7 +47,7 @@ for (const [target, port] of Object.entries(PORTS)) {
     env: {
       ...process.env,
       ...stack.env,
-      ...bigtableEnv,
+      ...mappingEnv,
       FUNCTION_TARGET: target,
       PORT: String(port),
     },

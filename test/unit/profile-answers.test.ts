@@ -6,10 +6,10 @@ import { loadProfileConfig } from '../../shared/config.js';
 import type { HttpResult } from '../../shared/http/http-event.js';
 import { silentLogger } from '../../shared/logger.js';
 import { SnapshotMappingStore } from '../../shared/mapping/snapshot-mapping-store.js';
-import { RefreshingCache } from '../../shared/refreshing-cache.js';
+import type { LoadedSnapshot } from '../../shared/snapshots/load-snapshot.js';
 import { FakeProfileStore } from '../helpers/fake-profile-store.js';
-import { catalogSnapshot, mappingSnapshot, registry } from '../helpers/fixed-snapshots.js';
-import { httpEvent } from '../helpers/http-event.js';
+import { cacheOf, catalogSnapshot, mappingSnapshot, registry } from '../helpers/fixed-snapshots.js';
+import { httpEvent, resultJson, resultText } from '../helpers/http-event.js';
 import { orderedKeys } from '../helpers/ordered-keys.js';
 
 // What a caller can ask of an answer (fields, segment fields and types, the original flat
@@ -28,12 +28,7 @@ const SEGMENTS: Segment[] = [
 let store: FakeProfileStore;
 
 function deps(env: Record<string, string> = {}): ProfileDeps {
-  const cache = <V>(value: V) =>
-    new RefreshingCache(async () => value, {
-      refreshIntervalMs: 60_000,
-      retryMinMs: 1_000,
-      retryMaxMs: 60_000,
-    });
+  const cache = <V>(value: LoadedSnapshot<V>) => cacheOf(async () => value);
   return {
     config: loadProfileConfig(env),
     registry,
@@ -74,9 +69,6 @@ async function post(
   return createProfileHandler(d)(event, {});
 }
 
-const text = (r: HttpResult) => (typeof r.body === 'string' ? r.body : r.body.toString('utf8'));
-const json = (r: HttpResult) => JSON.parse(text(r)) as Record<string, unknown>;
-
 beforeEach(() => {
   store = new FakeProfileStore()
     .put('222222', A, { segments: [1, 2, 3, 99], country: 'FR', segments_seen: 4 })
@@ -88,9 +80,9 @@ describe('choosing what an answer carries', () => {
   it('keeps only the fields asked for (type and found always come)', async () => {
     const res = await get(`/?id=${A}&fields=segments`);
     expect(res.statusCode).toBe(200);
-    expect(json(res)[A]).toEqual({ type: 'id_type_2', found: true, segments: SEGMENTS });
+    expect(resultJson(res)[A]).toEqual({ type: 'id_type_2', found: true, segments: SEGMENTS });
     const none = await get(`/?id=${A}&fields=unknownSegmentIds,attributes`);
-    expect(json(none)[A]).toEqual({
+    expect(resultJson(none)[A]).toEqual({
       type: 'id_type_2',
       found: true,
       attributes: { country: 'FR', segments_seen: 4 },
@@ -100,8 +92,8 @@ describe('choosing what an answer carries', () => {
 
   it('carries only the segment fields asked for, in the catalog order', async () => {
     const res = await get(`/?id=${A}&segmentFields=name,id&fields=segments`);
-    expect(text(res)).toContain('"segments":[{"id":"1","name":"auto-intenders"},');
-    expect(json(res)[A]).toEqual({
+    expect(resultText(res)).toContain('"segments":[{"id":"1","name":"auto-intenders"},');
+    expect(resultJson(res)[A]).toEqual({
       type: 'id_type_2',
       found: true,
       segments: SEGMENTS.map(({ id, name }) => ({ id, name })),
@@ -110,7 +102,7 @@ describe('choosing what an answer carries', () => {
 
   it('keeps only segments of the types asked for, still reporting unknown ids', async () => {
     const res = await get(`/?id=${A}&segmentTypes=demographic,interest`);
-    expect(json(res)[A]).toMatchObject({
+    expect(resultJson(res)[A]).toMatchObject({
       segments: [SEGMENTS[0], SEGMENTS[1]],
       unknownSegmentIds: ['99'],
     });
@@ -119,17 +111,19 @@ describe('choosing what an answer carries', () => {
   it('answers in the original flat format with view=flat, our keys winning a clash', async () => {
     const res = await get(`/?id=${A}&view=flat`);
     expect(res.statusCode).toBe(200);
-    expect(orderedKeys(text(res))).toEqual([A, B]);
-    expect(json(res)).toEqual({
+    expect(orderedKeys(resultText(res))).toEqual([A, B]);
+    expect(resultJson(res)).toEqual({
       [A]: { country: 'FR', segments_seen: 4, segments: SEGMENTS },
       [B]: { country: 'DE', segments: [SEGMENTS[1]] },
     });
     // With another segments bin, an attribute named "segments" clashes: ours win.
     store.put('222222', C, { segs: [3], segments: 'raw', country: 'IT' });
     const clash = await get(`/?id=${C}&view=flat`, deps({ SEGMENTS_BIN: 'segs' }));
-    expect(json(clash)).toEqual({ [C]: { country: 'IT', segments: [SEGMENTS[2]] } });
+    expect(resultJson(clash)).toEqual({ [C]: { country: 'IT', segments: [SEGMENTS[2]] } });
     const flatSelected = await get(`/?id=${E}&view=flat&fields=segments,unknownSegmentIds`);
-    expect(json(flatSelected)).toEqual({ [E]: { segments: [SEGMENTS[2]], unknownSegmentIds: [] } });
+    expect(resultJson(flatSelected)).toEqual({
+      [E]: { segments: [SEGMENTS[2]], unknownSegmentIds: [] },
+    });
   });
 
   it.each([
@@ -142,7 +136,7 @@ describe('choosing what an answer carries', () => {
   ])('%s -> 400 %s', async (query, code) => {
     const res = await get(`/?id=${A}&${query}`);
     expect(res.statusCode).toBe(400);
-    expect(json(res)).toMatchObject({ error: { code } });
+    expect(resultJson(res)).toMatchObject({ error: { code } });
   });
 });
 
@@ -158,8 +152,8 @@ describe('POST /profiles:batchGet', () => {
       ],
     });
     expect(res.statusCode).toBe(200);
-    const single = json(await get(`/?id=${A}`));
-    const body = json(res) as { results: Record<string, unknown>[] };
+    const single = resultJson(await get(`/?id=${A}`));
+    const body = resultJson(res) as { results: Record<string, unknown>[] };
     expect(body.results.map((r) => [r.id, r.status])).toEqual([
       [A, 200],
       ['not an id', 400],
@@ -185,7 +179,7 @@ describe('POST /profiles:batchGet', () => {
 
   it('applies fields and views to every result', async () => {
     const res = await post('/profiles:batchGet?view=flat&fields=attributes', { ids: [{ id: A }] });
-    expect((json(res) as { results: { profiles: unknown }[] }).results[0]?.profiles).toEqual({
+    expect((resultJson(res) as { results: { profiles: unknown }[] }).results[0]?.profiles).toEqual({
       [A]: { country: 'FR', segments_seen: 4 },
       [B]: { country: 'DE' },
     });
@@ -197,7 +191,8 @@ describe('POST /profiles:batchGet', () => {
       { ids: [{ id: A }, { id: C }] },
       deps({ BATCH_MAX_PROFILES: '2' }),
     );
-    const results = (json(res) as { results: { linkedIds: unknown; profiles: object }[] }).results;
+    const results = (resultJson(res) as { results: { linkedIds: unknown; profiles: object }[] })
+      .results;
     expect(results[0]?.linkedIds).toEqual({ total: 1, truncated: true });
     expect(Object.keys(results[0]?.profiles ?? {})).toEqual([A]);
   });
@@ -212,7 +207,7 @@ describe('POST /profiles:batchGet', () => {
   ])('refuses %s as a whole (%i %s)', async (_what, body, status, code) => {
     const res = await post('/profiles:batchGet', body);
     expect(res.statusCode).toBe(status);
-    expect(json(res)).toMatchObject({ error: { code } });
+    expect(resultJson(res)).toMatchObject({ error: { code } });
     expect(store.calls).toEqual([]);
   });
 
@@ -221,7 +216,7 @@ describe('POST /profiles:batchGet', () => {
       ids: [{ id: 5 }, null, { id: A, type: 'id_type_9' }, { id: A, colour: 'red' }, { id: A }],
     });
     const results = (
-      json(res) as { results: { id: unknown; status: number; error?: { code: string } }[] }
+      resultJson(res) as { results: { id: unknown; status: number; error?: { code: string } }[] }
     ).results;
     expect(results.map((r) => [r.id, r.status, r.error?.code])).toEqual([
       [null, 400, 'invalid_item'],
@@ -247,6 +242,6 @@ describe('POST /profiles:batchGet', () => {
     const res = await post('/profiles:batchGet', { ids: [{ id: A }, { id: 'x y' }] });
     expect(res.statusCode).toBe(503);
     expect(res.headers['retry-after']).toBe('5');
-    expect(json(res)).toMatchObject({ error: { code: 'store_unavailable' } });
+    expect(resultJson(res)).toMatchObject({ error: { code: 'store_unavailable' } });
   });
 });

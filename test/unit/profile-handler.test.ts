@@ -15,7 +15,7 @@ import type { LoadedSnapshot } from '../../shared/snapshots/load-snapshot.js';
 import { captureLogger } from '../helpers/capture-logger.js';
 import { FakeProfileStore } from '../helpers/fake-profile-store.js';
 import { cacheOf, catalogSnapshot, mappingSnapshot, registry } from '../helpers/fixed-snapshots.js';
-import { httpEvent } from '../helpers/http-event.js';
+import { httpEvent, resultJson, resultText } from '../helpers/http-event.js';
 import { orderedKeys } from '../helpers/ordered-keys.js';
 
 const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa'; // id_type_2
@@ -34,13 +34,7 @@ let store: FakeProfileStore;
 let clock: number;
 
 function deps(env: Record<string, string> = {}, overrides: Partial<ProfileDeps> = {}): ProfileDeps {
-  const cache = <V>(value: V) =>
-    new RefreshingCache(async () => value, {
-      refreshIntervalMs: 60_000,
-      retryMinMs: 1_000,
-      retryMaxMs: 60_000,
-      now: () => clock,
-    });
+  const cache = <V>(value: LoadedSnapshot<V>) => cacheOf(async () => value, { now: () => clock });
   return {
     config: loadProfileConfig(env),
     registry,
@@ -74,14 +68,6 @@ async function get(path: string, d: ProfileDeps = deps(), method = 'GET'): Promi
   return createProfileHandler(d)(httpEvent(path, method), {});
 }
 
-function text(result: HttpResult): string {
-  return typeof result.body === 'string' ? result.body : result.body.toString('utf8');
-}
-
-function json(result: HttpResult): Record<string, unknown> {
-  return JSON.parse(text(result)) as Record<string, unknown>;
-}
-
 beforeEach(() => {
   clock = NOW_SECS * 1000;
   store = new FakeProfileStore()
@@ -97,8 +83,8 @@ describe('GET /?id=', () => {
     expect(res.statusCode).toBe(200);
     expect(res.headers['content-type']).toBe('application/json; charset=utf-8');
     // Key order is the contract: a JS object would have put the integer-like id B first.
-    expect(orderedKeys(text(res))).toEqual([A, B, C, D]);
-    const body = json(res);
+    expect(orderedKeys(resultText(res))).toEqual([A, B, C, D]);
+    const body = resultJson(res);
     expect(body[A]).toEqual({
       type: 'id_type_2',
       found: true,
@@ -150,19 +136,19 @@ describe('GET /?id=', () => {
   it('normalises the id for its type', async () => {
     const res = await get(`/?id=${A.toUpperCase()}`);
     expect(res.statusCode).toBe(200);
-    expect(orderedKeys(text(res))[0]).toBe(A);
+    expect(orderedKeys(resultText(res))[0]).toBe(A);
   });
 
   it('honours an explicit type', async () => {
     const res = await get(`/?id=${B}&type=id_type_4`);
     expect(res.statusCode).toBe(200);
-    expect(orderedKeys(text(res))).toEqual([B, A, C, D]);
+    expect(orderedKeys(resultText(res))).toEqual([B, A, C, D]);
     expect(res.headers['x-id-type']).toBe('id_type_4');
   });
 
   it('caps the linked ids and marks the cut', async () => {
     const res = await get(`/?id=${A}`, deps({ LINKED_IDS_MAX: '2' }));
-    expect(Object.keys(json(res))).toHaveLength(3);
+    expect(Object.keys(resultJson(res))).toHaveLength(3);
     expect(res.headers['x-linked-ids-total']).toBe('3');
     expect(res.headers['x-linked-ids-truncated']).toBe('true');
     expect(store.calls[0]).toHaveLength(3);
@@ -171,7 +157,7 @@ describe('GET /?id=', () => {
   it('finds an id the mapping does not know in its type set', async () => {
     const res = await get(`/?id=${E}`);
     expect(res.statusCode).toBe(200);
-    expect(json(res)).toEqual({
+    expect(resultJson(res)).toEqual({
       [E]: {
         type: 'id_type_2',
         found: true,
@@ -191,7 +177,7 @@ describe('GET /?id=', () => {
     store.put('d1', 'shared-id', { segments: [2] });
     const res = await get('/?id=shared-id', deps({}, { registry: loose }));
     expect(res.statusCode).toBe(200);
-    expect(json(res)).toMatchObject({ 'shared-id': { type: 'device', found: true } });
+    expect(resultJson(res)).toMatchObject({ 'shared-id': { type: 'device', found: true } });
     expect(store.calls).toEqual([
       [
         { set: 'c1', id: 'shared-id', keyType: 'string' },
@@ -223,10 +209,10 @@ describe('GET /?id=', () => {
     );
     const d = deps({}, { registry: loose, mapping: snapshotStore(mapping) });
     const asDevice = await get('/?id=shared-id&type=device', d);
-    expect(orderedKeys(text(asDevice))).toEqual(['shared-id', 'device-friend']);
-    expect(json(asDevice)).toMatchObject({ 'shared-id': { type: 'device' } });
+    expect(orderedKeys(resultText(asDevice))).toEqual(['shared-id', 'device-friend']);
+    expect(resultJson(asDevice)).toMatchObject({ 'shared-id': { type: 'device' } });
     const asCookie = await get('/?id=shared-id&type=cookie', d);
-    expect(orderedKeys(text(asCookie))).toEqual(['shared-id', 'cookie-friend']);
+    expect(orderedKeys(resultText(asCookie))).toEqual(['shared-id', 'cookie-friend']);
   });
 
   it('keys integer id types as integers, in their canonical form', async () => {
@@ -237,7 +223,7 @@ describe('GET /?id=', () => {
     const d = deps({}, { registry: accounts });
     const res = await get('/?id=0042&type=account', d);
     expect(res.statusCode).toBe(200);
-    expect(json(res)).toMatchObject({ '42': { type: 'account', found: true } });
+    expect(resultJson(res)).toMatchObject({ '42': { type: 'account', found: true } });
     expect(store.calls.at(-1)).toEqual([{ set: 'a1', id: '42', keyType: 'integer' }]);
     // A record written under the string key "43" is another record: not this id's.
     expect((await get('/?id=43&type=account', d)).statusCode).toBe(404);
@@ -253,13 +239,13 @@ describe('GET /?id=', () => {
     ]);
     const res = await get(path, deps({}, { registry: accounts }));
     expect(res.statusCode).toBe(400);
-    expect(json(res)).toMatchObject({ error: { code: 'malformed_id', message } });
+    expect(resultJson(res)).toMatchObject({ error: { code: 'malformed_id', message } });
   });
 
   it('answers 404 for an id nobody knows', async () => {
     const res = await get('/?id=ffffffff-ffff-4fff-8fff-ffffffffffff');
     expect(res.statusCode).toBe(404);
-    expect(json(res)).toEqual({
+    expect(resultJson(res)).toEqual({
       error: { code: 'unknown_id', message: 'no profile is known for this id' },
     });
   });
@@ -273,7 +259,7 @@ describe('GET /?id=', () => {
       for (const d of [deps(), deps({}, { registry: anything })]) {
         const res = await get(`/?id=${id}`, d);
         expect(res.statusCode).toBe(404);
-        expect(json(res)).toMatchObject({ error: { code: 'unknown_id' } });
+        expect(resultJson(res)).toMatchObject({ error: { code: 'unknown_id' } });
       }
       expect(Object.getOwnPropertyNames(Object.prototype)).not.toContain('found');
     },
@@ -301,7 +287,7 @@ describe('bad requests', () => {
     const res = await get(path);
     expect(res.statusCode).toBe(400);
     expect(res.headers['content-type']).toBe('application/json; charset=utf-8');
-    const body = json(res) as { error: { code: string; message: string } };
+    const body = resultJson(res) as { error: { code: string; message: string } };
     expect(body.error.code).toBe(code);
     expect(body.error.message.length).toBeGreaterThan(0);
   });
@@ -310,7 +296,7 @@ describe('bad requests', () => {
     const res = await get(`/?id=${A}`, deps(), method);
     expect(res.statusCode).toBe(405);
     expect(res.headers.allow).toBe('GET, HEAD');
-    expect(json(res)).toMatchObject({ error: { code: 'method_not_allowed' } });
+    expect(resultJson(res)).toMatchObject({ error: { code: 'method_not_allowed' } });
   });
 
   it('answers HEAD like GET', async () => {
@@ -321,7 +307,7 @@ describe('bad requests', () => {
   it('answers 404 for other paths', async () => {
     const res = await get(`/profiles?id=${A}`);
     expect(res.statusCode).toBe(404);
-    expect(json(res)).toMatchObject({ error: { code: 'not_found' } });
+    expect(resultJson(res)).toMatchObject({ error: { code: 'not_found' } });
   });
 });
 
@@ -331,7 +317,7 @@ describe('backend failures', () => {
     const res = await get(`/?id=${A}`);
     expect(res.statusCode).toBe(503);
     expect(res.headers['retry-after']).toBe('5');
-    expect(json(res)).toEqual({
+    expect(resultJson(res)).toEqual({
       error: {
         code: 'store_unavailable',
         message: 'the profile store is unavailable; retry later',
@@ -345,7 +331,7 @@ describe('backend failures', () => {
     };
     const res = await get(`/?id=${A}`);
     expect(res.statusCode).toBe(500);
-    expect(text(res)).toBe('{"error":{"code":"internal","message":"internal error"}}');
+    expect(resultText(res)).toBe('{"error":{"code":"internal","message":"internal error"}}');
   });
 
   it('answers 503 while the first snapshot load fails, then serves once it succeeds', async () => {
@@ -361,8 +347,8 @@ describe('backend failures', () => {
     const first = await get(`/?id=${A}`, d);
     expect(first.statusCode).toBe(503);
     expect(first.headers['retry-after']).toBe('5');
-    expect(json(first)).toMatchObject({ error: { code: 'snapshots_unavailable' } });
-    expect(text(first)).not.toContain('bucket');
+    expect(resultJson(first)).toMatchObject({ error: { code: 'snapshots_unavailable' } });
+    expect(resultText(first)).not.toContain('bucket');
 
     broken = false;
     clock += 1_000; // past the back-off
@@ -411,7 +397,7 @@ describe('GET /health', () => {
     await get(`/?id=${A}`, d); // loads both snapshots
     const res = await get('/health', d);
     expect(res.statusCode).toBe(200);
-    const body = json(res) as {
+    const body = resultJson(res) as {
       status: string;
       snapshots: Record<string, { version: string; ageSecs: number; loaded: boolean }>;
       store: { name: string; ok: boolean };
@@ -428,11 +414,11 @@ describe('GET /health', () => {
     clock = Date.parse('2026-11-26T01:00:00Z');
     const d = deps();
     await get(`/?id=${A}`, d);
-    expect(json(await get('/health', d))).toMatchObject({ status: 'ok' });
+    expect(resultJson(await get('/health', d))).toMatchObject({ status: 'ok' });
     store.failing = true;
     const down = await get('/health', d);
     expect(down.statusCode).toBe(503);
-    expect(json(down)).toMatchObject({ status: 'unavailable', store: { ok: false } });
+    expect(resultJson(down)).toMatchObject({ status: 'unavailable', store: { ok: false } });
   });
 
   it('is unavailable before the first load, and starts it', async () => {
@@ -537,7 +523,7 @@ describe('API keys', () => {
     const res = await createProfileHandler(deps(KEYS))(httpEvent(`/?id=${A}`, 'GET', headers), {});
     expect(res.statusCode).toBe(status);
     if (status === 401) {
-      expect(json(res)).toEqual({
+      expect(resultJson(res)).toEqual({
         error: { code: 'unauthorized', message: 'a valid x-api-key header is required' },
       });
     }

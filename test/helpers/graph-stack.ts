@@ -1,0 +1,78 @@
+import { Readable } from 'node:stream';
+import { catalogCodec } from '../../shared/catalog/catalog-codec.js';
+import { LocalSnapshotStore } from '../../shared/snapshots/local-snapshot-store.js';
+import { publishSnapshot } from '../../shared/snapshots/publish-snapshot.js';
+import { AerospikeEmulator } from '../emulators/aerospike-emulator.js';
+import { BigQueryEmulator } from '../emulators/bigquery-emulator.js';
+import { BigtableEmulator } from '../emulators/bigtable-emulator.js';
+import {
+  MAPPING_TABLE_SCHEMA,
+  type PartitionedMapping,
+  partitionedMapping,
+} from './partitioned-mapping.js';
+import { makeTempDir, removeTempDir } from './temp-dir.js';
+
+/** The BigQuery table startGraphStack loads the graph into. */
+export const GRAPH_TABLE = 'local-project.identity.user_mapping';
+
+/** The test servers of a partitioned identity graph, loaded (see startGraphStack). */
+export interface GraphStack {
+  readonly bq: BigQueryEmulator;
+  readonly aerospike: AerospikeEmulator;
+  readonly bigtable: BigtableEmulator;
+  readonly graph: PartitionedMapping;
+  /** A local snapshot store holding the graph's catalog (`file:${dir}`). */
+  readonly dir: string;
+  /** Stops the servers, removes `dir` and clears BIGTABLE_EMULATOR_HOST. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the BigQuery, Aerospike and Bigtable test servers for a partitioned identity graph: its
+ * rows in GRAPH_TABLE (CURRENT_DATE its last partition), its profiles in Aerospike, its catalog
+ * published in `dir`, and BIGTABLE_EMULATOR_HOST set for the Bigtable client. Tables in Bigtable
+ * are left to the test (createMappingTable).
+ */
+export async function startGraphStack(
+  options: Parameters<typeof partitionedMapping>[0],
+): Promise<GraphStack> {
+  const [bq, aerospike, bigtable] = await Promise.all([
+    BigQueryEmulator.start({ projectId: 'local-project' }),
+    AerospikeEmulator.start(),
+    BigtableEmulator.start(),
+  ]);
+  process.env.BIGTABLE_EMULATOR_HOST = bigtable.host;
+  const dir = await makeTempDir();
+  const close = async () => {
+    await Promise.all([bq.close(), aerospike.close(), bigtable.close()]);
+    await removeTempDir(dir);
+    delete process.env.BIGTABLE_EMULATOR_HOST;
+  };
+  try {
+    const graph = partitionedMapping(options);
+    bq.setCurrentDate(options.last);
+    bq.createTable(
+      GRAPH_TABLE,
+      MAPPING_TABLE_SCHEMA,
+      graph.rows.map((r) => [...r]),
+    );
+    await aerospike.putMany(
+      'profiles',
+      graph.data.profiles.map((p) => ({
+        set: p.set,
+        key: { type: 'string' as const, value: p.key },
+        bins: p.bins as never,
+      })),
+    );
+    await publishSnapshot(
+      new LocalSnapshotStore(dir),
+      catalogCodec,
+      Readable.from(graph.data.segments),
+      { source: {}, minRowsRatio: 0 },
+    );
+    return { bq, aerospike, bigtable, graph, dir, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
