@@ -7,6 +7,7 @@ import {
   type IdTypeRegistry,
   idTypeSpecSchema,
 } from './id-types.js';
+import type { BigtableTableOptions } from './mapping/bigtable-mapping-store.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -72,15 +73,16 @@ const bigtableSchema = {
   BIGTABLE_APP_PROFILE: z.string().min(1).optional(),
 };
 
+type BigtableSettings = {
+  readonly BIGTABLE_PROJECT?: string | undefined;
+  readonly BIGTABLE_INSTANCE?: string | undefined;
+  readonly BIGTABLE_TABLE: string;
+  readonly BIGTABLE_APP_PROFILE?: string | undefined;
+  readonly GOOGLE_CLOUD_PROJECT?: string | undefined;
+};
+
 /** A Bigtable store needs an instance and a project (its own, or GOOGLE_CLOUD_PROJECT). */
-function requireBigtable(
-  c: {
-    BIGTABLE_INSTANCE?: string | undefined;
-    BIGTABLE_PROJECT?: string | undefined;
-    GOOGLE_CLOUD_PROJECT?: string | undefined;
-  },
-  ctx: z.RefinementCtx,
-) {
+function requireBigtable(c: Omit<BigtableSettings, 'BIGTABLE_TABLE'>, ctx: z.RefinementCtx) {
   if (!c.BIGTABLE_INSTANCE) {
     ctx.addIssue({
       code: 'custom',
@@ -96,6 +98,30 @@ function requireBigtable(
     });
   }
 }
+
+/** The mapping table a configuration names (syncMapping, and the profile function in Bigtable mode). */
+export function bigtableTableOptions(c: BigtableSettings): BigtableTableOptions {
+  const projectId = c.BIGTABLE_PROJECT ?? c.GOOGLE_CLOUD_PROJECT;
+  // requireBigtable has refused such a configuration already.
+  if (!projectId || !c.BIGTABLE_INSTANCE) {
+    throw new ConfigError('invalid configuration: Bigtable needs BIGTABLE_INSTANCE and a project');
+  }
+  return {
+    projectId,
+    instanceId: c.BIGTABLE_INSTANCE,
+    tableId: c.BIGTABLE_TABLE,
+    appProfileId: c.BIGTABLE_APP_PROFILE,
+  };
+}
+
+/**
+ * Daily partitions in the mapping, ending at the latest one (1: the latest only): snapshotMapping's
+ * snapshot, and in Bigtable mode the window syncMapping writes and the profile function reads
+ * (one definition: those two must agree).
+ */
+const mappingWindowSchema = {
+  MAPPING_WINDOW_DAYS: int(1, 3_650).default(1),
+};
 
 const profileSchema = commonSchema
   .extend({
@@ -162,8 +188,7 @@ const profileSchema = commonSchema
     LOG_SLOW_MS: int(1, 600_000).default(1_000),
     /** Where linked ids come from: the in-memory snapshot, or Bigtable (graphs larger than memory). */
     MAPPING_STORE: z.enum(['snapshot', 'bigtable']).default('snapshot'),
-    /** Bigtable mode: the window the sync writes (must equal syncMapping's). */
-    MAPPING_WINDOW_DAYS: int(1, 3_650).default(1),
+    ...mappingWindowSchema,
     ...bigtableSchema,
   })
   .superRefine((c, ctx) => {
@@ -233,8 +258,7 @@ const mappingJobSchema = jobSchema.extend({
   MAPPING_TYPE_COLUMN: sqlName.default('id_type'),
   MAPPING_PARTITION_COLUMN: sqlName.default('partition_date'),
   MAPPING_LOOKBACK_DAYS: int(1, 3_650).default(7),
-  /** Daily partitions in a snapshot, ending at the latest one (1: the latest only). */
-  MAPPING_WINDOW_DAYS: int(1, 3_650).default(1),
+  ...mappingWindowSchema,
   /** Refuse to publish a mapping that needs more memory than this (0: no limit; deploy.sh sets it). */
   MAPPING_MAX_BYTES: int(0, Number.MAX_SAFE_INTEGER).default(0),
   BIGQUERY_PROJECT: z.string().min(1).optional(),

@@ -31,9 +31,9 @@ export function mappingBudgetFor(memoryLimitBytes: number): number {
  * This instance's memory limit: the cgroup's (what Cloud Run enforces; v2, then v1), else the
  * machine's total memory.
  */
-export function instanceMemoryLimit(read: (path: string) => string = readText): number {
+export function instanceMemoryLimit(): number {
   for (const path of ['/sys/fs/cgroup/memory.max', '/sys/fs/cgroup/memory/memory.limit_in_bytes']) {
-    const text = read(path).trim();
+    const text = readText(path).trim();
     const bytes = Number(text);
     // "max" (v2) or a huge number (v1) mean no limit.
     if (text !== '' && Number.isFinite(bytes) && bytes > 0 && bytes < 2 ** 50) return bytes;

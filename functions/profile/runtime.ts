@@ -1,5 +1,9 @@
 import { catalogCodec } from '../../shared/catalog/catalog-codec.js';
-import { loadProfileConfig, type ProfileConfig } from '../../shared/config.js';
+import {
+  bigtableTableOptions,
+  loadProfileConfig,
+  type ProfileConfig,
+} from '../../shared/config.js';
 import { describeError } from '../../shared/errors.js';
 import type { HttpHandler } from '../../shared/http/http-event.js';
 import { createLogger, type Logger } from '../../shared/logger.js';
@@ -38,10 +42,7 @@ export function createProfileRuntime(config: ProfileConfig, log: Logger): Profil
   const mapping: MappingStore =
     config.MAPPING_STORE === 'bigtable'
       ? new BigtableMappingStore({
-          projectId: config.BIGTABLE_PROJECT ?? config.GOOGLE_CLOUD_PROJECT ?? '',
-          instanceId: config.BIGTABLE_INSTANCE ?? '',
-          tableId: config.BIGTABLE_TABLE,
-          appProfileId: config.BIGTABLE_APP_PROFILE,
+          ...bigtableTableOptions(config),
           windowDays: config.MAPPING_WINDOW_DAYS,
           refreshIntervalMs: config.REFRESH_INTERVAL_SECS * 1000,
           retryMaxMs: config.REFRESH_RETRY_MAX_SECS * 1000,

@@ -1,26 +1,16 @@
 import { loadMappingJobConfig, type MappingJobConfig } from '../../shared/config.js';
 import type { ScheduledHandler } from '../../shared/jobs/scheduled-job.js';
 import { createLogger } from '../../shared/logger.js';
-import { BigQueryMappingSource } from '../../shared/mapping/bigquery-mapping-source.js';
+import {
+  BigQueryMappingSource,
+  bigQueryMappingOptions,
+} from '../../shared/mapping/bigquery-mapping-source.js';
 import { createSnapshotStore } from '../../shared/snapshots/create-snapshot-store.js';
 import { createSnapshotMappingHandler } from './handler.js';
 
 /** The BigQuery source the job's configuration describes. */
 export function mappingSourceFor(config: MappingJobConfig): BigQueryMappingSource {
-  return new BigQueryMappingSource({
-    table: config.MAPPING_TABLE,
-    personColumn: config.MAPPING_PERSON_COLUMN,
-    idColumn: config.MAPPING_ID_COLUMN,
-    typeColumn: config.MAPPING_TYPE_COLUMN,
-    partitionColumn: config.MAPPING_PARTITION_COLUMN,
-    lookbackDays: config.MAPPING_LOOKBACK_DAYS,
-    windowDays: config.MAPPING_WINDOW_DAYS,
-    projectId: config.BIGQUERY_PROJECT,
-    location: config.BIGQUERY_LOCATION,
-    jobTimeoutMs: config.JOB_TIMEOUT_MS,
-    pageSize: config.BIGQUERY_PAGE_SIZE,
-    accessToken: config.GOOGLE_OAUTH_ACCESS_TOKEN,
-  });
+  return new BigQueryMappingSource(bigQueryMappingOptions(config));
 }
 
 /** Wires the mapping job from its configuration. */

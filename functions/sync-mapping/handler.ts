@@ -1,19 +1,14 @@
 import type { Table } from '@google-cloud/bigtable';
 import type { SyncJobConfig } from '../../shared/config.js';
-import { untilAborted } from '../../shared/deadline.js';
-import {
-  BackendUnavailableError,
-  describeError,
-  InvalidQueryError,
-  JobTimeoutError,
-} from '../../shared/errors.js';
+import { describeError, InvalidQueryError } from '../../shared/errors.js';
 import type { IdTypeRegistry } from '../../shared/id-types.js';
+import { jobDeadline } from '../../shared/jobs/job-deadline.js';
 import type { ScheduledEvent, ScheduledHandler } from '../../shared/jobs/scheduled-job.js';
 import type { Logger } from '../../shared/logger.js';
 import type { PartitionSource } from '../../shared/mapping/bigquery-partition-source.js';
+import { shiftDays, windowStart } from '../../shared/mapping/bigtable-layout.js';
 import { readCheckpoint } from '../../shared/mapping/bigtable-mapping-store.js';
 import {
-  DEFAULT_SYNC_LIMITS,
   type PartitionSyncResult,
   type SyncLimits,
   syncPartition,
@@ -50,8 +45,6 @@ export interface SyncSummary {
   readonly durationMs: number;
 }
 
-const DAY_MS = 86_400_000;
-
 /**
  * `syncMapping`: keeps the Bigtable mapping current from BigQuery. Writes every partition newer
  * than the checkpoint, oldest first; the checkpoint (in the table itself) advances only after a
@@ -64,8 +57,8 @@ export function createSyncMappingHandler(deps: SyncJobDeps): ScheduledHandler<Sy
   const { config } = deps;
   return async (event, context) => {
     const started = deps.now();
-    const own = AbortSignal.timeout(config.JOB_TIMEOUT_MS);
-    const signal = context.signal ? AbortSignal.any([own, context.signal]) : own;
+    const deadline = jobDeadline(config.JOB_TIMEOUT_MS, context.signal);
+    const { signal } = deadline;
     const done: PartitionSyncResult[] = [];
     let previous: string | undefined;
     let checkpoint: string | undefined;
@@ -86,19 +79,12 @@ export function createSyncMappingHandler(deps: SyncJobDeps): ScheduledHandler<Sy
     };
     try {
       const table = await deps.table();
-      previous = await untilAborted(bigtableCall(readCheckpoint(table, 30_000)), signal);
+      previous = await readCheckpoint(table, 30_000, signal);
       checkpoint = previous;
       const partitions = await partitionsToSync(deps, event, previous, signal);
       for (const partition of partitions) {
         done.push(
-          await syncPartition(
-            table,
-            deps.source,
-            partition,
-            deps.registry,
-            signal,
-            deps.limits ?? DEFAULT_SYNC_LIMITS,
-          ),
+          await syncPartition(table, deps.source, partition, deps.registry, signal, deps.limits),
         );
         if (checkpoint === undefined || partition > checkpoint) {
           await writeCheckpoint(table, partition, signal);
@@ -119,14 +105,7 @@ export function createSyncMappingHandler(deps: SyncJobDeps): ScheduledHandler<Sy
         deps.log.error(`syncMapping: refused: ${err.message}`, { summary: result });
         return result;
       }
-      const failure =
-        signal.aborted && own.aborted
-          ? new JobTimeoutError(
-              `syncMapping did not finish within ${config.JOB_TIMEOUT_MS} ms (JOB_TIMEOUT_MS); ` +
-                `checkpoint ${checkpoint ?? 'none'}`,
-              { cause: err },
-            )
-          : err;
+      const failure = deadline.failure(err, 'syncMapping', `; checkpoint ${checkpoint ?? 'none'}`);
       deps.log.error(`syncMapping: failed: ${describeError(failure)}`, {
         err: failure,
         summary: summary('synced'),
@@ -163,24 +142,10 @@ async function partitionsToSync(
   );
   const latest = found.at(-1);
   if (latest === undefined) return [];
-  const first = shiftDays(latest, -(window - 1));
+  const first = windowStart(latest, window);
   return found.filter((p) => p >= first);
-}
-
-async function bigtableCall<T>(call: Promise<T>): Promise<T> {
-  try {
-    return await call;
-  } catch (err) {
-    throw new BackendUnavailableError('bigtable', 'reading the sync checkpoint failed', {
-      cause: err,
-    });
-  }
 }
 
 function nextDay(partition: string): string {
   return shiftDays(partition, 1);
-}
-
-function shiftDays(date: string, days: number): string {
-  return new Date(Date.parse(`${date}T00:00:00Z`) + days * DAY_MS).toISOString().slice(0, 10);
 }

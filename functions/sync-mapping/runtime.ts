@@ -1,7 +1,12 @@
 import type { Table } from '@google-cloud/bigtable';
-import { loadSyncJobConfig, type SyncJobConfig } from '../../shared/config.js';
+import {
+  bigtableTableOptions,
+  loadSyncJobConfig,
+  type SyncJobConfig,
+} from '../../shared/config.js';
 import type { ScheduledHandler } from '../../shared/jobs/scheduled-job.js';
 import { createLogger } from '../../shared/logger.js';
+import { bigQueryMappingOptions } from '../../shared/mapping/bigquery-mapping-source.js';
 import { BigQueryPartitionSource } from '../../shared/mapping/bigquery-partition-source.js';
 import { openMappingTable } from '../../shared/mapping/bigtable-mapping-store.js';
 import { createSyncMappingHandler, type SyncSummary } from './handler.js';
@@ -12,26 +17,9 @@ export function createSyncJob(config: SyncJobConfig): ScheduledHandler<SyncSumma
   return createSyncMappingHandler({
     config,
     registry: config.ID_TYPES_JSON,
-    source: new BigQueryPartitionSource({
-      table: config.MAPPING_TABLE,
-      personColumn: config.MAPPING_PERSON_COLUMN,
-      idColumn: config.MAPPING_ID_COLUMN,
-      typeColumn: config.MAPPING_TYPE_COLUMN,
-      partitionColumn: config.MAPPING_PARTITION_COLUMN,
-      windowDays: config.MAPPING_WINDOW_DAYS,
-      projectId: config.BIGQUERY_PROJECT,
-      location: config.BIGQUERY_LOCATION,
-      jobTimeoutMs: config.JOB_TIMEOUT_MS,
-      pageSize: config.BIGQUERY_PAGE_SIZE,
-      accessToken: config.GOOGLE_OAUTH_ACCESS_TOKEN,
-    }),
+    source: new BigQueryPartitionSource(bigQueryMappingOptions(config)),
     table: () => {
-      table ??= openMappingTable({
-        projectId: config.BIGTABLE_PROJECT ?? config.GOOGLE_CLOUD_PROJECT ?? '',
-        instanceId: config.BIGTABLE_INSTANCE ?? '',
-        tableId: config.BIGTABLE_TABLE,
-        appProfileId: config.BIGTABLE_APP_PROFILE,
-      });
+      table ??= openMappingTable(bigtableTableOptions(config));
       return table;
     },
     log: createLogger({ minSeverity: config.LOG_LEVEL }),

@@ -3,18 +3,22 @@ import {
   ConfigError,
   describeError,
   InvalidQueryError,
-  JobTimeoutError,
   PreconditionFailedError,
   PublishRefusedError,
 } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { type Manifest, versionManifestName } from '../snapshots/manifest.js';
-import { type PublishResult, publishSnapshot } from '../snapshots/publish-snapshot.js';
+import {
+  cleanupSignal,
+  type PublishResult,
+  publishSnapshot,
+} from '../snapshots/publish-snapshot.js';
 import { republishSnapshot } from '../snapshots/republish-snapshot.js';
 import type { SnapshotCodec } from '../snapshots/snapshot-codec.js';
 import type { SnapshotStore } from '../snapshots/snapshot-store.js';
 import { sweepOrphans } from '../snapshots/sweep-orphans.js';
-import type { JobSummary, ScheduledEvent } from './scheduled-job.js';
+import { jobDeadline } from './job-deadline.js';
+import { type JobSummary, type ScheduledEvent, totalSkipped } from './scheduled-job.js';
 
 /** One run of a snapshot job: where records come from and where they go. */
 export interface SnapshotJobRun<R> {
@@ -57,8 +61,8 @@ export async function runSnapshotJob<R>(
   platform?: AbortSignal,
 ): Promise<JobSummary> {
   const started = run.now();
-  const own = AbortSignal.timeout(run.timeoutMs);
-  const signal = platform ? AbortSignal.any([own, platform]) : own;
+  const deadline = jobDeadline(run.timeoutMs, platform);
+  const { signal } = deadline;
   const context = {
     job: run.job,
     trigger: event.trigger,
@@ -67,7 +71,7 @@ export async function runSnapshotJob<R>(
     ...(event.rollbackTo ? { rollbackTo: event.rollbackTo } : {}),
   };
   const skippedByReason = () => Object.fromEntries(run.skippedByReason());
-  const skipped = () => [...run.skippedByReason().values()].reduce((a, b) => a + b, 0);
+  const skipped = () => totalSkipped(run.skippedByReason());
   const base = () => ({
     job: run.job,
     skipped: skipped(),
@@ -141,7 +145,7 @@ export async function runSnapshotJob<R>(
     ) {
       return declined(run, err, base(), context);
     }
-    const failure = signal.aborted && own.aborted ? timeoutError(run, err) : err;
+    const failure = deadline.failure(err, run.job);
     run.log.error(
       `${run.job}: failed after ${Math.round(run.now() - started)} ms: ${describeError(failure)}`,
       { ...context, err: failure, skipped: skipped(), skippedByReason: skippedByReason() },
@@ -181,7 +185,7 @@ async function declined<R>(
   context: Record<string, unknown>,
 ): Promise<JobSummary> {
   const refused = !(err instanceof PreconditionFailedError);
-  const current = await run.store.readManifest(run.codec.kind, AbortSignal.timeout(10_000)).then(
+  const current = await run.store.readManifest(run.codec.kind, cleanupSignal()).then(
     (stored) => (stored ? safeVersion(stored.body) : null),
     () => null,
   );
@@ -213,13 +217,6 @@ async function markSuperseded<R>(
       run.log.warn(`${run.job}: could not mark ${name} superseded`, { err });
     });
   }
-}
-
-function timeoutError<R>(run: SnapshotJobRun<R>, cause: unknown): JobTimeoutError {
-  return new JobTimeoutError(
-    `${run.job} did not finish within ${run.timeoutMs} ms (JOB_TIMEOUT_MS)`,
-    { cause },
-  );
 }
 
 function describeSkips(byReason: Readonly<Record<string, number>>): string {

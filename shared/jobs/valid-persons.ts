@@ -1,7 +1,8 @@
-import { checkId, type IdTypeRegistry } from '../id-types.js';
+import type { IdTypeRegistry } from '../id-types.js';
 import type { Logger } from '../logger.js';
 import type { MappingPerson } from '../mapping/mapping-codec.js';
-import type { MappingRow, MappingWindow } from '../mapping/mapping-source.js';
+import { checkMappingId, type MappingRow, type MappingWindow } from '../mapping/mapping-source.js';
+import { countInto } from './scheduled-job.js';
 import { MAX_LOGGED_REJECTS } from './valid-segments.js';
 
 /** What the mapping stream saw besides valid ids. */
@@ -16,19 +17,11 @@ export function personCounters(): PersonCounters {
   return { skippedByReason: new Map(), window: undefined };
 }
 
-/** All skipped rows together. */
-export function totalSkipped(counters: { readonly skippedByReason: Map<string, number> }): number {
-  let total = 0;
-  for (const n of counters.skippedByReason.values()) total += n;
-  return total;
-}
-
 /**
  * Turns mapping rows into persons of valid, normalised ids. The query's own counts of dropped
- * rows are added up by reason. An id whose type code is not in the registry (`unknown_type`),
- * or that does not fit its type (`invalid_id`, e.g. not a 64-bit integer for an integer-keyed
- * type), is counted, logged (type and reason only, never the id) and skipped; a person left
- * with no id is dropped.
+ * rows are added up by reason. An id checkMappingId refuses (`unknown_type`, `invalid_id`) is
+ * counted, logged (type and reason only, never the id) and skipped; a person left with no id is
+ * dropped.
  */
 export async function* validPersons(
   rows: AsyncIterable<MappingRow>,
@@ -36,29 +29,23 @@ export async function* validPersons(
   counters: PersonCounters,
   log: Logger,
 ): AsyncIterable<MappingPerson> {
-  const skip = (reason: string, n = 1) =>
-    counters.skippedByReason.set(reason, (counters.skippedByReason.get(reason) ?? 0) + n);
   let logged = 0;
   for await (const row of rows) {
     counters.window ??= row.window;
     if (row.kind === 'dropped') {
-      skip(row.reason, row.rows);
+      countInto(counters.skippedByReason, row.reason, row.rows);
       continue;
     }
     const person: { id: string; typeCode: string }[] = [];
     for (const { id, type: code } of row.ids) {
-      const type = registry.byCode(code);
-      const checked = type && checkId(id, type);
-      if (!checked || 'problem' in checked) {
-        const reason = type ? 'invalid_id' : 'unknown_type';
-        skip(reason);
+      const checked = checkMappingId(registry, id, code);
+      if ('reason' in checked) {
+        countInto(counters.skippedByReason, checked.reason);
         if (logged++ < MAX_LOGGED_REJECTS) {
           log.warn('skipping invalid mapping id', {
             typeCode: code.slice(0, 64),
-            reason,
-            problem: checked
-              ? `does not fit ${type?.name}: ${checked.problem}`
-              : 'unknown id type code',
+            reason: checked.reason,
+            problem: checked.problem,
           });
         }
         continue;

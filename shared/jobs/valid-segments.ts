@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { CatalogDocument } from '../catalog/catalog-source.js';
 import { type Segment, segmentSchema } from '../catalog/segment.js';
 import type { Logger } from '../logger.js';
+import { countInto } from './scheduled-job.js';
 
 /** How many invalid records a job logs one by one before it only counts them. */
 export const MAX_LOGGED_REJECTS = 20;
@@ -24,7 +25,7 @@ export async function* validSegments(
     else if (seen.has(parsed.data.id)) problem = 'duplicate segment id';
     if (problem !== undefined || !parsed.success) {
       const reason = parsed.success ? 'duplicate_id' : 'invalid_document';
-      counters.skippedByReason.set(reason, (counters.skippedByReason.get(reason) ?? 0) + 1);
+      countInto(counters.skippedByReason, reason);
       if (++skipped <= MAX_LOGGED_REJECTS) {
         log.warn('skipping invalid catalog document', { id: describeId(doc.id), problem });
       }

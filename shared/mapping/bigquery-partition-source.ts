@@ -1,14 +1,7 @@
-import { BigQuery, type BigQueryOptions } from '@google-cloud/bigquery';
-import { BackendUnavailableError } from '../errors.js';
-import { accessTokenAuth } from '../google-auth.js';
+import type { BigQuery } from '@google-cloud/bigquery';
 import type { BigQueryMappingOptions } from './bigquery-mapping-source.js';
-import { queryRows } from './bigquery-rows.js';
-import {
-  DROP_REASONS,
-  type DropReason,
-  partitionListQuery,
-  partitionSyncQuery,
-} from './mapping-query.js';
+import { lazyBigQuery, parseDropped, queryCommon, queryRows, shapeError } from './bigquery-rows.js';
+import { type DropReason, partitionListQuery, partitionSyncQuery } from './mapping-query.js';
 
 /** One row of a partition's links: an id of a person (maybe moved from another), or a count of dropped rows. */
 export type PartitionLink =
@@ -24,7 +17,6 @@ export type PartitionLink =
 
 /** The mapping table read one partition at a time, for syncMapping. */
 export interface PartitionSource {
-  readonly description: string;
   /** The partitions between `from` and `to` (inclusive, YYYY-MM-DD) that have rows, oldest first. */
   partitions(from: string, to: string, signal: AbortSignal): Promise<string[]>;
   /** One partition's links, cleaned as the snapshot query cleans them; streamed. */
@@ -33,15 +25,13 @@ export interface PartitionSource {
 
 /** The mapping table's partitions through BigQuery (see partitionSyncQuery). */
 export class BigQueryPartitionSource implements PartitionSource {
-  readonly description: string;
-  private client: BigQuery | undefined;
+  private readonly bigquery: () => BigQuery;
 
   constructor(
     private readonly options: Omit<BigQueryMappingOptions, 'lookbackDays'>,
     client?: BigQuery,
   ) {
-    this.description = `bigquery ${options.table}`;
-    this.client = client;
+    this.bigquery = lazyBigQuery(options, 'profile-api-sync-mapping', client);
   }
 
   async partitions(from: string, to: string, signal: AbortSignal): Promise<string[]> {
@@ -52,7 +42,7 @@ export class BigQueryPartitionSource implements PartitionSource {
         query: partitionListQuery(this.options),
         params: { from, to },
         types: { from: 'STRING', to: 'STRING' },
-        ...this.common(),
+        ...queryCommon(this.options),
       },
       this.options.pageSize,
       signal,
@@ -60,7 +50,7 @@ export class BigQueryPartitionSource implements PartitionSource {
     );
     for await (const row of rows) {
       const day = (row as { day?: unknown }).day;
-      if (typeof day !== 'string') throw shapeError();
+      if (typeof day !== 'string') throw shapeError('partition');
       found.push(day);
     }
     return found;
@@ -73,7 +63,7 @@ export class BigQueryPartitionSource implements PartitionSource {
         query: partitionSyncQuery(this.options),
         params: { partition, window_days: String(this.options.windowDays) },
         types: { partition: 'STRING', window_days: 'INT64' },
-        ...this.common(),
+        ...queryCommon(this.options),
       },
       this.options.pageSize,
       signal,
@@ -81,48 +71,15 @@ export class BigQueryPartitionSource implements PartitionSource {
     );
     for await (const row of rows) yield toLink(row);
   }
-
-  private common() {
-    return {
-      useLegacySql: false,
-      location: this.options.location,
-      jobTimeoutMs: this.options.jobTimeoutMs,
-    };
-  }
-
-  private bigquery(): BigQuery {
-    this.client ??= new BigQuery(this.clientOptions());
-    return this.client;
-  }
-
-  private clientOptions(): BigQueryOptions {
-    return {
-      ...(this.options.projectId ? { projectId: this.options.projectId } : {}),
-      ...(this.options.location ? { location: this.options.location } : {}),
-      userAgent: 'profile-api-sync-mapping',
-      ...accessTokenAuth(this.options.accessToken),
-    };
-  }
 }
-
-const REASONS: ReadonlySet<string> = new Set(DROP_REASONS);
 
 function toLink(row: unknown): PartitionLink {
   const r = row as Record<string, unknown>;
-  if (r.reason !== null && r.reason !== undefined) {
-    if (typeof r.reason !== 'string' || !REASONS.has(r.reason)) throw shapeError();
-    return { kind: 'dropped', reason: r.reason as DropReason, rows: Number(r.row_count) };
-  }
+  const dropped = parseDropped(r, 'partition');
+  if (dropped) return { kind: 'dropped', ...dropped };
   if (typeof r.person !== 'string' || typeof r.id !== 'string' || typeof r.type !== 'string') {
-    throw shapeError();
+    throw shapeError('partition');
   }
   const movedFrom = typeof r.moved_from === 'string' ? r.moved_from : undefined;
   return { kind: 'link', person: r.person, id: r.id, type: r.type, movedFrom };
-}
-
-function shapeError(): BackendUnavailableError {
-  return new BackendUnavailableError(
-    'bigquery',
-    'the partition query returned rows of an unexpected shape',
-  );
 }

@@ -31,7 +31,8 @@ export const CHECKPOINT_QUALIFIER = 'checkpoint';
 export const MEMBER = 'm';
 export const MOVED = 'x';
 
-const DAY_MS = 86_400_000;
+/** One day, in milliseconds: partitions are daily. */
+export const DAY_MS = 86_400_000;
 
 /** The id row of an id of a type. */
 export function idRowKey(typeCode: string, id: string): string {
@@ -70,9 +71,14 @@ export function partitionTime(partition: string): Date {
   return new Date(t);
 }
 
-/** The first partition of the window that ends at `last` (inclusive). */
-export function windowStart(last: string, windowDays: number): Date {
-  return new Date(partitionTime(last).getTime() - (windowDays - 1) * DAY_MS);
+/** The partition `days` days after `partition` (before it, when negative). */
+export function shiftDays(partition: string, days: number): string {
+  return new Date(partitionTime(partition).getTime() + days * DAY_MS).toISOString().slice(0, 10);
+}
+
+/** The first partition of the window of `windowDays` partitions that ends at `last` (inclusive). */
+export function windowStart(last: string, windowDays: number): string {
+  return shiftDays(last, -(windowDays - 1));
 }
 
 /** The `l` family's GC rule: expiry a little past the window, and one version per column. */
@@ -91,7 +97,7 @@ export function linksGcRule(windowDays: number, lookbackDays: number) {
 export function windowFilter(last: string, windowDays: number, membersOnly: boolean) {
   const filter: Record<string, unknown>[] = [
     { family: LINKS_FAMILY },
-    { time: { start: windowStart(last, windowDays) } },
+    { time: { start: partitionTime(windowStart(last, windowDays)) } },
     { column: { cellLimit: 1 } },
   ];
   if (membersOnly) filter.push({ value: MEMBER }, { value: { strip: true } });

@@ -1,10 +1,11 @@
-import type { Bigtable, Table } from '@google-cloud/bigtable';
-import { withDeadline } from '../deadline.js';
+import type { Bigtable, Row, Table } from '@google-cloud/bigtable';
+import { untilAborted, withDeadline } from '../deadline.js';
 import { BackendUnavailableError, ProfileApiError } from '../errors.js';
 import type { TypedId } from '../id-types.js';
 import { RefreshingCache } from '../refreshing-cache.js';
 import {
   CHECKPOINT_QUALIFIER,
+  DAY_MS,
   idRowKey,
   LINKS_FAMILY,
   META_FAMILY,
@@ -48,7 +49,6 @@ interface Checkpoint {
 export class NothingSyncedError extends ProfileApiError {}
 
 const HEALTH_TIMEOUT_MS = 1_000;
-const DAY_MS = 86_400_000;
 
 /**
  * Opens the mapping table with the official client (BIGTABLE_EMULATOR_HOST honoured). The
@@ -70,13 +70,29 @@ export async function openMappingTable(
   return bigtable.instance(options.instanceId).table(options.tableId);
 }
 
-/** Reads the last fully synced partition, or undefined when nothing was synced yet. */
-export async function readCheckpoint(table: Table, timeoutMs: number): Promise<string | undefined> {
-  const [rows] = await table.getRows({
+/**
+ * Reads the last fully synced partition, or undefined when nothing was synced yet (see
+ * writeCheckpoint). A failure is BackendUnavailableError('bigtable'); `signal` abandons the read.
+ */
+export async function readCheckpoint(
+  table: Table,
+  timeoutMs: number,
+  signal?: AbortSignal,
+): Promise<string | undefined> {
+  const read = table.getRows({
     keys: [META_ROW],
     filter: [{ family: META_FAMILY }, { column: { cellLimit: 1 } }],
     gaxOptions: { timeout: timeoutMs },
   });
+  let rows: Row[];
+  try {
+    [rows] = await (signal ? untilAborted(read, signal) : read);
+  } catch (err) {
+    if (signal?.aborted) throw signal.reason;
+    throw new BackendUnavailableError('bigtable', 'reading the sync checkpoint failed', {
+      cause: err,
+    });
+  }
   const cells = rows[0]?.data?.[META_FAMILY]?.[CHECKPOINT_QUALIFIER] as
     | { value: string }[]
     | undefined;
@@ -160,9 +176,13 @@ export class BigtableMappingStore implements MappingStore {
       if (typeof value === 'string') persons.set(row.id, value);
     }
     const found = keysOf.map((keys) => keys.findIndex((key) => persons.has(key)));
-    const personKeys = found.flatMap((candidate, r) =>
-      candidate < 0 ? [] : [personRowKey(persons.get(keysOf[r]?.[candidate] as string) as string)],
+    // Each request's person row: its first candidate found's person (undefined: none found).
+    const personOf = found.map((candidate, r) =>
+      candidate < 0
+        ? undefined
+        : personRowKey(persons.get(keysOf[r]?.[candidate] as string) as string),
     );
+    const personKeys = personOf.filter((key) => key !== undefined);
     if (personKeys.length === 0) return { version: last, matches: requests.map(() => undefined) };
 
     // Read 2: the person rows of every request the mapping knows, in one multi-row read.
@@ -185,7 +205,7 @@ export class BigtableMappingStore implements MappingStore {
       const candidate = found[r] as number;
       if (candidate < 0) return undefined;
       const requested = candidates[candidate] as TypedId;
-      const person = personRowKey(persons.get(keysOf[r]?.[candidate] as string) as string);
+      const person = personOf[r] as string;
       const linked: LinkedId[] = [];
       let linkedTotal = 0;
       for (const qualifier of members.get(person) ?? []) {
@@ -221,7 +241,7 @@ export class BigtableMappingStore implements MappingStore {
     const stale = ageSecs !== null && ageSecs > this.options.maxStalenessSecs;
     if (partition === undefined && reachable) lastError = 'NothingSyncedError';
     return {
-      ok: reachable && synced !== undefined && this.version() !== undefined,
+      ok: reachable && this.version() !== undefined,
       degraded: stale,
       detail: {
         table: this.tableName,

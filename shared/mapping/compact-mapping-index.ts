@@ -44,7 +44,7 @@ export class CompactIndexSize {
   private ids = 0;
   private persons = 0;
 
-  /** Counts one person's ids (pairs of id and type code, as snapshot lines hold them). */
+  /** Counts one person's ids (ids only: an id's type lives in its header byte). */
   addPerson(ids: readonly string[]): void {
     if (ids.length === 0) return;
     this.persons++;
@@ -349,16 +349,6 @@ export class CompactMappingIndexBuilder {
     // A person whose ids were all skipped leaves no trace.
     if ((this.personStarts[this.persons] as number) < this.ids) this.persons++;
     this.personStarts[this.persons] = this.ids;
-  }
-
-  /** Bytes held by the builder's buffers. */
-  get byteSize(): number {
-    return (
-      this.pool.byteLength +
-      this.offsets.byteLength +
-      this.hashes.byteLength +
-      this.personStarts.byteLength
-    );
   }
 
   private ensureSpace(bytes: number): void {

@@ -1,3 +1,4 @@
+import { checkId, type IdTypeRegistry } from '../id-types.js';
 import type { DropReason } from './mapping-query.js';
 
 /** The partitions a mapping snapshot covers (ISO dates), as the source reports them. */
@@ -41,4 +42,24 @@ export interface MappingSource {
    */
   dryRun(signal: AbortSignal): Promise<MappingDryRun>;
   close(): Promise<void>;
+}
+
+/** An id of the source as the mapping keeps it, or why it is left out. */
+export type MappingIdCheck =
+  | { readonly id: string }
+  | { readonly reason: 'unknown_type' | 'invalid_id'; readonly problem: string };
+
+/**
+ * Checks one id of the source, the same in snapshot and Bigtable mode: normalised for its type,
+ * or `unknown_type` (a type code the registry does not know) or `invalid_id` (it does not fit its
+ * type, e.g. not a 64-bit integer for an integer-keyed type).
+ */
+export function checkMappingId(registry: IdTypeRegistry, id: string, code: string): MappingIdCheck {
+  const type = registry.byCode(code);
+  if (!type) return { reason: 'unknown_type', problem: 'unknown id type code' };
+  const checked = checkId(id, type);
+  if ('problem' in checked) {
+    return { reason: 'invalid_id', problem: `does not fit ${type.name}: ${checked.problem}` };
+  }
+  return checked;
 }

@@ -1,7 +1,8 @@
 import type { Table } from '@google-cloud/bigtable';
 import { untilAborted } from '../deadline.js';
 import { BackendUnavailableError } from '../errors.js';
-import { checkId, type IdTypeRegistry } from '../id-types.js';
+import type { IdTypeRegistry } from '../id-types.js';
+import { countInto } from '../jobs/scheduled-job.js';
 import type { PartitionSource } from './bigquery-partition-source.js';
 import {
   CHECKPOINT_QUALIFIER,
@@ -16,6 +17,7 @@ import {
   partitionTime,
   personRowKey,
 } from './bigtable-layout.js';
+import { checkMappingId } from './mapping-source.js';
 
 /** How the sync batches its writes: bounded memory, bounded work in flight. */
 export interface SyncLimits {
@@ -67,7 +69,6 @@ export async function syncPartition(
   const started = performance.now();
   const timestamp = partitionTime(partition);
   const skipped = new Map<string, number>();
-  const skip = (reason: string, n = 1) => skipped.set(reason, (skipped.get(reason) ?? 0) + n);
   const writer = new BatchWriter(table, limits, signal);
   let ids = 0;
   let person: string | undefined;
@@ -85,13 +86,12 @@ export async function syncPartition(
 
   for await (const link of source.links(partition, signal)) {
     if (link.kind === 'dropped') {
-      skip(link.reason, link.rows);
+      countInto(skipped, link.reason, link.rows);
       continue;
     }
-    const type = registry.byCode(link.type);
-    const checked = type && checkId(link.id, type);
-    if (!checked || 'problem' in checked) {
-      skip(type ? 'invalid_id' : 'unknown_type');
+    const checked = checkMappingId(registry, link.id, link.type);
+    if ('reason' in checked) {
+      countInto(skipped, checked.reason);
       continue;
     }
     if (link.person !== person || count >= limits.cellsPerEntry) {

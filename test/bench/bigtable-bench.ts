@@ -27,7 +27,6 @@ const PARTITION = '2026-11-25';
 /** The demo dataset's persons as one partition's links, ordered by person (as BigQuery sends them). */
 function demoSource(data: DemoDataset): PartitionSource {
   return {
-    description: 'demo dataset',
     partitions: async () => [PARTITION],
     async *links(): AsyncIterable<PartitionLink> {
       const keyed = data.persons.map((person, p) => ({

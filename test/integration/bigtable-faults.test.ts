@@ -209,7 +209,6 @@ describe('syncMapping when things fail', () => {
     const real = partitionSource();
     let served = 0;
     const dying: PartitionSource = {
-      description: real.description,
       partitions: (from, to, signal) => real.partitions(from, to, signal),
       async *links(partition, signal) {
         for await (const link of real.links(partition, signal)) {
