@@ -170,8 +170,8 @@ Settings (default):
   BIGQUERY_PROJECT           <PROJECT_ID> (runs and pays for the mapping query)
   BIGQUERY_LOCATION          unset
   GOOGLE_OAUTH_ACCESS_TOKEN  verify only: token for BigQuery (default: gcloud auth
-                             print-access-token); with BIGQUERY_EMULATOR_HOST, verify runs
-                             against that server and calls no gcloud
+                             print-access-token); with it and BIGQUERY_EMULATOR_HOST, verify
+                             runs the mapping check against that server, without gcloud
   DRY_RUN                    0
   Any of the functions' own variables (LINKED_IDS_MAX, REQUEST_BUDGET_MS, ID_TYPES_JSON,
   LOG_LEVEL, CATALOG_FIELDS, MAPPING_*_COLUMN, MAPPING_WINDOW_DAYS, ...) set here is passed on
@@ -276,7 +276,7 @@ SNAPSHOT_RETENTION_DAYS=${SNAPSHOT_RETENTION_DAYS:-30}
 VPC_CONNECTOR=${VPC_CONNECTOR:-}
 VPC_EGRESS=${VPC_EGRESS:-private-ranges-only}
 MAPPING_IDS=${MAPPING_IDS:-10000000}
-# Unset: sized from MAPPING_IDS by size_profile.
+# Unset: sized by size_profile (from MAPPING_IDS), or by size_bigtable_profile.
 PROFILE_MEMORY=${PROFILE_MEMORY:-}
 PROFILE_CPU=${PROFILE_CPU:-}
 MAPPING_MAX_BYTES=${MAPPING_MAX_BYTES:-}
@@ -388,17 +388,23 @@ done
 ((${#PROFILE_REGIONS[@]})) || die "REGIONS names no region"
 unset region region_list
 
-# A per-region setting: NAME_<REGION> (dashes as underscores), else NAME.
+# Region $1 as in a per-region setting's name: upper case, dashes as underscores.
+region_key() {
+  local upper=${1^^}
+  echo "${upper//-/_}"
+}
+
+# A per-region setting: NAME_<REGION>, else NAME.
 region_setting() {
-  local key=${2^^}
-  key="$1_${key//-/_}"
+  local key
+  key="$1_$(region_key "$2")"
   echo "${!key:-${!1:-}}"
 }
 
 # Whether a per-region setting has its own value for region $2.
 has_region_setting() {
-  local key=${2^^}
-  key="$1_${key//-/_}"
+  local key
+  key="$1_$(region_key "$2")"
   [[ -n ${!key:-} ]]
 }
 
@@ -410,12 +416,18 @@ run() {
   if [[ $DRY_RUN != 1 ]]; then "$@"; fi
 }
 
+# Prints what a dry run does instead of a lookup: `would check COMMAND...`, `would read ...`.
+would() {
+  printf '# would %s:' "$1"
+  shift
+  printf ' %q' "$@"
+  printf '\n'
+}
+
 # True when a describe-style command succeeds. A dry run checks nothing and plans a first deploy.
 exists() {
   if [[ $DRY_RUN == 1 ]]; then
-    printf '# would check:'
-    printf ' %q' "$@"
-    printf '\n'
+    would check "$@"
     return 1
   fi
   "$@" >/dev/null 2>&1
@@ -428,9 +440,7 @@ read_to() {
   shift
   : >"$file"
   if [[ $DRY_RUN == 1 ]]; then
-    printf '# would read:'
-    printf ' %q' "$@"
-    printf '\n'
+    would read "$@"
     return 1
   fi
   "$@" >"$file" 2>/dev/null
@@ -527,6 +537,16 @@ bigtable_env() {
   env_line MAPPING_LOOKBACK_DAYS "$MAPPING_LOOKBACK_DAYS"
 }
 
+# What both mapping jobs (snapshot and Bigtable sync) are told about BigQuery and their deadline.
+bigquery_job_env() {
+  env_line SNAPSHOT_URI "$SNAPSHOT_URI"
+  env_line GOOGLE_CLOUD_PROJECT "$PROJECT_ID"
+  env_line MAPPING_TABLE "$MAPPING_TABLE"
+  env_line BIGQUERY_PROJECT "$BIGQUERY_PROJECT"
+  if [[ -n $BIGQUERY_LOCATION ]]; then env_line BIGQUERY_LOCATION "$BIGQUERY_LOCATION"; fi
+  env_line JOB_TIMEOUT_MS "$(job_timeout_ms)"
+}
+
 write_env_files() {
   local region
   for region in "${PROFILE_REGIONS[@]}"; do
@@ -557,12 +577,7 @@ write_env_files() {
   } >"$WORK_DIR/catalog.env.yaml"
   if [[ $MAPPING_STORE == bigtable ]]; then
     {
-      env_line SNAPSHOT_URI "$SNAPSHOT_URI"
-      env_line GOOGLE_CLOUD_PROJECT "$PROJECT_ID"
-      env_line MAPPING_TABLE "$MAPPING_TABLE"
-      env_line BIGQUERY_PROJECT "$BIGQUERY_PROJECT"
-      if [[ -n $BIGQUERY_LOCATION ]]; then env_line BIGQUERY_LOCATION "$BIGQUERY_LOCATION"; fi
-      env_line JOB_TIMEOUT_MS "$(job_timeout_ms)"
+      bigquery_job_env
       # Its own app profile: low priority, so that a sync never slows the profile reads.
       bigtable_env "$BIGTABLE_SYNC_APP_PROFILE"
       if [[ -n $MAPPING_SYNC_METHOD ]]; then env_line MAPPING_SYNC_METHOD "$MAPPING_SYNC_METHOD"; fi
@@ -570,12 +585,7 @@ write_env_files() {
     } >"$WORK_DIR/sync.env.yaml"
   else
     {
-      env_line SNAPSHOT_URI "$SNAPSHOT_URI"
-      env_line GOOGLE_CLOUD_PROJECT "$PROJECT_ID"
-      env_line MAPPING_TABLE "$MAPPING_TABLE"
-      env_line BIGQUERY_PROJECT "$BIGQUERY_PROJECT"
-      if [[ -n $BIGQUERY_LOCATION ]]; then env_line BIGQUERY_LOCATION "$BIGQUERY_LOCATION"; fi
-      env_line JOB_TIMEOUT_MS "$(job_timeout_ms)"
+      bigquery_job_env
       env_line MAPPING_MAX_BYTES "$MAPPING_MAX_BYTES"
       pass_through "${COMMON_VARS[@]}" "${JOB_VARS[@]}" "${MAPPING_VARS[@]}"
     } >"$WORK_DIR/mapping.env.yaml"
@@ -730,9 +740,7 @@ write_condition() {
 read_bucket_policy() {
   local get=(gcloud storage buckets get-iam-policy "gs://$BUCKET" --project="$PROJECT_ID" --format=json)
   if [[ $DRY_RUN == 1 ]]; then
-    printf '# would read:'
-    printf ' %q' "${get[@]}"
-    printf '\n'
+    would read "${get[@]}"
     echo '{}' >"$WORK_DIR/bucket-policy.json"
   else
     "${get[@]}" >"$WORK_DIR/bucket-policy.json"
@@ -909,9 +917,7 @@ update_cluster() {
   flags=$(node -e '
     const fs = require("node:fs");
     const [file, nodes, maxNodes, cpu, zone, storage] = process.argv.slice(1);
-    const text = fs.readFileSync(file, "utf8").trim();
-    if (!text) process.exit(0);
-    const c = JSON.parse(text);
+    const c = JSON.parse(fs.readFileSync(file, "utf8"));
     const where = String(c.location ?? "").split("/").pop();
     if (where && where !== zone) {
       console.error(`deploy.sh: warning: the cluster is in ${where}, not BIGTABLE_ZONE=${zone}; a cluster cannot move`);
@@ -955,9 +961,7 @@ ensure_app_profile() {
   if node -e '
     const fs = require("node:fs");
     const [file, cluster, priority] = process.argv.slice(1);
-    const text = fs.readFileSync(file, "utf8").trim();
-    if (!text) process.exit(0);
-    const p = JSON.parse(text);
+    const p = JSON.parse(fs.readFileSync(file, "utf8"));
     const now = p.standardIsolation?.priority ?? p.priority ?? "PRIORITY_HIGH";
     process.exit(p.singleClusterRouting?.clusterId === cluster && now === priority ? 0 : 1);
   ' "$file" "$BIGTABLE_CLUSTER" "$priority"; then
@@ -974,9 +978,7 @@ family_changes() {
   node -e '
     const fs = require("node:fs");
     const [file, days] = process.argv.slice(1);
-    const text = fs.readFileSync(file, "utf8").trim();
-    if (!text) process.exit(0);
-    const families = JSON.parse(text).columnFamilies ?? {};
+    const families = JSON.parse(fs.readFileSync(file, "utf8")).columnFamilies ?? {};
     const secs = (age) => Number.parseFloat(String(age ?? "").replace(/s$/, ""));
     const versions = (r) => r?.maxNumVersions === 1;
     const links = (rule) => {
@@ -1478,9 +1480,8 @@ deploy() {
   note_unused_mapping_job
   if [[ $EDGE == lb ]]; then ensure_edge; fi
 
-  local url mapping_job
-  url=$(function_url "$PROFILE_FN" "${PROFILE_REGIONS[0]}")
-  mapping_job=$(mapping_job_fn)
+  # The function's own URL only matters without a front door (a lookup with gcloud).
+  local url
   if [[ $EDGE == lb ]]; then
     local ip
     ip=$(edge_ip)
@@ -1492,6 +1493,7 @@ Point $DOMAIN's DNS A record at $ip: Google's certificate becomes ACTIVE once th
 resolves to it (up to an hour), and HTTPS answers from then on.
 EOF
   else
+    url=$(function_url "$PROFILE_FN" "${PROFILE_REGIONS[0]}")
     cat <<EOF
 
 Deployed. Profile function: $url
@@ -1510,7 +1512,7 @@ EOF
     cat <<EOF
 Snapshots: $SNAPSHOT_URI. The scheduler runs the jobs; to publish now:
   gcloud scheduler jobs run ${NAME_PREFIX}-snapshot-catalog --location=$REGION --project=$PROJECT_ID
-  gcloud scheduler jobs run $mapping_job --location=$REGION --project=$PROJECT_ID
+  gcloud scheduler jobs run $MAPPING_FN --location=$REGION --project=$PROJECT_ID
 EOF
   fi
   cat <<EOF
@@ -1540,11 +1542,6 @@ Try:
   curl -H "Authorization: Bearer \$(gcloud auth print-identity-token)" '$url/?id=<user id>'
 EOF
   fi
-}
-
-region_key() {
-  local upper=${1^^}
-  echo "${upper//-/_}"
 }
 
 # curl configuration (read from stdin, so never on a command line) holding verify's credentials.
@@ -1684,9 +1681,7 @@ rollback() {
   local describe=(gcloud scheduler jobs describe "$job" --project="$PROJECT_ID" --location="$REGION"
     --format='value(state)') state=''
   if [[ $DRY_RUN == 1 ]]; then
-    printf '# would check:'
-    printf ' %q' "${describe[@]}"
-    printf '\n'
+    would check "${describe[@]}"
   else
     state=$("${describe[@]}")
   fi

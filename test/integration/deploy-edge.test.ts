@@ -5,12 +5,16 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   argv,
+  attemptVerify,
+  DEMO_SETTINGS,
   envFile,
+  exist,
   fakeDist,
   flag,
   gcloudShapes,
   having,
   importSchemaError,
+  planned,
   printedCommands,
   realGcloud,
   sandbox,
@@ -21,13 +25,9 @@ import {
 // Load Balancer with Cloud Armor in front of the profile function in two regions, its re-run
 // and teardown; verify through a local stand-in for the load balancer.
 const SETTINGS = {
-  PROJECT_ID: 'demo-proj',
+  ...DEMO_SETTINGS,
   AEROSPIKE_HOSTS: '10.0.0.5:3000',
   AEROSPIKE_HOSTS_EUROPE_WEST1: '10.1.0.5:3000,10.1.0.6:3000',
-  VPC_CONNECTOR: 'aerospike-connector',
-  MONGO_DATABASE: 'adtech',
-  MAPPING_TABLE: 'demo-proj.identity.user_mapping',
-  MONGO_URI: 'mongodb://profile:s3cret@10.0.0.9:27017/adtech',
   EDGE: 'lb',
   DOMAIN: 'api.example.com',
   REGIONS: 'europe-west1,us-central1',
@@ -35,12 +35,6 @@ const SETTINGS = {
 };
 const API = 'https://www.googleapis.com/compute/v1/projects/demo-proj/global';
 const COMPUTE = (kind: string, verb: string) => `gcloud compute ${kind} ${verb} `;
-/** The commands a dry run printed (after `+ `). */
-const planned = (stdout: string) =>
-  stdout
-    .split('\n')
-    .filter((l) => l.startsWith('+ '))
-    .map((l) => l.slice(2));
 
 const deployed = sandbox(SETTINGS).then((box) => {
   const first = box.run();
@@ -278,7 +272,7 @@ describe('deploy.sh EDGE=lb teardown', () => {
 
   it('without EDGE=lb, says a load balancer is left rather than leave it silently', async () => {
     const box = await sandbox(SETTINGS);
-    writeFileSync(join(box.state, 'compute-forwarding-rules--profile-api-https'), '');
+    exist(box, { 'compute-forwarding-rules--profile-api-https': '' });
     const result = box.run(['teardown'], { EDGE: '', REGIONS: '' });
     expect(result.stderr).toContain(
       'a load balancer (profile-api-https) exists: to remove it too, run teardown with EDGE=lb',
@@ -545,12 +539,9 @@ describe('deploy.sh verify through the load balancer', () => {
   it('waits for the certificate: refuses while Google has not provisioned it', async () => {
     const box = await sandbox(SETTINGS);
     const cert = 'compute-ssl-certificates--profile-api-cert-d0c43d38';
-    writeFileSync(join(box.state, cert), '');
+    exist(box, { [cert]: '', 'compute-addresses--profile-api-ip': '' });
     writeFileSync(join(box.state, `${cert}.status`), 'PROVISIONING\n');
-    writeFileSync(join(box.state, 'compute-addresses--profile-api-ip'), '');
-    const dist = await fakeDist();
-    const result = box.attempt(['verify'], {
-      DEPLOY_DIST_DIR: dist.dir,
+    const result = await attemptVerify(box, {
       BIGQUERY_EMULATOR_HOST: 'http://127.0.0.1:9',
       GOOGLE_OAUTH_ACCESS_TOKEN: 'test-token',
       VERIFY_API_KEY: KEY,

@@ -4,31 +4,30 @@ import { delimiter, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   argv,
+  attemptVerify,
+  DEMO_SETTINGS,
   envFile,
-  fakeDist,
+  exist,
   flag,
   gcloudShapes,
   having,
   printedCommands,
   ROOT,
   realGcloud,
+  type Sandbox,
   STUBS,
   sandbox as stubSandbox,
   unparsedByGcloud,
 } from '../helpers/stub-cli/deploy-sandbox.js';
 
 // deploy.sh against a stub gcloud/bq that records every call and remembers what exists.
-const MONGO_URI = 'mongodb://profile:s3cret@10.0.0.9:27017/adtech';
+const { MONGO_URI } = DEMO_SETTINGS;
 const ID_TYPES_JSON = JSON.stringify([
   { name: 'email', code: 'e1', pattern: '^[0-9a-f]{64}$', normalise: 'lower' },
 ]);
 const ENV = {
-  PROJECT_ID: 'demo-proj',
+  ...DEMO_SETTINGS,
   AEROSPIKE_HOSTS: '10.0.0.5:3000,10.0.0.6:3000',
-  VPC_CONNECTOR: 'aerospike-connector',
-  MONGO_DATABASE: 'adtech',
-  MAPPING_TABLE: 'demo-proj.identity.user_mapping',
-  MONGO_URI,
   AEROSPIKE_USER: 'profile_api',
   AEROSPIKE_PASSWORD_SECRET: 'aerospike-password',
   LINKED_IDS_MAX: '25',
@@ -40,7 +39,6 @@ const SETTINGS_FOR_VERIFY = { PROJECT_ID: 'demo-proj', MAPPING_TABLE: ENV.MAPPIN
 const VERSION = '20261130T043000Z-1a2b3c4d';
 const MIB = 1_048_576;
 
-type Sandbox = Awaited<ReturnType<typeof stubSandbox>>;
 const sandbox = () => stubSandbox(ENV);
 
 interface Condition {
@@ -465,8 +463,7 @@ describe('deploy.sh with PROFILE_CPU_ALWAYS_ALLOCATED', () => {
 });
 
 describe('deploy.sh verify', () => {
-  const deployed = (box: Sandbox) =>
-    writeFileSync(join(box.state, 'functions--profile-api-snapshot-mapping'), '');
+  const deployed = (box: Sandbox) => exist(box, { 'functions--profile-api-snapshot-mapping': '' });
   // Whatever the shell running the tests has, these start unset.
   const isolated = { BIGQUERY_EMULATOR_HOST: undefined, GOOGLE_OAUTH_ACCESS_TOKEN: undefined };
 
@@ -492,12 +489,9 @@ describe('deploy.sh verify', () => {
   it("passes the mapping settings and the caller's token, then has the deployed job dry-run", async () => {
     const box = await sandbox();
     deployed(box);
-    const dist = await fakeDist();
-    const result = box.attempt(
-      ['verify'],
+    const result = await attemptVerify(
+      box,
       {
-        ...isolated,
-        DEPLOY_DIST_DIR: dist.dir,
         MAPPING_WINDOW_DAYS: '3',
         MAPPING_PERSON_COLUMN: 'household_id',
         BIGQUERY_LOCATION: 'EU',
@@ -507,7 +501,7 @@ describe('deploy.sh verify', () => {
     );
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
-    const seen = dist.seen();
+    const seen = result.seen();
     expect(seen).toMatchObject({
       MAPPING_TABLE: 'demo-proj.identity.user_mapping',
       MAPPING_WINDOW_DAYS: '3',
@@ -536,14 +530,9 @@ describe('deploy.sh verify', () => {
   it("stops with BigQuery's message when the query does not pass, before the deployed job", async () => {
     const box = await sandbox();
     deployed(box);
-    const dist = await fakeDist();
-    const result = box.attempt(
-      ['verify'],
-      {
-        ...isolated,
-        DEPLOY_DIST_DIR: dist.dir,
-        FAKE_DRY_RUN_ERROR: 'Unrecognized name: person_id at [4:10]',
-      },
+    const result = await attemptVerify(
+      box,
+      { FAKE_DRY_RUN_ERROR: 'Unrecognized name: person_id at [4:10]' },
       SETTINGS_FOR_VERIFY,
     );
     expect(result.code).toBe(1);
@@ -557,12 +546,7 @@ describe('deploy.sh verify', () => {
   it("fails when the deployed job's dry run fails", async () => {
     const box = await sandbox();
     deployed(box);
-    const dist = await fakeDist();
-    const result = box.attempt(
-      ['verify'],
-      { ...isolated, DEPLOY_DIST_DIR: dist.dir, STUB_FAIL: 'functions call' },
-      SETTINGS_FOR_VERIFY,
-    );
+    const result = await attemptVerify(box, { STUB_FAIL: 'functions call' }, SETTINGS_FOR_VERIFY);
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('the deployed profile-api-snapshot-mapping failed its dry run');
     expect(result.stdout).not.toContain('Verified');
@@ -570,12 +554,7 @@ describe('deploy.sh verify', () => {
 
   it('checks the local code only while the mapping job is not deployed', async () => {
     const box = await sandbox();
-    const dist = await fakeDist();
-    const result = box.attempt(
-      ['verify'],
-      { ...isolated, DEPLOY_DIST_DIR: dist.dir },
-      SETTINGS_FOR_VERIFY,
-    );
+    const result = await attemptVerify(box, {}, SETTINGS_FOR_VERIFY);
     expect(result.code).toBe(0);
     expect(having(result.commands, 'functions call')).toEqual([]);
     expect(result.stdout).toContain('profile-api-snapshot-mapping is not deployed');
@@ -584,19 +563,14 @@ describe('deploy.sh verify', () => {
   it('calls no gcloud at all against a BigQuery test server', async () => {
     const box = await sandbox();
     deployed(box);
-    const dist = await fakeDist();
-    const result = box.attempt(
-      ['verify'],
-      {
-        DEPLOY_DIST_DIR: dist.dir,
-        BIGQUERY_EMULATOR_HOST: 'http://127.0.0.1:9050',
-        GOOGLE_OAUTH_ACCESS_TOKEN: 'test-token',
-      },
+    const result = await attemptVerify(
+      box,
+      { BIGQUERY_EMULATOR_HOST: 'http://127.0.0.1:9050', GOOGLE_OAUTH_ACCESS_TOKEN: 'test-token' },
       SETTINGS_FOR_VERIFY,
     );
     expect(result.code).toBe(0);
     expect(result.commands).toEqual([]);
-    expect(dist.seen()).toMatchObject({
+    expect(result.seen()).toMatchObject({
       BIGQUERY_EMULATOR_HOST: 'http://127.0.0.1:9050',
       GOOGLE_OAUTH_ACCESS_TOKEN: 'test-token',
     });
@@ -613,7 +587,7 @@ describe('deploy.sh verify', () => {
 describe('deploy.sh rollback', () => {
   const withJob = async (kind: string) => {
     const box = await sandbox();
-    writeFileSync(join(box.state, `scheduler--profile-api-snapshot-${kind}`), '');
+    exist(box, { [`scheduler--profile-api-snapshot-${kind}`]: '' });
     return box;
   };
   const only = { PROJECT_ID: 'demo-proj' };
@@ -727,22 +701,11 @@ describe('the generated gcloud command lines', () => {
     const teardown = box.run(['teardown'], { TEARDOWN_ALL: '1' });
     // verify and rollback against deployed jobs (the stub state says they exist).
     const ops = await sandbox();
-    for (const name of [
-      'functions--profile-api-snapshot-mapping',
-      'scheduler--profile-api-snapshot-mapping',
-    ]) {
-      writeFileSync(join(ops.state, name), '');
-    }
-    const dist = await fakeDist();
-    const verify = ops.attempt(
-      ['verify'],
-      {
-        DEPLOY_DIST_DIR: dist.dir,
-        BIGQUERY_EMULATOR_HOST: undefined,
-        GOOGLE_OAUTH_ACCESS_TOKEN: undefined,
-      },
-      SETTINGS_FOR_VERIFY,
-    );
+    exist(ops, {
+      'functions--profile-api-snapshot-mapping': '',
+      'scheduler--profile-api-snapshot-mapping': '',
+    });
+    const verify = await attemptVerify(ops, {}, SETTINGS_FOR_VERIFY);
     const rollback = ops.attempt(['rollback', 'mapping', VERSION], {}, { PROJECT_ID: 'demo-proj' });
     const lines = gcloudShapes([
       ...first.commands,

@@ -1,17 +1,16 @@
-import { execFile } from 'node:child_process';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BigQueryEmulator } from '../emulators/bigquery-emulator.js';
+import { type Sandbox, sandbox } from '../helpers/stub-cli/deploy-sandbox.js';
 
 // `deploy.sh verify` for real: it builds the code and runs the mapping query through BigQuery's
 // dry run, here against the BigQuery test server holding the mapping table (which validates
 // table, column and type names the way BigQuery does). No gcloud is needed with a token set.
-const ROOT = new URL('../..', import.meta.url).pathname;
 const TABLE = 'verify-proj.identity.user_mapping';
 let bq: BigQueryEmulator;
+let box: Sandbox;
 
 beforeAll(async () => {
+  box = await sandbox({ PROJECT_ID: 'verify-proj', MAPPING_TABLE: TABLE });
   bq = await BigQueryEmulator.start({ projectId: 'verify-proj' });
   bq.createTable(TABLE, [
     { name: 'partition_date', type: 'DATE' },
@@ -26,30 +25,12 @@ afterAll(async () => {
 });
 
 /** Runs deploy.sh verify (asynchronously: the test server lives in this process). */
-async function verify(env: Record<string, string>) {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(
-      'bash',
-      [join(ROOT, 'deploy.sh'), 'verify'],
-      {
-        cwd: ROOT,
-        encoding: 'utf8',
-        env: {
-          ...process.env,
-          PROJECT_ID: 'verify-proj',
-          MAPPING_TABLE: TABLE,
-          BIGQUERY_EMULATOR_HOST: bq.baseUrl,
-          GOOGLE_OAUTH_ACCESS_TOKEN: 'local-test-token',
-          ...env,
-        },
-      },
-    );
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const verify = (env: Record<string, string>) =>
+  box.attemptAsync(['verify'], {
+    BIGQUERY_EMULATOR_HOST: bq.baseUrl,
+    GOOGLE_OAUTH_ACCESS_TOKEN: 'local-test-token',
+    ...env,
+  });
 
 describe('deploy.sh verify', () => {
   it('passes when the mapping query fits the table, and says what it would read', async () => {

@@ -17,11 +17,10 @@ export interface Run {
   readonly commands: string[];
 }
 
-/** A project of its own: the stubs' state, deploy.sh's work directory and its call log. */
+/** A project of its own: the stubs' state and deploy.sh's work directory. */
 export interface Sandbox {
   readonly work: string;
   readonly state: string;
-  readonly log: string;
   /** Runs deploy.sh with the sandbox's settings and `env`; throws when it fails. */
   run(args?: string[], env?: Record<string, string>): Run;
   /**
@@ -73,7 +72,6 @@ export async function sandbox(defaults: Record<string, string>): Promise<Sandbox
   return {
     work: join(dir, 'work'),
     state,
-    log,
     attempt,
     attemptAsync(args, env = {}) {
       writeFileSync(log, '');
@@ -104,6 +102,57 @@ export async function sandbox(defaults: Record<string, string>): Promise<Sandbox
     },
   };
 }
+
+/** The settings every deploy test starts from (each adds its own Aerospike seeds and more). */
+export const DEMO_SETTINGS = Object.freeze({
+  PROJECT_ID: 'demo-proj',
+  VPC_CONNECTOR: 'aerospike-connector',
+  MONGO_DATABASE: 'adtech',
+  MAPPING_TABLE: 'demo-proj.identity.user_mapping',
+  MONGO_URI: 'mongodb://profile:s3cret@10.0.0.9:27017/adtech',
+});
+
+/**
+ * Marks resources as existing in the stub's state (file names as the stub gcloud describes them);
+ * a non-empty value is what its describe --format=json prints.
+ */
+export function exist(box: Pick<Sandbox, 'state'>, files: Record<string, string>): void {
+  for (const [name, json] of Object.entries(files)) {
+    writeFileSync(join(box.state, name), '');
+    if (json) writeFileSync(join(box.state, `${name}.json`), json);
+  }
+}
+
+/**
+ * Runs `deploy.sh verify` on a stand-in for the compiled code (see fakeDist), with no BigQuery
+ * test server or token from the shell running the tests unless `env` gives them; `seen` is the
+ * environment the stand-in ran with.
+ */
+export async function attemptVerify(
+  box: Sandbox,
+  env: Record<string, string | undefined> = {},
+  settings?: Record<string, string>,
+): Promise<Run & { seen: () => Record<string, string> }> {
+  const dist = await fakeDist();
+  const result = box.attempt(
+    ['verify'],
+    {
+      BIGQUERY_EMULATOR_HOST: undefined,
+      GOOGLE_OAUTH_ACCESS_TOKEN: undefined,
+      DEPLOY_DIST_DIR: dist.dir,
+      ...env,
+    },
+    settings,
+  );
+  return { ...result, seen: dist.seen };
+}
+
+/** The commands a dry run printed (after `+ `). */
+export const planned = (stdout: string) =>
+  stdout
+    .split('\n')
+    .filter((l) => l.startsWith('+ '))
+    .map((l) => l.slice(2));
 
 /** The lines holding every one of `parts`. */
 export const having = (commands: string[], ...parts: string[]) =>
@@ -199,13 +248,8 @@ for line in json.load(sys.stdin):
 print(json.dumps(results))
 `;
 
-/** The SDK directory and the Python that runs it, for the gcloud on `path`. */
-function gcloudSdk(path: string): { sdk: string; python: string } | undefined {
-  const gcloud = path
-    .split(delimiter)
-    .map((d) => join(d, 'gcloud'))
-    .find((p) => existsSync(p));
-  if (!gcloud) return undefined;
+/** The SDK directory of the `gcloud` binary and the Python that runs it. */
+function gcloudSdk(gcloud: string): { sdk: string; python: string } {
   const sdk = join(
     spawnSync('readlink', ['-f', gcloud], { encoding: 'utf8' }).stdout.trim(),
     '../..',
@@ -236,19 +280,20 @@ export async function unparsedByGcloud(lines: string[], path: string): Promise<s
       );
       child.stdin?.end();
     });
-  const sdk = gcloudSdk(path);
-  const inBatch = (batch: string[]) =>
-    new Promise<(string | undefined)[]>((resolve, reject) => {
-      if (batch.length === 0 || !sdk) {
-        // No SDK directory found (an unusual install): one gcloud per line, as a shell runs it.
-        batch
-          .reduce<Promise<(string | undefined)[]>>(
-            (done, line) => done.then(async (out) => [...out, await inShell(line)]),
-            Promise.resolve([]),
-          )
-          .then(resolve, reject);
-        return;
-      }
+  const oneByOne = async (batch: string[]) => {
+    const out: (string | undefined)[] = [];
+    for (const line of batch) out.push(await inShell(line));
+    return out;
+  };
+  const gcloud = path
+    .split(delimiter)
+    .map((d) => join(d, 'gcloud'))
+    .find((p) => existsSync(p));
+  const sdk = gcloud ? gcloudSdk(gcloud) : undefined;
+  const inBatch = (batch: string[]) => {
+    // No gcloud found on `path`: one gcloud per line, as a shell runs it (and reports).
+    if (batch.length === 0 || !sdk) return oneByOne(batch);
+    return new Promise<(string | undefined)[]>((resolve, reject) => {
       const child = execFile(
         sdk.python,
         ['-c', PARSE_LINES, sdk.sdk],
@@ -268,18 +313,14 @@ export async function unparsedByGcloud(lines: string[], path: string): Promise<s
       );
       child.stdin?.end(JSON.stringify(batch));
     });
+  };
   const plain = lines.filter((l) => !NEEDS_A_SHELL.test(l));
   const shell = lines.filter((l) => NEEDS_A_SHELL.test(l));
   const half = Math.ceil(plain.length / 2);
-  const inShells = async () => {
-    const out: (string | undefined)[] = [];
-    for (const line of shell) out.push(await inShell(line));
-    return out;
-  };
   const verdicts = await Promise.all([
     inBatch(plain.slice(0, half)),
     inBatch(plain.slice(half)),
-    inShells(),
+    oneByOne(shell),
   ]);
   return verdicts.flat().filter((v): v is string => v !== undefined);
 }
@@ -307,14 +348,8 @@ except yaml_validator.ValidationError as e:
  * undefined when valid, else the reason.
  */
 export function importSchemaError(gcloud: string, kind: string, file: string): string | undefined {
-  const sdk = join(
-    spawnSync('readlink', ['-f', gcloud], { encoding: 'utf8' }).stdout.trim(),
-    '../..',
-  );
-  const python = [join(sdk, 'platform/bundledpythonunix/bin/python3'), 'python3'].find(
-    (p) => p === 'python3' || existsSync(p),
-  );
-  const result = spawnSync(python ?? 'python3', ['-c', VALIDATE_IMPORT, sdk, kind, file], {
+  const { sdk, python } = gcloudSdk(gcloud);
+  const result = spawnSync(python, ['-c', VALIDATE_IMPORT, sdk, kind, file], {
     encoding: 'utf8',
   });
   return result.status === 0 ? undefined : `${result.stdout}${result.stderr}`.slice(0, 2000);
