@@ -12,7 +12,7 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, rename } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { promisify } from 'node:util';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
@@ -40,7 +40,9 @@ async function locate(): Promise<string> {
   // Test files run in parallel: each builds to its own name, then one atomic rename wins.
   const partial = `${BUILT}.${process.pid}.partial`;
   try {
-    await promisify(execFile)('go', ['build', '-o', partial, SOURCE], {
+    // GOPATH mode takes a package path relative to the working directory, not an absolute one.
+    await promisify(execFile)('go', ['build', '-o', partial, `./${relative(ROOT, SOURCE)}`], {
+      cwd: ROOT,
       env: { ...process.env, GO111MODULE: 'off', GOPATH: '/usr/share/gocode' },
     });
     await rename(partial, BUILT);
