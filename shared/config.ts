@@ -7,6 +7,7 @@ import {
   type IdTypeRegistry,
   idTypeSpecSchema,
 } from './id-types.js';
+import type { BigQueryMappingOptions } from './mapping/bigquery-mapping-source.js';
 import type { BigtableTableOptions } from './mapping/bigtable-mapping-store.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -111,6 +112,24 @@ export function bigtableTableOptions(c: BigtableSettings): BigtableTableOptions 
     instanceId: c.BIGTABLE_INSTANCE,
     tableId: c.BIGTABLE_TABLE,
     appProfileId: c.BIGTABLE_APP_PROFILE,
+  };
+}
+
+/** The BigQuery options a mapping job's configuration describes (snapshot and sync alike). */
+export function bigQueryMappingOptions(config: MappingJobConfig): BigQueryMappingOptions {
+  return {
+    table: config.MAPPING_TABLE,
+    personColumn: config.MAPPING_PERSON_COLUMN,
+    idColumn: config.MAPPING_ID_COLUMN,
+    typeColumn: config.MAPPING_TYPE_COLUMN,
+    partitionColumn: config.MAPPING_PARTITION_COLUMN,
+    lookbackDays: config.MAPPING_LOOKBACK_DAYS,
+    windowDays: config.MAPPING_WINDOW_DAYS,
+    projectId: config.BIGQUERY_PROJECT,
+    location: config.BIGQUERY_LOCATION,
+    jobTimeoutMs: config.JOB_TIMEOUT_MS,
+    pageSize: config.BIGQUERY_PAGE_SIZE,
+    accessToken: config.GOOGLE_OAUTH_ACCESS_TOKEN,
   };
 }
 

@@ -1,10 +1,11 @@
-import { loadMappingJobConfig, type MappingJobConfig } from '../../shared/config.js';
+import {
+  bigQueryMappingOptions,
+  loadMappingJobConfig,
+  type MappingJobConfig,
+} from '../../shared/config.js';
 import type { ScheduledHandler } from '../../shared/jobs/scheduled-job.js';
 import { createLogger } from '../../shared/logger.js';
-import {
-  BigQueryMappingSource,
-  bigQueryMappingOptions,
-} from '../../shared/mapping/bigquery-mapping-source.js';
+import { BigQueryMappingSource } from '../../shared/mapping/bigquery-mapping-source.js';
 import { createSnapshotStore } from '../../shared/snapshots/create-snapshot-store.js';
 import { createSnapshotMappingHandler } from './handler.js';
 

@@ -1,12 +1,12 @@
 import type { Table } from '@google-cloud/bigtable';
 import {
+  bigQueryMappingOptions,
   bigtableTableOptions,
   loadSyncJobConfig,
   type SyncJobConfig,
 } from '../../shared/config.js';
 import type { ScheduledHandler } from '../../shared/jobs/scheduled-job.js';
 import { createLogger } from '../../shared/logger.js';
-import { bigQueryMappingOptions } from '../../shared/mapping/bigquery-mapping-source.js';
 import { BigQueryPartitionSource } from '../../shared/mapping/bigquery-partition-source.js';
 import { openMappingTable } from '../../shared/mapping/bigtable-mapping-store.js';
 import { createSyncMappingHandler, type SyncSummary } from './handler.js';

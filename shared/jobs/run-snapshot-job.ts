@@ -7,6 +7,7 @@ import {
   PublishRefusedError,
 } from '../errors.js';
 import type { Logger } from '../logger.js';
+import { totalSkipped } from '../skip-counts.js';
 import { type Manifest, versionManifestName } from '../snapshots/manifest.js';
 import {
   cleanupSignal,
@@ -18,7 +19,7 @@ import type { SnapshotCodec } from '../snapshots/snapshot-codec.js';
 import type { SnapshotStore } from '../snapshots/snapshot-store.js';
 import { sweepOrphans } from '../snapshots/sweep-orphans.js';
 import { jobDeadline } from './job-deadline.js';
-import { type JobSummary, type ScheduledEvent, totalSkipped } from './scheduled-job.js';
+import type { JobSummary, ScheduledEvent } from './scheduled-job.js';
 
 /** One run of a snapshot job: where records come from and where they go. */
 export interface SnapshotJobRun<R> {

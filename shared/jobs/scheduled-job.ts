@@ -51,18 +51,6 @@ export interface JobSummary {
   readonly durationMs: number;
 }
 
-/** Adds `n` skipped source records of `reason` to `byReason`. */
-export function countInto(byReason: Map<string, number>, reason: string, n = 1): void {
-  byReason.set(reason, (byReason.get(reason) ?? 0) + n);
-}
-
-/** All skipped source records together (a summary's `skipped`). */
-export function totalSkipped(byReason: ReadonlyMap<string, number>): number {
-  let total = 0;
-  for (const n of byReason.values()) total += n;
-  return total;
-}
-
 /** A scheduled job: throws on a failure that a retry may fix, so that the scheduler retries. */
 export type ScheduledHandler<S = JobSummary> = (
   event: ScheduledEvent,

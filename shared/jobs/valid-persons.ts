@@ -2,7 +2,7 @@ import type { IdTypeRegistry } from '../id-types.js';
 import type { Logger } from '../logger.js';
 import type { MappingPerson } from '../mapping/mapping-codec.js';
 import { checkMappingId, type MappingRow, type MappingWindow } from '../mapping/mapping-source.js';
-import { countInto } from './scheduled-job.js';
+import { countInto } from '../skip-counts.js';
 import { MAX_LOGGED_REJECTS } from './valid-segments.js';
 
 /** What the mapping stream saw besides valid ids. */

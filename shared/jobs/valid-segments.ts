@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { CatalogDocument } from '../catalog/catalog-source.js';
 import { type Segment, segmentSchema } from '../catalog/segment.js';
 import type { Logger } from '../logger.js';
-import { countInto } from './scheduled-job.js';
+import { countInto } from '../skip-counts.js';
 
 /** How many invalid records a job logs one by one before it only counts them. */
 export const MAX_LOGGED_REJECTS = 20;

@@ -1,5 +1,4 @@
 import type { BigQuery } from '@google-cloud/bigquery';
-import type { MappingJobConfig } from '../config.js';
 import {
   type BigQueryJobOptions,
   lazyBigQuery,
@@ -20,24 +19,6 @@ export interface BigQueryMappingOptions extends MappingTable, BigQueryJobOptions
   readonly windowDays: number;
   /** Rows per result page: bounds the memory the job holds (two pages at most). */
   readonly pageSize: number;
-}
-
-/** The BigQuery options a mapping job's configuration describes (snapshot and sync alike). */
-export function bigQueryMappingOptions(config: MappingJobConfig): BigQueryMappingOptions {
-  return {
-    table: config.MAPPING_TABLE,
-    personColumn: config.MAPPING_PERSON_COLUMN,
-    idColumn: config.MAPPING_ID_COLUMN,
-    typeColumn: config.MAPPING_TYPE_COLUMN,
-    partitionColumn: config.MAPPING_PARTITION_COLUMN,
-    lookbackDays: config.MAPPING_LOOKBACK_DAYS,
-    windowDays: config.MAPPING_WINDOW_DAYS,
-    projectId: config.BIGQUERY_PROJECT,
-    location: config.BIGQUERY_LOCATION,
-    jobTimeoutMs: config.JOB_TIMEOUT_MS,
-    pageSize: config.BIGQUERY_PAGE_SIZE,
-    accessToken: config.GOOGLE_OAUTH_ACCESS_TOKEN,
-  };
 }
 
 /** Reads the mapping window with one BigQuery query (see mappingSnapshotQuery), page by page. */

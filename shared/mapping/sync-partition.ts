@@ -2,7 +2,7 @@ import type { Table } from '@google-cloud/bigtable';
 import { untilAborted } from '../deadline.js';
 import { BackendUnavailableError } from '../errors.js';
 import type { IdTypeRegistry } from '../id-types.js';
-import { countInto } from '../jobs/scheduled-job.js';
+import { countInto } from '../skip-counts.js';
 import type { PartitionSource } from './bigquery-partition-source.js';
 import {
   CHECKPOINT_QUALIFIER,
