@@ -1,6 +1,6 @@
 import { ByteWriter, type PooledBytes } from '../../shared/byte-writer.js';
 import type { CatalogView } from '../../shared/catalog/catalog.js';
-import { attributeMembers, forEachLiveSegment } from '../../shared/profiles/profile-bins.js';
+import { forEachLiveSegment, writeAttributeMembers } from '../../shared/profiles/profile-bins.js';
 import type { ProfileEntry } from './lookup-profiles.js';
 
 /** Which parts of each profile an answer carries (`type` and `found` always come). */
@@ -26,6 +26,28 @@ export interface RenderOptions {
 }
 
 const COMMA = Buffer.from(',');
+const CLOSE = Buffer.from('}');
+const ATTRIBUTES = Buffer.from(',"attributes":{');
+const SEGMENTS = Buffer.from(',"segments":[');
+const SEGMENTS_END = Buffer.from(']');
+const UNKNOWN = Buffer.from(',"unknownSegmentIds":');
+const NO_IDS = Buffer.from('[]');
+
+/** `:{"type":<name>,"found":true|false` per id type name, encoded once (the registry's few). */
+const ENTRY_HEADS = new Map<string, readonly [found: Buffer, missing: Buffer]>();
+
+function entryHead(typeName: string, found: boolean): Buffer {
+  let heads = ENTRY_HEADS.get(typeName);
+  if (heads === undefined) {
+    const type = JSON.stringify(typeName);
+    heads = [
+      Buffer.from(`:{"type":${type},"found":true`),
+      Buffer.from(`:{"type":${type},"found":false`),
+    ];
+    ENTRY_HEADS.set(typeName, heads);
+  }
+  return found ? heads[0] : heads[1];
+}
 
 /**
  * The answer's body: an object keyed by user id, requested id first. Built as bytes, not as a
@@ -56,24 +78,24 @@ export function renderProfilesInto(
   return out.text('}');
 }
 
+// Each piece goes straight into the answer's buffer, constants as bytes encoded once: no string
+// is built per entry only to be copied again.
 function fullEntry(out: ByteWriter, entry: ProfileEntry, options: RenderOptions): void {
   const { fields } = options;
   const bins = entry.bins;
-  // Text goes out in as few writes as the shape allows: each write is a call into the encoder.
-  let head = `${JSON.stringify(entry.id)}:{"type":${JSON.stringify(entry.type.name)},"found":${bins ? 'true' : 'false'}`;
+  out.text(JSON.stringify(entry.id)).bytes(entryHead(entry.type.name, bins !== undefined));
   if (fields.attributes) {
-    head += `,"attributes":{${bins ? attributeMembers(bins, options.segmentsBin) : ''}}`;
+    out.bytes(ATTRIBUTES);
+    if (bins) writeAttributeMembers(out, bins, options.segmentsBin);
+    out.bytes(CLOSE);
   }
-  if (!fields.segments && !fields.unknownSegmentIds) {
-    out.text(`${head}}`);
-    return;
+  if (fields.segments || fields.unknownSegmentIds) {
+    if (fields.segments) out.bytes(SEGMENTS);
+    const list = segmentsInto(fields.segments ? out : undefined, entry, options);
+    if (fields.segments) out.bytes(SEGMENTS_END);
+    if (fields.unknownSegmentIds) list.writeUnknown(out.bytes(UNKNOWN));
   }
-  if (fields.segments) head += ',"segments":[';
-  out.text(head);
-  const unknown = segmentsInto(fields.segments ? out : undefined, entry, options);
-  let tail = fields.segments ? ']' : '';
-  if (fields.unknownSegmentIds) tail += `,"unknownSegmentIds":${unknown}`;
-  out.text(`${tail}}`);
+  out.bytes(CLOSE);
 }
 
 /** What the original service's flat view puts beside the attributes (ours win a name clash). */
@@ -83,37 +105,34 @@ function flatEntry(out: ByteWriter, entry: ProfileEntry, options: RenderOptions)
   out.text(`${JSON.stringify(entry.id)}:{`);
   let first = true;
   if (fields.attributes && bins) {
-    const members = attributeMembers(bins, options.segmentsBin, options.flatReserved);
-    if (members !== '') {
-      out.text(members);
-      first = false;
-    }
+    first = writeAttributeMembers(out, bins, options.segmentsBin, options.flatReserved) === 0;
   }
   if (fields.segments || fields.unknownSegmentIds) {
     if (fields.segments) out.text(first ? '"segments":[' : ',"segments":[');
-    const unknown = segmentsInto(fields.segments ? out : undefined, entry, options);
+    const list = segmentsInto(fields.segments ? out : undefined, entry, options);
     if (fields.segments) out.text(']');
     if (fields.unknownSegmentIds) {
-      out.text(`${first && !fields.segments ? '' : ','}"unknownSegmentIds":${unknown}`);
+      out.text(first && !fields.segments ? '"unknownSegmentIds":' : ',"unknownSegmentIds":');
+      list.writeUnknown(out);
     }
   }
-  out.text('}');
+  out.bytes(CLOSE);
 }
 
 /**
- * Copies the record's live, known segments (of the wanted types) into `out`, comma-separated,
- * and returns the ids the catalog does not know, as JSON.
+ * Copies the record's live, known segments (of the wanted types) into `out`, comma-separated;
+ * the list it returns keeps the ids the catalog does not know.
  */
 function segmentsInto(
   out: ByteWriter | undefined,
   entry: ProfileEntry,
   options: RenderOptions,
-): string {
-  if (!entry.bins) return '[]';
-  const value = entry.bins[options.segmentsBin];
+): SegmentList {
   const list = new SegmentList(out, options);
-  forEachLiveSegment(value, options.nowSecs, (id) => list.add(id));
-  return list.unknownJson();
+  if (entry.bins) {
+    forEachLiveSegment(entry.bins[options.segmentsBin], options.nowSecs, (id) => list.add(id));
+  }
+  return list;
 }
 
 /** One record's segment list as it is written: known segments copied, unknown ids kept. */
@@ -132,19 +151,25 @@ class SegmentList {
   }
 
   add(id: string | number): void {
-    const segment = this.catalog.find(id);
-    if (segment === undefined) {
+    const catalog = this.catalog;
+    const at = catalog.positionOf(id);
+    if (at < 0) {
       this.unknown ??= [];
       this.unknown.push(String(id));
       return;
     }
     if (this.out === undefined) return;
     const types = this.segmentTypes;
-    if (types !== undefined && (segment.type === undefined || !types.has(segment.type))) return;
-    this.out.bytes(this.count++ > 0 ? segment.listed : segment.bytes);
+    if (types !== undefined) {
+      const type = catalog.types[at];
+      if (type === undefined || !types.has(type)) return;
+    }
+    this.out.bytes((this.count++ > 0 ? catalog.listed[at] : catalog.bytes[at]) as Buffer);
   }
 
-  unknownJson(): string {
-    return this.unknown ? JSON.stringify(this.unknown) : '[]';
+  /** Writes the ids the catalog does not know, as a JSON array of strings. */
+  writeUnknown(out: ByteWriter): void {
+    if (this.unknown) out.text(JSON.stringify(this.unknown));
+    else out.bytes(NO_IDS);
   }
 }

@@ -1,50 +1,63 @@
+import type { ByteWriter } from '../byte-writer.js';
 import { toJsonValue } from '../json-value.js';
 import type { ProfileBins } from './profile-store.js';
 import { SegmentTable } from './segment-table.js';
 
 /**
- * The attributes (every bin but the segments bin and `skip`) as JSON object members,
- * `"name":value,...` without the braces, written straight from the bins: no intermediate
- * object, and a bin named `__proto__` is plain text.
+ * Writes the attributes (every bin but the segments bin and `skip`) as JSON object members,
+ * `"name":value,...` without the braces, straight from the bins into `out`: no intermediate
+ * object or string, and a bin named `__proto__` is plain text. Returns how many it wrote.
  */
-export function attributeMembers(
+export function writeAttributeMembers(
+  out: ByteWriter,
   bins: ProfileBins,
   segmentsBin: string,
   skip?: ReadonlySet<string>,
-): string {
-  let out = '';
+): number {
+  let written = 0;
   for (const name in bins) {
     if (name === segmentsBin || skip?.has(name)) continue;
-    const member = quotedName(name) + jsonText(bins[name]);
-    out = out === '' ? member : `${out},${member}`;
+    const quoted = quotedName(name);
+    out.bytes(written++ === 0 ? quoted.first : quoted.next);
+    writeJsonValue(out, bins[name]);
   }
-  return out;
+  return written;
 }
 
-/** Bin names repeat on every record: each is quoted once (up to a bound). */
-const QUOTED_NAMES = new Map<string, string>();
+/** A bin name as a member name, `"name":`, and the same after a comma. */
+interface QuotedName {
+  readonly first: Buffer;
+  readonly next: Buffer;
+}
+
+/** Bin names repeat on every record: each is quoted and encoded once (up to a bound). */
+const QUOTED_NAMES = new Map<string, QuotedName>();
 const MAX_QUOTED_NAMES = 4096;
 
-function quotedName(name: string): string {
+function quotedName(name: string): QuotedName {
   let quoted = QUOTED_NAMES.get(name);
   if (quoted === undefined) {
-    quoted = `${JSON.stringify(name)}:`;
+    const next = Buffer.from(`,${JSON.stringify(name)}:`);
+    quoted = { first: next.subarray(1), next };
     if (QUOTED_NAMES.size < MAX_QUOTED_NAMES) QUOTED_NAMES.set(name, quoted);
   }
   return quoted;
 }
 
-/** A bin value as JSON text: scalars directly, anything else through toJsonValue. */
-function jsonText(value: unknown): string {
+/** A bin value as JSON: scalars directly, anything else through toJsonValue. */
+function writeJsonValue(out: ByteWriter, value: unknown): void {
   switch (typeof value) {
     case 'string':
-      return JSON.stringify(value);
+      out.text(JSON.stringify(value));
+      return;
     case 'number':
-      return Number.isFinite(value) ? String(value) : JSON.stringify(String(value));
+      out.text(Number.isFinite(value) ? String(value) : JSON.stringify(String(value)));
+      return;
     case 'boolean':
-      return value ? 'true' : 'false';
+      out.text(value ? 'true' : 'false');
+      return;
     default:
-      return JSON.stringify(toJsonValue(value));
+      out.text(JSON.stringify(toJsonValue(value)));
   }
 }
 

@@ -1,5 +1,6 @@
+import { ByteWriter } from '../../shared/byte-writer.js';
 import type { JsonValue } from '../../shared/json-value.js';
-import { attributeMembers, forEachLiveSegment } from '../../shared/profiles/profile-bins.js';
+import { forEachLiveSegment, writeAttributeMembers } from '../../shared/profiles/profile-bins.js';
 import type { ProfileBins } from '../../shared/profiles/profile-store.js';
 
 /** What the renderer takes from a record: its attributes and its live segment ids, in order. */
@@ -9,8 +10,10 @@ export function decodeBins(bins: ProfileBins, segmentsBin: string, nowSecs: numb
     segmentIds.push(id);
   });
   // The attributes as the renderer writes them (JSON.parse keeps a `__proto__` member as data).
-  const attributes: Record<string, JsonValue> = JSON.parse(
-    `{${attributeMembers(bins, segmentsBin)}}`,
-  );
+  const out = new ByteWriter().text('{');
+  writeAttributeMembers(out, bins, segmentsBin);
+  const written = out.text('}').take();
+  const attributes: Record<string, JsonValue> = JSON.parse(written.bytes.toString());
+  written.release();
   return { attributes, segmentIds };
 }
