@@ -83,7 +83,7 @@ export function renderProfilesInto(
 function fullEntry(out: ByteWriter, entry: ProfileEntry, options: RenderOptions): void {
   const { fields } = options;
   const bins = entry.bins;
-  out.text(JSON.stringify(entry.id)).bytes(entryHead(entry.type.name, bins !== undefined));
+  out.jsonString(entry.id).bytes(entryHead(entry.type.name, bins !== undefined));
   if (fields.attributes) {
     out.bytes(ATTRIBUTES);
     if (bins) writeAttributeMembers(out, bins, options.segmentsBin);
@@ -102,7 +102,7 @@ function fullEntry(out: ByteWriter, entry: ProfileEntry, options: RenderOptions)
 function flatEntry(out: ByteWriter, entry: ProfileEntry, options: RenderOptions): void {
   const { fields } = options;
   const bins = entry.bins;
-  out.text(`${JSON.stringify(entry.id)}:{`);
+  out.jsonString(entry.id).text(':{');
   let first = true;
   if (fields.attributes && bins) {
     first = writeAttributeMembers(out, bins, options.segmentsBin, options.flatReserved) === 0;

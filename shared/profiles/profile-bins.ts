@@ -15,7 +15,9 @@ export function writeAttributeMembers(
   skip?: ReadonlySet<string>,
 ): number {
   let written = 0;
-  for (const name in bins) {
+  const names = Object.keys(bins);
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i] as string;
     if (name === segmentsBin || skip?.has(name)) continue;
     const quoted = quotedName(name);
     out.bytes(written++ === 0 ? quoted.first : quoted.next);
@@ -48,7 +50,7 @@ function quotedName(name: string): QuotedName {
 function writeJsonValue(out: ByteWriter, value: unknown): void {
   switch (typeof value) {
     case 'string':
-      out.text(JSON.stringify(value));
+      out.jsonString(value);
       return;
     case 'number':
       out.text(Number.isFinite(value) ? String(value) : JSON.stringify(String(value)));

@@ -1,0 +1,42 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { ByteWriter } from '../../shared/byte-writer.js';
+
+function written(write: (out: ByteWriter) => void): string {
+  const out = new ByteWriter();
+  write(out);
+  const taken = out.take();
+  const text = taken.bytes.toString('utf8');
+  taken.release();
+  return text;
+}
+
+describe('JSON string literals written by ByteWriter', () => {
+  it('are byte for byte what JSON.stringify gives, for any string', () => {
+    const anyString = fc.oneof(
+      fc.string({ unit: 'grapheme-ascii', maxLength: 140 }),
+      fc.string({ unit: 'binary', maxLength: 140 }),
+      // Lone surrogates: JSON.stringify escapes them; they must not reach the bytes raw.
+      fc
+        .array(fc.integer({ min: 0xd7f0, max: 0xe010 }), { maxLength: 6 })
+        .map((codes) => String.fromCharCode(...codes)),
+      fc.constantFrom('', '"', '\\', '\u007f', '\u0000', 'a\nb', 'é', '__proto__'),
+    );
+    fc.assert(
+      fc.property(anyString, anyString, (a, b) => {
+        const text = written((out) => out.text('[').jsonString(a).text(',').jsonString(b));
+        expect(text).toBe(`[${JSON.stringify(a)},${JSON.stringify(b)}`);
+      }),
+      { numRuns: 2_000 },
+    );
+  });
+
+  it('grow the buffer when an answer outgrows it, keeping what was written', () => {
+    const value = 'x'.repeat(100);
+    const text = written((out) => {
+      for (let i = 0; i < 2_000; i++) out.jsonString(value).bytes(Buffer.from(','));
+    });
+    expect(text).toBe(`${JSON.stringify(value)},`.repeat(2_000));
+    expect(text.length).toBeGreaterThan(64 * 1024 * 3);
+  });
+});
