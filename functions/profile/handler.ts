@@ -20,7 +20,7 @@ import { openApiDocument } from './openapi.js';
 import type { ProfileDeps } from './profile-deps.js';
 import { type ProfileRequest, parseProfileRequest, UNKNOWN_ID } from './profile-request.js';
 import { renderProfiles } from './render-profiles.js';
-import { mappingThenProfiles, type Phases, unavailable } from './request-steps.js';
+import { mappingThenProfiles, type Phases, timingMs, unavailable } from './request-steps.js';
 
 /** The batch endpoint, Google API style (a custom method on the collection). */
 const BATCH_PATH = '/profiles:batchGet';
@@ -216,7 +216,7 @@ function withTotalTiming(result: HttpResult, totalMs: number): HttpResult {
   if (timing === undefined) return result;
   // Every result with a server-timing header was built for this request: add to it in place.
   (result.headers as Record<string, string>)['server-timing'] =
-    `${timing}, total;dur=${totalMs.toFixed(2)}`;
+    `${timing}, total;dur=${timingMs(totalMs)}`;
   return result;
 }
 

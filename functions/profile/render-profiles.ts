@@ -29,9 +29,10 @@ const COMMA = Buffer.from(',');
 const CLOSE = Buffer.from('}');
 const ATTRIBUTES = Buffer.from(',"attributes":{');
 const SEGMENTS = Buffer.from(',"segments":[');
-const SEGMENTS_END = Buffer.from(']');
+const CLOSE_LIST = Buffer.from(']');
 const UNKNOWN = Buffer.from(',"unknownSegmentIds":');
 const NO_IDS = Buffer.from('[]');
+const OPEN_LIST = Buffer.from('[');
 
 /** `:{"type":<name>,"found":true|false` per id type name, encoded once (the registry's few). */
 const ENTRY_HEADS = new Map<string, readonly [found: Buffer, missing: Buffer]>();
@@ -92,7 +93,7 @@ function fullEntry(out: ByteWriter, entry: ProfileEntry, options: RenderOptions)
   if (fields.segments || fields.unknownSegmentIds) {
     if (fields.segments) out.bytes(SEGMENTS);
     const list = segmentsInto(fields.segments ? out : undefined, entry, options);
-    if (fields.segments) out.bytes(SEGMENTS_END);
+    if (fields.segments) out.bytes(CLOSE_LIST);
     if (fields.unknownSegmentIds) list.writeUnknown(out.bytes(UNKNOWN));
   }
   out.bytes(CLOSE);
@@ -169,7 +170,14 @@ class SegmentList {
 
   /** Writes the ids the catalog does not know, as a JSON array of strings. */
   writeUnknown(out: ByteWriter): void {
-    if (this.unknown) out.text(JSON.stringify(this.unknown));
-    else out.bytes(NO_IDS);
+    const unknown = this.unknown;
+    if (unknown === undefined) {
+      out.bytes(NO_IDS);
+      return;
+    }
+    for (let i = 0; i < unknown.length; i++) {
+      out.bytes(i === 0 ? OPEN_LIST : COMMA).jsonString(unknown[i] as string);
+    }
+    out.bytes(CLOSE_LIST);
   }
 }
