@@ -72,10 +72,17 @@ export function forEachLiveSegment(
   nowSecs: number,
   visit: (id: string | number) => void,
 ): void {
-  if (value instanceof SegmentTable) {
-    value.forEachLive(nowSecs, visit);
-    return;
-  }
+  // The compact form apart, in a function small enough for V8 to inline with the visitor.
+  if (value instanceof SegmentTable) value.forEachLive(nowSecs, visit);
+  else forEachLiveInBin(value, nowSecs, visit);
+}
+
+/** forEachLiveSegment over a bin as the store gave it (see there). */
+function forEachLiveInBin(
+  value: unknown,
+  nowSecs: number,
+  visit: (id: string | number) => void,
+): void {
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) {
       const item: unknown = value[i];
