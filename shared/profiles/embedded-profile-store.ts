@@ -37,11 +37,9 @@ export class EmbeddedProfileStore implements ProfileStore {
   getMany(
     keys: readonly ProfileKey[],
   ): (ProfileBins | undefined)[] | Promise<(ProfileBins | undefined)[]> {
-    const read = (records: RecordsBySet) =>
-      keys.map((key) => records.get(key.set)?.[key.keyType].get(key.id));
     // Once loaded, the records are at hand: answer without a promise.
-    if (this.loaded) return read(this.loaded);
-    return this.load().then(read);
+    if (this.loaded) return readRecords(this.loaded, keys);
+    return this.load().then((records) => readRecords(records, keys));
   }
 
   async ping(): Promise<void> {
@@ -72,6 +70,19 @@ export class EmbeddedProfileStore implements ProfileStore {
 
 /** Records by set, then by key type and key: no key is built per lookup. */
 type RecordsBySet = Map<string, Record<KeyType, Map<string, ProfileBins>>>;
+
+function readRecords(
+  records: RecordsBySet,
+  keys: readonly ProfileKey[],
+): (ProfileBins | undefined)[] {
+  const found: (ProfileBins | undefined)[] = [];
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i] as ProfileKey;
+    const bySet = records.get(key.set);
+    found.push(bySet === undefined ? undefined : bySet[key.keyType].get(key.id));
+  }
+  return found;
+}
 
 async function readProfiles(path: string, segmentsBin: string): Promise<RecordsBySet> {
   const records: RecordsBySet = new Map();
