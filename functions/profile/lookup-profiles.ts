@@ -54,7 +54,14 @@ export function entriesOf(
   plan: LookupPlan,
   bins: readonly (ProfileBins | undefined)[],
 ): ProfileEntry[] | undefined {
-  if (plan.mapped) return plan.wanted.map((k, i) => ({ id: k.id, type: k.type, bins: bins[i] }));
+  if (plan.mapped) {
+    const entries: ProfileEntry[] = [];
+    for (let i = 0; i < plan.wanted.length; i++) {
+      const wanted = plan.wanted[i] as TypedId;
+      entries.push({ id: wanted.id, type: wanted.type, bins: bins[i] });
+    }
+    return entries;
+  }
   const found = bins.findIndex((b) => b !== undefined);
   if (found < 0) return undefined;
   const hit = plan.wanted[found] as TypedId;
@@ -62,5 +69,10 @@ export function entriesOf(
 }
 
 function keysOf(ids: readonly TypedId[]): ProfileKey[] {
-  return ids.map((k) => ({ set: k.type.code, id: k.id, keyType: k.type.keyType }));
+  const keys: ProfileKey[] = [];
+  for (let i = 0; i < ids.length; i++) {
+    const { id, type } = ids[i] as TypedId;
+    keys.push({ set: type.code, id, keyType: type.keyType });
+  }
+  return keys;
 }

@@ -38,14 +38,10 @@ export class SnapshotMappingStore implements MappingStore {
     const loaded = this.cache.peek();
     if (!loaded) throw new BackendUnavailableError('snapshot-store', 'mapping not loaded yet');
     const index = loaded.value;
-    const matches = requests.map((candidates): MappingMatch | undefined => {
-      for (let i = 0; i < candidates.length; i++) {
-        const candidate = candidates[i] as TypedId;
-        const hit = index.lookup(candidate.id, candidate.type.code, maxLinked);
-        if (hit) return { candidate: i, linked: hit.linked, linkedTotal: hit.linkedTotal };
-      }
-      return undefined;
-    });
+    const matches: (MappingMatch | undefined)[] = [];
+    for (let r = 0; r < requests.length; r++) {
+      matches.push(firstMatch(index, requests[r] as readonly TypedId[], maxLinked));
+    }
     return { version: loaded.manifest.version, matches };
   }
 
@@ -59,4 +55,18 @@ export class SnapshotMappingStore implements MappingStore {
   }
 
   async close(): Promise<void> {}
+}
+
+/** The first candidate the index knows, with its linked ids. */
+function firstMatch(
+  index: MappingIndex,
+  candidates: readonly TypedId[],
+  maxLinked: number,
+): MappingMatch | undefined {
+  for (let i = 0; i < candidates.length; i++) {
+    const candidate = candidates[i] as TypedId;
+    const hit = index.lookup(candidate.id, candidate.type.code, maxLinked);
+    if (hit) return { candidate: i, linked: hit.linked, linkedTotal: hit.linkedTotal };
+  }
+  return undefined;
 }
