@@ -86,8 +86,13 @@ export interface RoundsFigures {
   readonly cpuUsPerRequest: number;
 }
 
-/** How many alternating rounds a mix comparison runs (each side `seconds / 2` per round). */
-const MIX_ROUNDS = Number(process.env.BENCH_MIX_ROUNDS ?? 4);
+/**
+ * How many alternating rounds a mix comparison runs; each side gets `2 * seconds / rounds` per
+ * round (with the default 8 s: 2 s), the same total as four rounds of 4 s, in more, shorter
+ * rounds: each round's two runs are closer in time, so a burst of noise on this shared machine
+ * spoils fewer ratios, and the median has more of them.
+ */
+const MIX_ROUNDS = Number(process.env.BENCH_MIX_ROUNDS ?? 8);
 
 /**
  * The profile function on a mix of ids (every demo profile, in a shuffled order), against the
@@ -127,12 +132,18 @@ export async function benchMix(
         // does the same work for both, and only the servers differ.
         await load(`${ceiling.url}/`, connections, 1, paths);
         const runs: { profile: MeasuredRun; ceiling: MeasuredRun }[] = [];
-        const perRound = Math.max(1, seconds / 2);
+        const perRound = Math.max(1, (2 * seconds) / MIX_ROUNDS);
+        const measure = (f: FunctionProcess) =>
+          measuredRun(f, `${f.url}/`, connections, perRound, paths);
         for (let round = 0; round < MIX_ROUNDS; round++) {
-          runs.push({
-            profile: await measuredRun(profile, `${profile.url}/`, connections, perRound, paths),
-            ceiling: await measuredRun(ceiling, `${ceiling.url}/`, connections, perRound, paths),
-          });
+          // Each side goes first in every other round: neither gains from its place in a pair.
+          if (round % 2 === 0) {
+            const profileRun = await measure(profile);
+            runs.push({ profile: profileRun, ceiling: await measure(ceiling) });
+          } else {
+            const ceilingRun = await measure(ceiling);
+            runs.push({ profile: await measure(profile), ceiling: ceilingRun });
+          }
         }
         const ratios = runs.map((r) => r.profile.requestsPerSec / r.ceiling.requestsPerSec);
         return {
