@@ -1,6 +1,8 @@
 // `npm run bench`: every performance figure of the service beside a baseline measured in the
 // same run, as one table. Nothing here asserts a time: the machines are shared and noisy.
-//   BENCH_SECONDS=8  seconds per load run (a, b, g, i, j, k)
+//   BENCH_SECONDS=8  seconds per load run (a, b, g, j, k); part i gives each side twice that in
+//     all, spread over its rounds
+//   BENCH_MIX_ROUNDS=8  alternating rounds of part i (each side 2 * BENCH_SECONDS / rounds per round)
 //   BENCH_SIZES=1000000,5000000  mapping sizes in ids (c, d, f)
 //   BENCH_SYNC_SIZES=1000000,5000000  syncMapping sizes in ids (h)
 //   BENCH_PARTS=a,b,...  a subset of the parts; (a) always runs (b and e use its ceiling and
