@@ -93,7 +93,7 @@ export class ByteWriter {
     if (this.at + bytes > this.buf.length) this.grow(this.at + bytes);
   }
 
-  /** Moves the bytes written to a buffer of at least `size` bytes (a power of two). */
+  /** Moves the bytes written to a buffer of at least `needed` bytes (the size doubled until then). */
   private grow(needed: number): void {
     let size = this.buf.length * 2;
     while (size < needed) size *= 2;

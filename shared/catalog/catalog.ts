@@ -30,6 +30,7 @@ export class CatalogView {
     return this.positions.of(id);
   }
 
+  /** A segment's encoded forms, found by the id as a record holds it (answers use positionOf). */
   find(id: string | number): RenderedSegment | undefined {
     const at = this.positions.of(id);
     if (at < 0) return undefined;
