@@ -98,6 +98,8 @@ export class Catalog {
   private readonly segments: readonly Segment[];
   private readonly views = new Map<string, CatalogView>();
   private readonly positions: SegmentPositions;
+  /** Each segment's type, by position: the same for every field selection. */
+  private readonly types: readonly (string | undefined)[];
   private readonly all: CatalogView;
 
   constructor(segments: Iterable<Segment>) {
@@ -114,6 +116,9 @@ export class Catalog {
     this.segments = kept;
     this.fieldNames = [...names];
     this.positions = new SegmentPositions(kept.map((segment) => segment.id));
+    this.types = kept.map((segment) =>
+      typeof segment.type === 'string' ? segment.type : undefined,
+    );
     this.all = this.build(undefined);
   }
 
@@ -146,15 +151,13 @@ export class Catalog {
   private build(fields: ReadonlySet<string> | undefined): CatalogView {
     const listed: Buffer[] = [];
     const bytes: Buffer[] = [];
-    const types: (string | undefined)[] = [];
     for (const segment of this.segments) {
       const json = JSON.stringify(fields ? pick(segment, fields) : segment);
       const withComma = Buffer.from(`,${json}`);
       listed.push(withComma);
       bytes.push(withComma.subarray(1));
-      types.push(typeof segment.type === 'string' ? segment.type : undefined);
     }
-    return new CatalogView(this.positions, listed, bytes, types);
+    return new CatalogView(this.positions, listed, bytes, this.types);
   }
 }
 
