@@ -33,8 +33,12 @@ export interface SyncJobDeps {
 /** The answer of a sync run (also its log line). */
 export interface SyncSummary {
   readonly job: 'syncMapping';
-  /** `synced`: partitions written; `unchanged`: nothing new; `refused`: the query is wrong. */
-  readonly outcome: 'synced' | 'unchanged' | 'refused';
+  /**
+   * `synced`: partitions written; `unchanged`: nothing new; `refused`: the query is wrong;
+   * `failed`: a backend failed or the run timed out (only in the log line: the run answers the
+   * error, and the checkpoint and partitions say how far it got).
+   */
+  readonly outcome: 'synced' | 'unchanged' | 'refused' | 'failed';
   readonly reason?: string;
   /** The last partition fully synced, before and after this run (the mapping version). */
   readonly checkpoint: string | null;
@@ -108,7 +112,7 @@ export function createSyncMappingHandler(deps: SyncJobDeps): ScheduledHandler<Sy
       const failure = deadline.failure(err, 'syncMapping', `; checkpoint ${checkpoint ?? 'none'}`);
       deps.log.error(`syncMapping: failed: ${describeError(failure)}`, {
         err: failure,
-        summary: summary('synced'),
+        summary: summary('failed', describeError(failure)),
       });
       throw failure;
     }

@@ -19,6 +19,7 @@ import type { AerospikeEmulator } from '../emulators/aerospike-emulator.js';
 import type { BigQueryEmulator } from '../emulators/bigquery-emulator.js';
 import type { BigtableEmulator } from '../emulators/bigtable-emulator.js';
 import { bigQueryClientFor } from '../helpers/bigquery-client.js';
+import { captureLogger } from '../helpers/capture-logger.js';
 import { BIGTABLE, bigtableEnv, createMappingTable } from '../helpers/bigtable-table.js';
 import { eventually } from '../helpers/eventually.js';
 import { GRAPH_TABLE, type GraphStack, startGraphStack } from '../helpers/graph-stack.js';
@@ -47,14 +48,14 @@ let graph: PartitionedMapping;
 let dir: string;
 let profile: ProfileRuntime;
 
-function syncInto(table: Table, source: PartitionSource = partitionSource()) {
+function syncInto(table: Table, source: PartitionSource = partitionSource(), log = silentLogger) {
   const run = createSyncMappingHandler({
     config: { JOB_TIMEOUT_MS: 30_000, MAPPING_WINDOW_DAYS: WINDOW_DAYS, MAPPING_LOOKBACK_DAYS: 7 },
     registry,
     source,
     table: async () => table,
     limits: { batchEntries: 50, cellsPerEntry: 20, maxInFlight: 2, callTimeoutMs: 5_000 },
-    log: silentLogger,
+    log,
     now: () => Date.parse(`${LAST}T12:00:00Z`),
   });
   return (event: Partial<ScheduledEvent> = {}) => run({ ...MANUAL_RUN, ...event }, {});
@@ -218,9 +219,19 @@ describe('syncMapping when things fail', () => {
         }
       },
     };
-    await expect(syncInto(broken, dying)()).rejects.toThrow(/killed/);
+    const { log, lines } = captureLogger();
+    await expect(syncInto(broken, dying, log)()).rejects.toThrow(/killed/);
     // The checkpoint stopped before the half-written partition.
     expect(await readCheckpoint(broken, 5_000)).toBe('2026-11-24');
+    // The run's log line says it failed, and how far it got.
+    const failed = lines.find((line) => line.severity === 'ERROR');
+    expect(failed?.message).toMatch(/^syncMapping: failed: .*killed/);
+    expect(failed?.summary).toMatchObject({
+      outcome: 'failed',
+      reason: expect.stringMatching(/killed/),
+      checkpoint: '2026-11-24',
+      partitions: [{ partition: '2026-11-24' }],
+    });
     expect(await syncInto(broken)()).toMatchObject({
       outcome: 'synced',
       checkpoint: LAST,
