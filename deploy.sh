@@ -539,6 +539,7 @@ bigtable_env() {
 
 # What both mapping jobs (snapshot and Bigtable sync) are told about BigQuery and their deadline.
 bigquery_job_env() {
+  runtime_env
   env_line SNAPSHOT_URI "$SNAPSHOT_URI"
   env_line GOOGLE_CLOUD_PROJECT "$PROJECT_ID"
   env_line MAPPING_TABLE "$MAPPING_TABLE"
@@ -547,10 +548,18 @@ bigquery_job_env() {
   env_line JOB_TIMEOUT_MS "$(job_timeout_ms)"
 }
 
+# What every function runs with. functions-framework answers an error that escapes a request
+# (its per-request domain, or its uncaught-exception handler) with the error's message as an
+# HTML body, unless NODE_ENV is production: then a bare 500.
+runtime_env() {
+  env_line NODE_ENV production
+}
+
 write_env_files() {
   local region
   for region in "${PROFILE_REGIONS[@]}"; do
     {
+      runtime_env
       env_line SNAPSHOT_URI "$SNAPSHOT_URI"
       env_line GOOGLE_CLOUD_PROJECT "$PROJECT_ID"
       env_line PROFILE_STORE aerospike
@@ -568,6 +577,7 @@ write_env_files() {
     } >"$(profile_env_file "$region")"
   done
   {
+    runtime_env
     env_line SNAPSHOT_URI "$SNAPSHOT_URI"
     env_line GOOGLE_CLOUD_PROJECT "$PROJECT_ID"
     env_line MONGO_DATABASE "$MONGO_DATABASE"

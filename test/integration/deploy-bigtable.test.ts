@@ -210,6 +210,7 @@ describe('deploy.sh MAPPING_STORE=bigtable on a new project', () => {
       MAPPING_LOOKBACK_DAYS: '7',
       MAPPING_TABLE: 'demo-proj.identity.user_mapping',
       BIGQUERY_PROJECT: 'demo-proj',
+      NODE_ENV: 'production',
     });
     expect(env.has('MAPPING_MAX_BYTES')).toBe(false);
     expect(first.stdout).toContain(

@@ -258,6 +258,8 @@ describe('deploy.sh on a new project', () => {
     expect(env.get('ID_TYPES_JSON')).toBe(ID_TYPES_JSON);
     expect(env.has('MONGO_URI')).toBe(false);
     expect(env.get('IGNORED_ROUTES')).toBe('');
+    // Otherwise functions-framework answers an error escaping a request with its message.
+    expect(env.get('NODE_ENV')).toBe('production');
     expect(env.get('MAPPING_MAX_BYTES')).toBe(expectedSizing(10_000_000)?.maxBytes);
     expect(having(first.commands, 'gcloud run services update')).toEqual([]);
   });
@@ -289,6 +291,9 @@ describe('deploy.sh on a new project', () => {
     expect(mapping).not.toContain('--set-secrets');
     expect(envFile(join(box.work, 'catalog.env.yaml')).get('JOB_TIMEOUT_MS')).toBe('1740000');
     const mappingEnv = envFile(join(box.work, 'mapping.env.yaml'));
+    for (const env of [envFile(join(box.work, 'catalog.env.yaml')), mappingEnv]) {
+      expect(env.get('NODE_ENV')).toBe('production');
+    }
     expect(mappingEnv.get('MAPPING_TABLE')).toBe('demo-proj.identity.user_mapping');
     // The job refuses to publish a mapping bigger than the profile function loads.
     expect(mappingEnv.get('MAPPING_MAX_BYTES')).toBe(
