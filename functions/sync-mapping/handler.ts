@@ -110,9 +110,10 @@ export function createSyncMappingHandler(deps: SyncJobDeps): ScheduledHandler<Sy
         return result;
       }
       const failure = deadline.failure(err, 'syncMapping', `; checkpoint ${checkpoint ?? 'none'}`);
-      deps.log.error(`syncMapping: failed: ${describeError(failure)}`, {
+      const reason = describeError(failure);
+      deps.log.error(`syncMapping: failed: ${reason}`, {
         err: failure,
-        summary: summary('failed', describeError(failure)),
+        summary: summary('failed', reason),
       });
       throw failure;
     }
