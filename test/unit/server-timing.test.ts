@@ -30,5 +30,8 @@ describe('durations in server-timing', () => {
 
   it('fall back to toFixed beyond what the integer path holds', () => {
     expect(timingMs(3e7)).toBe('30000000.00');
+    // The integer path would print -2.50 here: only the fallback gets it right.
+    expect(timingMs(-1.5)).toBe('-1.50');
+    expect(timingMs(Number.NaN)).toBe('NaN');
   });
 });
