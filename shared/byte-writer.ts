@@ -9,6 +9,8 @@ const SCRATCH_BYTES = 64 * 1024;
 const MAX_POOLED = 64;
 /** Strings up to this length are JSON-encoded here; longer ones by JSON.stringify. */
 const SHORT_STRING = 128;
+/** Copies up to this many bytes go byte by byte (see range). */
+const SHORT_COPY = 32;
 /** Buffers bigger than this (a huge one-off answer) are not kept. */
 const MAX_KEPT_BYTES = 1024 * 1024;
 
@@ -70,6 +72,29 @@ export class ByteWriter {
     if (end > this.buf.length) this.grow(end);
     this.buf.set(value, at);
     this.at = end;
+    return this;
+  }
+
+  /** Appends `source[start, end)` without making a view of it (no allocation). */
+  range(source: Buffer, start: number, end: number): this {
+    const at = this.at;
+    const length = end - start;
+    if (at + length > this.buf.length) this.grow(at + length);
+    const buf = this.buf;
+    // Members of a segment are short: a plain loop beats a native copy's call overhead there.
+    if (length <= SHORT_COPY) {
+      for (let i = 0; i < length; i++) buf[at + i] = source[start + i] as number;
+    } else {
+      source.copy(buf, at, start, end);
+    }
+    this.at = at + length;
+    return this;
+  }
+
+  /** Appends one byte (an ASCII character code: a brace, a comma). */
+  byte(code: number): this {
+    if (this.at + 1 > this.buf.length) this.grow(this.at + 1);
+    this.buf[this.at++] = code;
     return this;
   }
 

@@ -79,8 +79,7 @@ export function renderOptions(
   deps: Pick<ProfileDeps, 'config' | 'now'>,
 ): RenderOptions {
   if (selection.segmentFields !== undefined) {
-    const known = new Set(catalog.fieldNames);
-    const unknown = selection.segmentFields.filter((f) => !known.has(f));
+    const unknown = selection.segmentFields.filter((f) => !catalog.hasField(f));
     if (unknown.length > 0) {
       throw badRequest(
         'invalid_segment_fields',

@@ -12,7 +12,7 @@ export interface ProfileFields {
 
 /** How to render one answer: the selection the request asked for, and the data to join. */
 export interface RenderOptions {
-  /** The catalog encoded for the requested segment fields. */
+  /** The catalog as the requested segment fields select it. */
   readonly catalog: CatalogView;
   readonly segmentsBin: string;
   readonly nowSecs: number;
@@ -165,7 +165,7 @@ class SegmentList {
       const type = catalog.types[at];
       if (type === undefined || !types.has(type)) return;
     }
-    this.out.bytes((this.count++ > 0 ? catalog.listed[at] : catalog.bytes[at]) as Buffer);
+    catalog.write(this.out, at, this.count++ === 0);
   }
 
   /** Writes the ids the catalog does not know, as a JSON array of strings. */

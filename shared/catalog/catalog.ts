@@ -1,45 +1,26 @@
+import type { ByteWriter } from '../byte-writer.js';
 import type { Segment } from './segment.js';
 
-/** One segment, encoded once for a selection of its fields, ready to be pasted into an answer. */
+/** One segment's JSON as the full view writes it, found by id (tests and tools). */
 export interface RenderedSegment {
-  /** The segment's JSON object (only the selected fields) as UTF-8: what an answer copies. */
+  /** The segment's JSON object (every field) as UTF-8. */
   readonly bytes: Buffer;
-  /** The same after a comma, for every segment of a list but the first: one copy each. */
-  readonly listed: Buffer;
   /** Its type, for `segmentTypes` filters (undefined when the catalog gives none). */
   readonly type: string | undefined;
 }
 
 /**
- * The segments of a catalog encoded for one field selection, by position (see
- * SegmentPositions): an answer looks each id up once, then reads plain arrays.
+ * The catalog as an answer copies it in: each segment found by position (see SegmentPositions),
+ * then written, every field or a selection of them. Writing costs the segment's own bytes, never
+ * anything in proportion to the catalog.
  */
-export class CatalogView {
-  constructor(
-    private readonly positions: SegmentPositions,
-    /** Each segment's JSON after a comma, by position. */
-    readonly listed: readonly Buffer[],
-    /** The same without the comma (a view of the same bytes), by position. */
-    readonly bytes: readonly Buffer[],
-    /** Each segment's type, by position (undefined when the catalog gives none). */
-    readonly types: readonly (string | undefined)[],
-  ) {}
-
+export interface CatalogView {
   /** The position of a segment, looked up by the id as a record holds it; -1 when unknown. */
-  positionOf(id: string | number): number {
-    return this.positions.of(id);
-  }
-
-  /** A segment's encoded forms, found by the id as a record holds it (answers use positionOf). */
-  find(id: string | number): RenderedSegment | undefined {
-    const at = this.positions.of(id);
-    if (at < 0) return undefined;
-    return {
-      bytes: this.bytes[at] as Buffer,
-      listed: this.listed[at] as Buffer,
-      type: this.types[at],
-    };
-  }
+  positionOf(id: string | number): number;
+  /** Each segment's type, by position (undefined when the catalog gives none). */
+  readonly types: readonly (string | undefined)[];
+  /** Appends the segment at `at` as a JSON object, after a comma unless it is the list's first. */
+  write(out: ByteWriter, at: number, first: boolean): void;
 }
 
 /** Integer ids below this are found through a table indexed by the id itself. */
@@ -82,25 +63,124 @@ class SegmentPositions {
   }
 }
 
-/** How many distinct field selections keep their encoding (they are few in practice). */
-const MAX_VIEWS = 64;
+const OPEN = 0x7b;
+const CLOSE = 0x7d;
+const COMMA = 0x2c;
 
 /**
- * The segment catalog in memory: id -> metadata, each segment's JSON encoded once per field
- * selection (the full one at load, others on first use, memoised), so that a request copies
- * pre-encoded bytes instead of serialising metadata field by field. Ids are found both as text
- * and, when they are integers, as numbers (profile records hold either), so no id is converted
- * per request.
+ * Every segment's JSON encoded once, with where each of its members lies in those bytes. The
+ * full view copies a segment's bytes whole; a field selection copies the selected members'
+ * byte ranges: the cost of any selection follows the segments of the answer, and no selection
+ * is ever encoded or cached per catalog (callers choose selections; the catalog is large).
+ */
+class EncodedSegments {
+  /** Each segment's JSON after a comma, by position. */
+  readonly listed: Buffer[] = [];
+  /** The same without the comma (a view of the same bytes), by position. */
+  readonly bytes: Buffer[] = [];
+  /** Segment `at` has the members `memberStart[at]` to `memberStart[at + 1]` (exclusive). */
+  readonly memberStart: Uint32Array;
+  /** Per member: the field's index in Catalog.fieldNames, and its bytes in `bytes[at]`. */
+  readonly memberField: Uint32Array;
+  readonly memberFrom: Uint32Array;
+  readonly memberTo: Uint32Array;
+
+  constructor(segments: readonly Segment[], fieldIndex: ReadonlyMap<string, number>) {
+    let members = 0;
+    for (const segment of segments) members += Object.keys(segment).length;
+    this.memberStart = new Uint32Array(segments.length + 1);
+    this.memberField = new Uint32Array(members);
+    this.memberFrom = new Uint32Array(members);
+    this.memberTo = new Uint32Array(members);
+    let m = 0;
+    segments.forEach((segment, at) => {
+      this.memberStart[at] = m;
+      // JSON.stringify's own rules, member by member: its key order (Object.keys), and members
+      // whose value has no JSON form left out. A property test holds this to JSON.stringify.
+      let json = '';
+      let offset = 1;
+      for (const name of Object.keys(segment)) {
+        const value = JSON.stringify(segment[name]);
+        if (value === undefined) continue;
+        const member = `${JSON.stringify(name)}:${value}`;
+        json += json === '' ? member : `,${member}`;
+        this.memberField[m] = fieldIndex.get(name) as number;
+        this.memberFrom[m] = offset;
+        offset += Buffer.byteLength(member);
+        this.memberTo[m++] = offset;
+        offset += 1;
+      }
+      const withComma = Buffer.from(`,{${json}}`);
+      this.listed.push(withComma);
+      this.bytes.push(withComma.subarray(1));
+    });
+    this.memberStart[segments.length] = m;
+  }
+}
+
+/** Every field of every segment: the pre-encoded bytes, copied whole. */
+class FullView implements CatalogView {
+  constructor(
+    private readonly positions: SegmentPositions,
+    private readonly encoded: EncodedSegments,
+    readonly types: readonly (string | undefined)[],
+  ) {}
+
+  positionOf(id: string | number): number {
+    return this.positions.of(id);
+  }
+
+  write(out: ByteWriter, at: number, first: boolean): void {
+    out.bytes((first ? this.encoded.bytes[at] : this.encoded.listed[at]) as Buffer);
+  }
+}
+
+/** Some fields of every segment: each selected member's bytes copied from the full encoding. */
+class FieldSelectionView implements CatalogView {
+  constructor(
+    private readonly positions: SegmentPositions,
+    private readonly encoded: EncodedSegments,
+    readonly types: readonly (string | undefined)[],
+    /** 1 at the index (in Catalog.fieldNames) of each selected field. */
+    private readonly wanted: Uint8Array,
+  ) {}
+
+  positionOf(id: string | number): number {
+    return this.positions.of(id);
+  }
+
+  write(out: ByteWriter, at: number, first: boolean): void {
+    const { memberStart, memberField, memberFrom, memberTo } = this.encoded;
+    const source = this.encoded.bytes[at] as Buffer;
+    if (!first) out.byte(COMMA);
+    out.byte(OPEN);
+    let written = false;
+    const end = memberStart[at + 1] as number;
+    for (let m = memberStart[at] as number; m < end; m++) {
+      if (this.wanted[memberField[m] as number] === 0) continue;
+      if (written) out.byte(COMMA);
+      out.range(source, memberFrom[m] as number, memberTo[m] as number);
+      written = true;
+    }
+    out.byte(CLOSE);
+  }
+}
+
+/**
+ * The segment catalog in memory: id -> metadata, each segment's JSON encoded once, so that a
+ * request copies pre-encoded bytes instead of serialising metadata field by field; a field
+ * selection copies the selected members of those bytes. Ids are found both as text and, when
+ * they are integers, as numbers (profile records hold either), so no id is converted per request.
  */
 export class Catalog {
   /** Every field name some segment has, in first-seen order (`id` first). */
   readonly fieldNames: readonly string[];
-  private readonly segments: readonly Segment[];
-  private readonly views = new Map<string, CatalogView>();
+  private readonly fieldIndex: ReadonlyMap<string, number>;
+  private readonly encoded: EncodedSegments;
   private readonly positions: SegmentPositions;
   /** Each segment's type, by position: the same for every field selection. */
   private readonly types: readonly (string | undefined)[];
-  private readonly all: CatalogView;
+  private readonly all: FullView;
 
   constructor(segments: Iterable<Segment>) {
     const kept: Segment[] = [];
@@ -113,55 +193,50 @@ export class Catalog {
       kept.push(segment);
       for (const name of Object.keys(segment)) names.add(name);
     }
-    this.segments = kept;
     this.fieldNames = [...names];
+    this.fieldIndex = new Map(this.fieldNames.map((name, i) => [name, i]));
     this.positions = new SegmentPositions(kept.map((segment) => segment.id));
     this.types = kept.map((segment) =>
       typeof segment.type === 'string' ? segment.type : undefined,
     );
-    this.all = this.build(undefined);
+    this.encoded = new EncodedSegments(kept, this.fieldIndex);
+    this.all = new FullView(this.positions, this.encoded, this.types);
   }
 
   get size(): number {
-    return this.segments.length;
+    return this.encoded.bytes.length;
+  }
+
+  /** Whether some segment has the field `name`. */
+  hasField(name: string): boolean {
+    return this.fieldIndex.has(name);
   }
 
   /** A segment's full JSON, looked up by the id as a record holds it. */
   find(id: string | number): RenderedSegment | undefined {
-    return this.all.find(id);
+    const at = this.positions.of(id);
+    if (at < 0) return undefined;
+    return { bytes: this.encoded.bytes[at] as Buffer, type: this.types[at] };
   }
 
   /**
-   * The catalog encoded with only `fields` (in the catalog's own field order; undefined: every
-   * field). Unknown names must be refused by the caller (see fieldNames).
+   * The catalog with only `fields` (undefined: every field), each segment's members in its own
+   * order as the full view writes them. Costs the number of names given, whatever the catalog's
+   * size; nothing is kept. Unknown names are ignored: callers refuse them first (hasField).
    */
   view(fields: readonly string[] | undefined): CatalogView {
     if (fields === undefined) return this.all;
-    const wanted = new Set(fields);
-    const key = this.fieldNames.filter((f) => wanted.has(f)).join(',');
-    let view = this.views.get(key);
-    if (!view) {
-      if (this.views.size >= MAX_VIEWS) this.views.clear();
-      view = this.build(wanted);
-      this.views.set(key, view);
+    const wanted = new Uint8Array(this.fieldNames.length);
+    let selected = 0;
+    for (const name of fields) {
+      const at = this.fieldIndex.get(name);
+      if (at !== undefined && wanted[at] === 0) {
+        wanted[at] = 1;
+        selected++;
+      }
     }
-    return view;
+    // Every field: the very bytes of the full view.
+    if (selected === this.fieldNames.length) return this.all;
+    return new FieldSelectionView(this.positions, this.encoded, this.types, wanted);
   }
-
-  private build(fields: ReadonlySet<string> | undefined): CatalogView {
-    const listed: Buffer[] = [];
-    const bytes: Buffer[] = [];
-    for (const segment of this.segments) {
-      const json = JSON.stringify(fields ? pick(segment, fields) : segment);
-      const withComma = Buffer.from(`,${json}`);
-      listed.push(withComma);
-      bytes.push(withComma.subarray(1));
-    }
-    return new CatalogView(this.positions, listed, bytes, this.types);
-  }
-}
-
-function pick(segment: Segment, fields: ReadonlySet<string>): Record<string, unknown> {
-  // Object.fromEntries defines own properties: a field named __proto__ stays plain data.
-  return Object.fromEntries(Object.entries(segment).filter(([name]) => fields.has(name)));
 }

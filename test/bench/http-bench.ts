@@ -131,28 +131,102 @@ export async function benchMix(
         // The same request paths for both (the ceiling ignores them): the load generator then
         // does the same work for both, and only the servers differ.
         await load(`${ceiling.url}/`, connections, 1, paths);
-        const runs: { profile: MeasuredRun; ceiling: MeasuredRun }[] = [];
-        const perRound = Math.max(1, (2 * seconds) / MIX_ROUNDS);
-        const measure = (f: FunctionProcess) =>
-          measuredRun(f, `${f.url}/`, connections, perRound, paths);
-        for (let round = 0; round < MIX_ROUNDS; round++) {
-          // Each side goes first in every other round: neither gains from its place in a pair.
-          if (round % 2 === 0) {
-            const profileRun = await measure(profile);
-            runs.push({ profile: profileRun, ceiling: await measure(ceiling) });
-          } else {
-            const ceilingRun = await measure(ceiling);
-            runs.push({ profile: await measure(profile), ceiling: ceilingRun });
-          }
-        }
-        const ratios = runs.map((r) => r.profile.requestsPerSec / r.ceiling.requestsPerSec);
-        return {
-          profile: overRounds(runs.map((r) => r.profile)),
-          ceiling: overRounds(runs.map((r) => r.ceiling)),
-          ratio: median(ratios),
-          ratios,
-        };
+        const compared = await inRounds(
+          { f: profile, paths },
+          { f: ceiling, paths },
+          connections,
+          seconds,
+        );
+        const { first, second, ratio, ratios } = compared;
+        return { profile: first, ceiling: second, ratio, ratios };
       });
+    },
+  );
+}
+
+/** One side of an alternating comparison: a server and the request paths it is driven with. */
+interface Side {
+  readonly f: FunctionProcess;
+  readonly paths: readonly string[];
+}
+
+/**
+ * Loads `first` and `second` in MIX_ROUNDS alternating rounds (each first in every other round),
+ * `2 * seconds / MIX_ROUNDS` seconds per side per round: the figures over all rounds per side,
+ * each round's ratio of first to second in req/s, and their median.
+ */
+async function inRounds(first: Side, second: Side, connections: number, seconds: number) {
+  const runs: { first: MeasuredRun; second: MeasuredRun }[] = [];
+  const perRound = Math.max(1, (2 * seconds) / MIX_ROUNDS);
+  const measure = ({ f, paths }: Side) => measuredRun(f, `${f.url}/`, connections, perRound, paths);
+  for (let round = 0; round < MIX_ROUNDS; round++) {
+    // Each side goes first in every other round: neither gains from its place in a pair.
+    if (round % 2 === 0) {
+      const firstRun = await measure(first);
+      runs.push({ first: firstRun, second: await measure(second) });
+    } else {
+      const secondRun = await measure(second);
+      runs.push({ first: await measure(first), second: secondRun });
+    }
+  }
+  const ratios = runs.map((r) => r.first.requestsPerSec / r.second.requestsPerSec);
+  return {
+    first: overRounds(runs.map((r) => r.first)),
+    second: overRounds(runs.map((r) => r.second)),
+    ratio: median(ratios),
+    ratios,
+  };
+}
+
+/** The fields of the catalog that part (l) selects from. */
+export const SELECTION_FIELDS = [
+  'id',
+  'name',
+  'type',
+  'size',
+  'provider',
+  'cpm',
+  'reach',
+  'updated',
+] as const;
+
+/**
+ * (l) The mix of ids on a large catalog, each request with the same `segmentFields` selection
+ * against each with a random one of the 255 selections of SELECTION_FIELDS, on one server, in
+ * alternating rounds: what varying selections cost beside a fixed one.
+ */
+export async function benchSelections(
+  demo: DemoPaths,
+  ids: readonly string[],
+  seconds: number,
+  connections = 32,
+) {
+  const singles = ids.map((id) => `/?id=${encodeURIComponent(id)}`);
+  const fixed = singles.map((path) => `${path}&segmentFields=id,name,type`);
+  // A fixed pseudo-random sequence of selections: every run asks the same.
+  let seed = 1;
+  const random = singles.map((path) => {
+    seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648;
+    const mask = 1 + (seed % 255);
+    const chosen = SELECTION_FIELDS.filter((_, bit) => mask & (1 << bit));
+    return `${path}&segmentFields=${chosen.join(',')}`;
+  });
+  return withFunction(
+    startFunction('profile', {
+      SNAPSHOT_URI: `file:${demo.snapshotDir}`,
+      EMBEDDED_PROFILES_PATH: demo.profilesPath,
+    }),
+    async (f) => {
+      await load(`${f.url}/`, connections, 1, fixed);
+      await load(`${f.url}/`, connections, 1, random);
+      const compared = await inRounds(
+        { f, paths: random },
+        { f, paths: fixed },
+        connections,
+        seconds,
+      );
+      const { first, second, ratio, ratios } = compared;
+      return { random: first, fixed: second, ratio, ratios };
     },
   );
 }

@@ -40,3 +40,27 @@ describe('JSON string literals written by ByteWriter', () => {
     expect(text.length).toBeGreaterThan(64 * 1024 * 3);
   });
 });
+
+describe('byte ranges and single bytes written by ByteWriter', () => {
+  it('append exactly the bytes of the range, short (copied byte by byte) or long', () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ maxLength: 200 }),
+        fc.nat(),
+        fc.nat(),
+        fc.integer({ min: 0, max: 255 }),
+        (source, a, b, code) => {
+          const buf = Buffer.from(source);
+          const start = a % (buf.length + 1);
+          const end = start + (b % (buf.length - start + 1));
+          const out = new ByteWriter();
+          out.byte(code).range(buf, start, end).byte(code);
+          const taken = out.take();
+          expect([...taken.bytes]).toEqual([code, ...buf.subarray(start, end), code]);
+          taken.release();
+        },
+      ),
+      { numRuns: 1_000 },
+    );
+  });
+});
