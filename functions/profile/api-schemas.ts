@@ -74,7 +74,9 @@ export const profileResponseSchema = z
   .record(z.string(), z.union([profileEntrySchema, flatEntrySchema]))
   .describe(
     'Keyed by user id (normalised for its type): the requested id first, then its linked ids ordered by id, then type code. ' +
-      'Key order is significant and kept, also for numeric ids.',
+      'Key order is significant and kept, also for numeric ids. No key appears twice: when a later entry has the id text ' +
+      'of an earlier one (two id types of the same syntax), it is keyed `<type name>:<id>` (then `<type name>:<id>#2`, ' +
+      '`#3`... should that be taken too); the requested id always keeps its bare key.',
   )
   .register(apiSchemas, { id: 'ProfileResponse' });
 

@@ -1,6 +1,7 @@
 import { ByteWriter, type PooledBytes } from '../../shared/byte-writer.js';
 import type { CatalogView } from '../../shared/catalog/catalog.js';
 import { forEachLiveSegment, writeAttributeMembers } from '../../shared/profiles/profile-bins.js';
+import { answerKeys } from './answer-keys.js';
 import type { ProfileEntry } from './lookup-profiles.js';
 
 /** Which parts of each profile an answer carries (`type` and `found` always come). */
@@ -51,7 +52,8 @@ function entryHead(typeName: string, found: boolean): Buffer {
 }
 
 /**
- * The answer's body: an object keyed by user id, requested id first. Built as bytes, not as a
+ * The answer's body: an object keyed by user id, requested id first (see answerKeys for two
+ * entries of one id text). Built as bytes, not as a
  * JS object (which would reorder integer-like keys, i.e. numeric ids, and treat `__proto__` as
  * special): each segment's metadata is copied in as the JSON bytes the catalog encoded once for
  * this field selection, in one pass over each record's segments.
@@ -70,9 +72,11 @@ export function renderProfilesInto(
   options: RenderOptions,
 ): ByteWriter {
   out.text('{');
+  const keys = answerKeys(entries);
   for (let i = 0; i < entries.length; i++) {
     if (i > 0) out.bytes(COMMA);
     const entry = entries[i] as ProfileEntry;
+    out.jsonString(keys === undefined ? entry.id : (keys[i] as string));
     if (options.flat) flatEntry(out, entry, options);
     else fullEntry(out, entry, options);
   }
@@ -84,7 +88,7 @@ export function renderProfilesInto(
 function fullEntry(out: ByteWriter, entry: ProfileEntry, options: RenderOptions): void {
   const { fields } = options;
   const bins = entry.bins;
-  out.jsonString(entry.id).bytes(entryHead(entry.type.name, bins !== undefined));
+  out.bytes(entryHead(entry.type.name, bins !== undefined));
   if (fields.attributes) {
     out.bytes(ATTRIBUTES);
     if (bins) writeAttributeMembers(out, bins, options.segmentsBin);
@@ -103,7 +107,7 @@ function fullEntry(out: ByteWriter, entry: ProfileEntry, options: RenderOptions)
 function flatEntry(out: ByteWriter, entry: ProfileEntry, options: RenderOptions): void {
   const { fields } = options;
   const bins = entry.bins;
-  out.jsonString(entry.id).text(':{');
+  out.text(':{');
   let first = true;
   if (fields.attributes && bins) {
     first = writeAttributeMembers(out, bins, options.segmentsBin, options.flatReserved) === 0;
