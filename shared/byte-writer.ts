@@ -98,6 +98,26 @@ export class ByteWriter {
     return this;
   }
 
+  /** How many bytes have been written. */
+  get length(): number {
+    return this.at;
+  }
+
+  /** Drops what was written after the first `length` bytes (a part that must not be sent). */
+  truncate(length: number): this {
+    if (length < this.at) this.at = Math.max(0, length);
+    return this;
+  }
+
+  /** Appends a copy of bytes already written, `[start, end)` of this writer's own output. */
+  repeat(start: number, end: number): this {
+    const length = end - start;
+    if (this.at + length > this.buf.length) this.grow(this.at + length);
+    this.buf.copyWithin(this.at, start, end);
+    this.at += length;
+    return this;
+  }
+
   /** The bytes written, as a view of the pooled buffer; the writer must not be used afterwards. */
   take(): PooledBytes {
     const buf = this.buf;

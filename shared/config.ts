@@ -190,8 +190,16 @@ const profileSchema = commonSchema
     MAPPING_MAX_BYTES: int(0, Number.MAX_SAFE_INTEGER).optional(),
     /** Ids per `POST /profiles:batchGet` (the body limit, 64 KiB, is sized for 250 long ids). */
     BATCH_MAX_IDS: int(1, 250).default(100),
-    /** Profiles one batch call may read; each id's linked ids are capped to stay within it. */
+    /**
+     * Profiles one batch call may read (an id without a type counts once per type it may be);
+     * each id's linked ids are capped to stay within it.
+     */
     BATCH_MAX_PROFILES: int(1, 25_000).default(2_000),
+    /**
+     * Bytes of one batch answer (what a connection holds until its caller reads it); results past
+     * it are answered 413 `answer_too_large`. Cloud Run answers at most 32 MiB.
+     */
+    BATCH_MAX_ANSWER_BYTES: int(65_536, 32 * 1024 * 1024).default(4 * 1024 * 1024),
     /** Which requests the function logs itself: `all`, `errors`, or `sample:<rate>` (0..1). */
     LOG_REQUESTS: z
       .string()

@@ -118,6 +118,8 @@ export const ERROR_CODES = [
   'invalid_item',
   'no_ids',
   'too_many_ids',
+  'too_many_profiles',
+  'answer_too_large',
   'invalid_fields',
   'invalid_segment_fields',
   'invalid_segment_types',
@@ -153,7 +155,9 @@ export const batchResultSchema = z
     z
       .object({
         id: z.string().nullable().describe('The id as given (null when it was not a string).'),
-        status: z.union([z.literal(400), z.literal(404)]),
+        status: z
+          .union([z.literal(400), z.literal(404), z.literal(413)])
+          .describe('413: the answer reached BATCH_MAX_ANSWER_BYTES (answer_too_large).'),
         error: errorResponseSchema.shape.error,
       })
       .strict(),

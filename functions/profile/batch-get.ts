@@ -9,7 +9,7 @@ import type { AnswerSelection } from './answer-options.js';
 import { entriesOf, type LookupPlan, planLookup } from './lookup-profiles.js';
 import type { ProfileDeps } from './profile-deps.js';
 import { type ProfileRequest, parseId, UNKNOWN_ID } from './profile-request.js';
-import { renderProfilesInto } from './render-profiles.js';
+import { renderProfilesInto, WrittenProfiles } from './render-profiles.js';
 import { mappingThenProfiles, type Phases } from './request-steps.js';
 
 /** One requested id of a batch as the body gave it: checked item by item. */
@@ -67,8 +67,14 @@ type Checked =
  * Answers a batch: every item's linked ids in one mapping lookup (Bigtable: two reads for the
  * whole batch), then ALL profiles (requested and linked ids, deduplicated) in ONE profile-store
  * read under one deadline; a store failure fails the whole call (503), never a partial 200.
- * Results come in request order, duplicates answered each time. Each id's linked ids are capped
- * (LINKED_IDS_MAX, and less when needed to keep the call within BATCH_MAX_PROFILES).
+ * Results come in request order, duplicates answered each time.
+ *
+ * What one call costs is bounded whatever it asks: at most BATCH_MAX_PROFILES reads (an id
+ * without a type counts once per type it may be: the reads it needs when the mapping does not
+ * know it; each id's linked ids are capped, LINKED_IDS_MAX and less, to stay within), each
+ * profile rendered once however many results hold it, and at most BATCH_MAX_ANSWER_BYTES of
+ * profiles in the answer: from the first result that would pass it, results are 413
+ * `answer_too_large` (error results echo their ids: the answer may pass the bound by those).
  */
 export function batchAnswer(
   deps: ProfileDeps,
@@ -80,12 +86,19 @@ export function batchAnswer(
   const { config } = deps;
   const checked = items.map((item) => check(item, deps));
   const valid = checked.filter((c): c is Extract<Checked, { ok: true }> => c.ok);
-  const perId = Math.max(
-    0,
-    Math.min(
-      config.LINKED_IDS_MAX,
-      Math.floor(config.BATCH_MAX_PROFILES / Math.max(1, valid.length)) - 1,
-    ),
+  let reserved = 0;
+  for (const v of valid) reserved += v.request.candidates.length;
+  if (reserved > config.BATCH_MAX_PROFILES) {
+    throw new HttpError(
+      400,
+      'too_many_profiles',
+      `these ids need up to ${reserved} profile reads (an id without a type is read once per type it may be); ` +
+        `at most ${config.BATCH_MAX_PROFILES} per call (BATCH_MAX_PROFILES): give the types, or send fewer ids`,
+    );
+  }
+  const perId = Math.min(
+    config.LINKED_IDS_MAX,
+    Math.floor((config.BATCH_MAX_PROFILES - reserved) / Math.max(1, valid.length)),
   );
   return mappingThenProfiles(
     deps,
@@ -98,9 +111,12 @@ export function batchAnswer(
       dedupe(valid.map((v, i) => planLookup(v.request, mapping.matches[i], deps.registry))),
     ({ plans, slots }, bins, options) => {
       const out = new ByteWriter().text('{"results":[');
+      const written = new WrittenProfiles();
       let next = 0;
+      let full = false;
       checked.forEach((item, n) => {
         if (n > 0) out.text(',');
+        const mark = out.length;
         if (!item.ok) {
           out.text(errorResult(item.id, item.error));
           return;
@@ -110,17 +126,30 @@ export function batchAnswer(
           plan,
           (slots[next++] as number[]).map((k) => bins[k]),
         );
-        if (!entries) {
-          out.text(errorResult(item.id, UNKNOWN_ID));
+        if (!entries || full) {
+          out.text(errorResult(item.id, entries ? answerTooLarge(config) : UNKNOWN_ID));
           return;
         }
         const truncated = plan.linkedTotal > entries.length - 1;
         out.text(`{"id":${JSON.stringify(item.id)},"status":200,"profiles":`);
-        renderProfilesInto(out, entries, options);
+        renderProfilesInto(out, entries, options, written);
         out.text(`,"linkedIds":{"total":${plan.linkedTotal},"truncated":${truncated}}}`);
+        if (out.length > config.BATCH_MAX_ANSWER_BYTES) {
+          // Nothing is rendered after this: no copy is made of the profiles dropped with it.
+          out.truncate(mark).text(errorResult(item.id, answerTooLarge(config)));
+          full = true;
+        }
       });
       return out.text(']}').take();
     },
+  );
+}
+
+function answerTooLarge(config: Pick<ProfileConfig, 'BATCH_MAX_ANSWER_BYTES'>): HttpError {
+  return new HttpError(
+    413,
+    'answer_too_large',
+    `the answer reached ${config.BATCH_MAX_ANSWER_BYTES} bytes (BATCH_MAX_ANSWER_BYTES): ask for this id in another call`,
   );
 }
 

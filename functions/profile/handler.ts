@@ -87,10 +87,10 @@ function route(
   const method = event.requestContext.http.method;
   if (path === BATCH_PATH) {
     if (method !== 'POST') throw methodNotAllowed('POST');
-    const params = queryOf(event);
+    const selection = parseAnswerSelection(queryOf(event));
     const items = parseBatchBody(event, deps.config);
     return whenReady(deps, context, phases, (catalog) =>
-      batchAnswer(deps, items, parseAnswerSelection(params), catalog, phases),
+      batchAnswer(deps, items, selection, catalog, phases),
     );
   }
   if (path !== '/' && path !== '/health' && path !== '/openapi.json') {

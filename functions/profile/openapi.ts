@@ -64,6 +64,7 @@ export function openApiDocument(
     readonly MAX_ID_LENGTH: number;
     readonly BATCH_MAX_IDS: number;
     readonly BATCH_MAX_PROFILES: number;
+    readonly BATCH_MAX_ANSWER_BYTES: number;
   },
 ): Record<string, unknown> {
   const maxIdLength = limits.MAX_ID_LENGTH;
@@ -140,9 +141,11 @@ export function openApiDocument(
     responses: {
       200: {
         description:
-          `One result per requested id, in order: its profiles (as GET answers them) or its own 400/404 error. ` +
+          `One result per requested id, in order: its profiles (as GET answers them) or its own 400/404/413 error. ` +
           `Each id's linked ids are capped by LINKED_IDS_MAX, and lower when needed to keep the call within ` +
-          `${limits.BATCH_MAX_PROFILES} profiles (BATCH_MAX_PROFILES).`,
+          `${limits.BATCH_MAX_PROFILES} profile reads (BATCH_MAX_PROFILES; an id without a type counts once per type it may be). ` +
+          `From the first result that would take the answer's profiles past ${limits.BATCH_MAX_ANSWER_BYTES} bytes ` +
+          `(BATCH_MAX_ANSWER_BYTES) on, results are 413 answer_too_large: ask for those ids in another call.`,
         headers: {
           'X-Catalog-Version': header('Version of the catalog snapshot that answered.'),
           'X-Mapping-Version': header('Version of the mapping that answered.'),
@@ -151,7 +154,7 @@ export function openApiDocument(
         content: json('BatchGetResponse'),
       },
       400: error(
-        `The body is not JSON (invalid_json), not {"ids": [...]} (invalid_body), has no ids (no_ids) or more than ${limits.BATCH_MAX_IDS} (too_many_ids); bad fields, segmentFields, segmentTypes or view.`,
+        `The body is not JSON (invalid_json), not {"ids": [...]} (invalid_body), has no ids (no_ids) or more than ${limits.BATCH_MAX_IDS} (too_many_ids); ids that may need more than ${limits.BATCH_MAX_PROFILES} reads (too_many_profiles); bad fields, segmentFields, segmentTypes or view.`,
       ),
       401: error('An API key is required and missing or wrong (when API keys are configured).'),
       405: error('Methods other than POST.', { Allow: header('POST') }),

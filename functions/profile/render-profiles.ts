@@ -65,11 +65,37 @@ export function renderProfiles(
   return renderProfilesInto(new ByteWriter(), entries, options).take();
 }
 
-/** Appends the answer's body to `out` (a batch writes several into one body). */
+/**
+ * Where each profile of a batch's answer was first written in it: a profile that several
+ * results hold (a repeated id, or members of one person) is rendered once and copied after.
+ * Valid for one ByteWriter, as long as nothing before the spans it holds is dropped.
+ */
+export class WrittenProfiles {
+  private readonly spans = new Map<string, readonly [start: number, end: number]>();
+
+  /** Writes `entry`'s value (what follows its key) into `out`, or a copy of it. */
+  write(out: ByteWriter, entry: ProfileEntry, options: RenderOptions): void {
+    const key = `${entry.type.code}\u0000${entry.id}`;
+    const span = this.spans.get(key);
+    if (span !== undefined) {
+      out.repeat(span[0], span[1]);
+      return;
+    }
+    const start = out.length;
+    writeEntryValue(out, entry, options);
+    this.spans.set(key, [start, out.length]);
+  }
+}
+
+/**
+ * Appends the answer's body to `out` (a batch writes several into one body, with `written`
+ * shared by all of them).
+ */
 export function renderProfilesInto(
   out: ByteWriter,
   entries: readonly ProfileEntry[],
   options: RenderOptions,
+  written?: WrittenProfiles,
 ): ByteWriter {
   out.text('{');
   const keys = answerKeys(entries);
@@ -77,10 +103,16 @@ export function renderProfilesInto(
     if (i > 0) out.bytes(COMMA);
     const entry = entries[i] as ProfileEntry;
     out.jsonString(keys === undefined ? entry.id : (keys[i] as string));
-    if (options.flat) flatEntry(out, entry, options);
-    else fullEntry(out, entry, options);
+    if (written) written.write(out, entry, options);
+    else writeEntryValue(out, entry, options);
   }
   return out.text('}');
+}
+
+/** `:{...}`: one profile after its key, in the view the request asked for. */
+function writeEntryValue(out: ByteWriter, entry: ProfileEntry, options: RenderOptions): void {
+  if (options.flat) flatEntry(out, entry, options);
+  else fullEntry(out, entry, options);
 }
 
 // Each piece goes straight into the answer's buffer, constants as bytes encoded once: no string

@@ -64,3 +64,25 @@ describe('byte ranges and single bytes written by ByteWriter', () => {
     );
   });
 });
+
+describe('parts of its own output repeated or dropped by ByteWriter', () => {
+  it('repeat what was written, even when the buffer grows on the way', () => {
+    const out = new ByteWriter();
+    const part = 'x'.repeat(50_000);
+    out.text('[').text(part);
+    const end = out.length;
+    out.text(',').repeat(1, end).text(',').repeat(1, end).text(']');
+    const taken = out.take();
+    expect(taken.bytes.toString()).toBe(`[${part},${part},${part}]`);
+    taken.release();
+  });
+
+  it('drop what was written after a length, and go on from there', () => {
+    const out = new ByteWriter().text('{"a":1');
+    const mark = out.length;
+    out.text(',"b":2').truncate(mark).text('}');
+    const taken = out.take();
+    expect(taken.bytes.toString()).toBe('{"a":1}');
+    taken.release();
+  });
+});

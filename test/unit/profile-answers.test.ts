@@ -1,6 +1,7 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { createProfileHandler } from '../../functions/profile/handler.js';
 import type { ProfileDeps } from '../../functions/profile/profile-deps.js';
+import type { Catalog } from '../../shared/catalog/catalog.js';
 import type { Segment } from '../../shared/catalog/segment.js';
 import { loadProfileConfig } from '../../shared/config.js';
 import type { HttpResult } from '../../shared/http/http-event.js';
@@ -243,5 +244,84 @@ describe('POST /profiles:batchGet', () => {
     expect(res.statusCode).toBe(503);
     expect(res.headers['retry-after']).toBe('5');
     expect(resultJson(res)).toMatchObject({ error: { code: 'store_unavailable' } });
+  });
+});
+
+describe('what one batch call costs, whatever it asks', () => {
+  it('checks fields, view and segment fields before waiting for a cold instance', async () => {
+    const cold = {
+      ...deps({ FIRST_LOAD_TIMEOUT_MS: '200' }),
+      catalog: cacheOf<Catalog>(() => new Promise(() => undefined)),
+    };
+    for (const query of ['fields=colour', 'view=wide', 'segmentFields=id,,name']) {
+      const res = await post(`/profiles:batchGet?${query}`, { ids: [{ id: A }] }, cold);
+      expect(res.statusCode).toBe(400);
+    }
+  });
+
+  it('reads at most BATCH_MAX_PROFILES profiles, counting an untyped id once per type it may be', async () => {
+    // Two types of one syntax: an id the mapping does not know is read in both sets.
+    const types = JSON.stringify([
+      { name: 'ios', code: '1', pattern: '^[a-z]{3}$' },
+      { name: 'android', code: '2', pattern: '^[a-z]{3}$' },
+    ]);
+    const d = (max: number) => ({
+      ...deps({ ID_TYPES_JSON: types, BATCH_MAX_PROFILES: String(max) }),
+      registry: loadProfileConfig({ ID_TYPES_JSON: types }).ID_TYPES_JSON,
+    });
+    const ids = { ids: [{ id: 'abc' }, { id: 'def' }, { id: 'ghi', type: 'ios' }] };
+    const refused = await post('/profiles:batchGet', ids, d(4));
+    expect(refused.statusCode).toBe(400);
+    expect(resultJson(refused)).toMatchObject({ error: { code: 'too_many_profiles' } });
+    expect(store.calls).toEqual([]);
+    const answered = await post('/profiles:batchGet', ids, d(5));
+    expect(answered.statusCode).toBe(200);
+    expect(store.calls.map((keys) => keys.length)).toEqual([5]);
+  });
+
+  it('renders each profile once however many results hold it', async () => {
+    let rendered = 0;
+    const counted = { segments: [1, 2, 3] } as Record<string, unknown>;
+    Object.defineProperty(counted, 'country', {
+      enumerable: true,
+      get: () => {
+        rendered++;
+        return 'FR';
+      },
+    });
+    store.put('222222', A, counted);
+    // A and B are one person: A's profile is in A's result and in B's, and A is asked 50 times.
+    const ids = [...Array.from({ length: 50 }, () => ({ id: A })), { id: B }];
+    const res = await post('/profiles:batchGet', { ids });
+    expect(res.statusCode).toBe(200);
+    const results = (resultJson(res) as { results: { profiles: Record<string, unknown> }[] })
+      .results;
+    expect(results).toHaveLength(51);
+    for (const r of results) expect(r.profiles[A]).toMatchObject({ attributes: { country: 'FR' } });
+    expect(rendered).toBe(1);
+  });
+
+  it('answers 413 answer_too_large from the first result that would pass BATCH_MAX_ANSWER_BYTES', async () => {
+    store.put('222222', A, { segments: [1, 2, 3], blob: 'x'.repeat(30_000) });
+    const ids = [{ id: E }, { id: A }, { id: B }, { id: A }, { id: 'x y' }, { id: E }];
+    const res = await post(
+      '/profiles:batchGet',
+      { ids },
+      deps({ BATCH_MAX_ANSWER_BYTES: '65536' }),
+    );
+    expect(res.statusCode).toBe(200);
+    expect(resultText(res).length).toBeLessThanOrEqual(65_536 + 1_000);
+    const results = (
+      resultJson(res) as { results: { id: string; status: number; error?: { code: string } }[] }
+    ).results;
+    expect(results.map((r) => [r.id, r.status, r.error?.code])).toEqual([
+      [E, 200, undefined],
+      [A, 200, undefined],
+      // B's result holds A's profile too: copied, not rendered again, but its bytes count.
+      [B, 200, undefined],
+      [A, 413, 'answer_too_large'],
+      ['x y', 400, 'malformed_id'],
+      [E, 413, 'answer_too_large'],
+    ]);
   });
 });
