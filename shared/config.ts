@@ -1,6 +1,5 @@
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
-import type { LogRequests } from './http/request-log-policy.js';
 import {
   createIdTypeRegistry,
   DEFAULT_ID_TYPE_SPECS,
@@ -11,6 +10,12 @@ import type { BigQueryMappingOptions } from './mapping/bigquery-mapping-source.j
 import type { BigtableTableOptions } from './mapping/bigtable-mapping-store.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
+
+/** Which requests the profile function logs itself (LOG_REQUESTS). */
+export type LogRequests =
+  | { readonly mode: 'all' }
+  | { readonly mode: 'errors' }
+  | { readonly mode: 'sample'; readonly rate: number };
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const flag = z.stringbool().default(false);
@@ -40,6 +45,18 @@ const idTypesJson = z
       return z.NEVER;
     }
   });
+
+/** Comma-separated API keys (several while rotating), each long enough to be secret. */
+const apiKeys = z
+  .string()
+  .optional()
+  .transform((v) =>
+    (v ?? '')
+      .split(',')
+      .map((k) => k.trim())
+      .filter((k) => k !== ''),
+  )
+  .refine((keys) => keys.every((k) => k.length >= 16), 'every key needs at least 16 characters');
 
 /** Where snapshots live: `gs://bucket/prefix` or a local directory (`file:path`, `file:///abs`). */
 export const snapshotUriSchema = z
@@ -156,19 +173,14 @@ const profileSchema = commonSchema
     REQUEST_BUDGET_MS: int(50, 60_000).default(1_500),
     RETRY_AFTER_SECS: int(1, 3_600).default(5),
     /** Accepted `x-api-key` values, comma-separated (several while rotating); unset: no key check. */
-    API_KEYS: z
-      .string()
-      .optional()
-      .transform((v) =>
-        (v ?? '')
-          .split(',')
-          .map((k) => k.trim())
-          .filter((k) => k !== ''),
-      )
-      .refine(
-        (keys) => keys.every((k) => k.length >= 16),
-        'every key needs at least 16 characters',
-      ),
+    API_KEYS: apiKeys,
+    /**
+     * `x-api-key` values of operators: /health details (versions, sources, memory) go to them
+     * only; they pass the API_KEYS check too. Unset: details only outside production (NODE_ENV).
+     */
+    OPERATOR_API_KEYS: apiKeys,
+    /** `production` when deployed (deploy.sh sets it): no /health details without an operator key. */
+    NODE_ENV: z.string().optional(),
     AEROSPIKE_HOSTS: z
       .string()
       .regex(

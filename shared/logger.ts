@@ -65,7 +65,7 @@ export function traceFields(
   let sampled: boolean | undefined;
   const cloud = headers['x-cloud-trace-context'];
   const w3c = headers.traceparent;
-  const cloudMatch = cloud ? /^([0-9a-f]{32})(?:\/(\d+))?(?:;o=([01]))?/i.exec(cloud) : null;
+  const cloudMatch = cloud ? /^([0-9a-f]{32})(?:\/(\d{1,20}))?(?:;o=([01]))?/i.exec(cloud) : null;
   const w3cMatch = w3c
     ? /^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/i.exec(w3c)
     : null;

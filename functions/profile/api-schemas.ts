@@ -219,9 +219,15 @@ export const bigtableHealthSchema = z
   .describe('MAPPING_STORE=bigtable: the mapping table and the sync checkpoint.')
   .register(apiSchemas, { id: 'BigtableHealth' });
 
-export const healthResponseSchema = z
+const healthStatus = z
+  .enum(['ok', 'degraded', 'unavailable'])
+  .describe(
+    'unavailable (503): cannot answer; degraded: answers from data older than MAX_STALENESS_SECS, or a refresh failed.',
+  );
+
+export const healthDetailSchema = z
   .object({
-    status: z.enum(['ok', 'degraded', 'unavailable']),
+    status: healthStatus,
     snapshots: z
       .object({ catalog: snapshotHealthSchema, mapping: snapshotHealthSchema.optional() })
       .strict()
@@ -246,6 +252,15 @@ export const healthResponseSchema = z
       .describe(
         'This instance: resident set, JS heap in use, memory outside the heap (snapshots), and the largest mapping it loads (MAPPING_MAX_BYTES).',
       ),
+    backendsCheckedAt: isoTime.describe(
+      'When the store (and Bigtable) were last asked: at most every 5 s, sooner when a request saw one change state.',
+    ),
   })
   .strict()
+  .describe('What an operator sees (OPERATOR_API_KEYS; without them, a run outside production).')
+  .register(apiSchemas, { id: 'HealthDetail' });
+
+export const healthResponseSchema = z
+  .union([z.object({ status: healthStatus }).strict(), healthDetailSchema])
+  .describe('Every caller gets the status; operators the details too.')
   .register(apiSchemas, { id: 'Health' });

@@ -17,25 +17,26 @@ export type BatchItem = { readonly id: unknown; readonly type?: unknown };
 
 const SHAPE = 'expected {"ids": [{"id": "<id>", "type": "<id type name>"}, ...]} (type optional)';
 
-/**
- * Reads a `POST /profiles:batchGet` body. The whole call is refused (400) when the body is not
- * JSON, not of the documented shape, has no ids or more than BATCH_MAX_IDS; 415 for another
- * content type. Items are checked later, each on its own: one bad id never fails the others.
- */
-export function parseBatchBody(
-  event: HttpEvent,
-  config: Pick<ProfileConfig, 'BATCH_MAX_IDS'>,
-): BatchItem[] {
+/** 415 unless the body is declared JSON: checked before the body is read. */
+export function checkBatchContentType(event: HttpEvent): void {
   const type = event.headers['content-type'] ?? '';
   if (!/^application\/json\s*(;|$)/i.test(type)) {
     throw new HttpError(415, 'unsupported_media_type', 'send the body as application/json');
   }
-  const text = event.isBase64Encoded
-    ? Buffer.from(event.body, 'base64').toString('utf8')
-    : event.body;
+}
+
+/**
+ * Reads a `POST /profiles:batchGet` body (once: nothing parsed it before). The whole call is
+ * refused (400) when the body is not JSON, not of the documented shape, has no ids or more than
+ * BATCH_MAX_IDS. Items are checked later, each on its own: one bad id never fails the others.
+ */
+export function parseBatchBody(
+  raw: Buffer,
+  config: Pick<ProfileConfig, 'BATCH_MAX_IDS'>,
+): BatchItem[] {
   let body: unknown;
   try {
-    body = JSON.parse(text);
+    body = JSON.parse(raw.toString('utf8'));
   } catch {
     throw new HttpError(400, 'invalid_json', 'the body is not valid JSON');
   }

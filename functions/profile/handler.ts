@@ -1,30 +1,33 @@
 import type { Catalog } from '../../shared/catalog/catalog.js';
 import { HttpError } from '../../shared/errors.js';
-import type {
-  HandlerContext,
-  HttpEvent,
-  HttpHandler,
-  HttpResult,
+import {
+  type HandlerContext,
+  type HttpEvent,
+  type HttpHandler,
+  type HttpResult,
+  requestBody,
 } from '../../shared/http/http-event.js';
 import { parseQueryString, type QueryParameters } from '../../shared/http/query-string.js';
-import { requestLogPolicy } from '../../shared/http/request-log-policy.js';
 import { httpErrorResult, internalErrorResult, jsonResult } from '../../shared/http/responses.js';
 import { traceFields } from '../../shared/logger.js';
 import type { LoadedSnapshot } from '../../shared/snapshots/load-snapshot.js';
 import { type AnswerSelection, parseAnswerSelection } from './answer-options.js';
-import { apiKeyCheck } from './api-key.js';
-import { batchAnswer, parseBatchBody } from './batch-get.js';
+import { apiKeyCheck, apiKeyMatcher } from './api-key.js';
+import { batchAnswer, checkBatchContentType, parseBatchBody } from './batch-get.js';
 import { healthResult } from './health.js';
 import { entriesOf, type ProfileEntry, planLookup } from './lookup-profiles.js';
 import { openApiDocument } from './openapi.js';
 import type { ProfileDeps } from './profile-deps.js';
 import { type ProfileRequest, parseProfileRequest, UNKNOWN_ID } from './profile-request.js';
 import { renderProfiles } from './render-profiles.js';
+import { RequestLog } from './request-log.js';
 import { mappingThenProfiles, type Phases, timingMs, unavailable } from './request-steps.js';
 
 /** The batch endpoint, Google API style (a custom method on the collection). */
 const BATCH_PATH = '/profiles:batchGet';
 const GET_METHODS = 'GET, HEAD';
+/** The paths served: a request log line names one of them, or `other`, never a raw path. */
+const ROUTES: ReadonlySet<string> = new Set(['/', BATCH_PATH, '/health', '/openapi.json']);
 
 /**
  * The `profile` function: `GET /?id=<id>[&type=<name>]` answers the id's profile and its linked
@@ -33,8 +36,14 @@ const GET_METHODS = 'GET, HEAD';
  * failure is a JSON error, and anything unexpected is logged and becomes a bare 500.
  */
 export function createProfileHandler(deps: ProfileDeps): HttpHandler {
-  const checkApiKey = apiKeyCheck(deps.config.API_KEYS);
-  const shouldLog = requestLogPolicy(deps.config.LOG_REQUESTS, deps.config.LOG_SLOW_MS);
+  const checkApiKey = apiKeyCheck(deps.config.API_KEYS, deps.config.OPERATOR_API_KEYS);
+  const isOperator = apiKeyMatcher(deps.config.OPERATOR_API_KEYS);
+  // No operator keys: details for anyone on a local run, for nobody once deployed.
+  const healthDetail =
+    deps.config.OPERATOR_API_KEYS.length > 0
+      ? isOperator
+      : () => deps.config.NODE_ENV !== 'production';
+  const requestLog = new RequestLog(deps.config, deps.log);
   let openApi: string | undefined;
   const openApiJson = () => {
     openApi ??= JSON.stringify(openApiDocument(deps.registry, deps.config));
@@ -43,27 +52,32 @@ export function createProfileHandler(deps: ProfileDeps): HttpHandler {
   return (event, context) => {
     const started = performance.now();
     const phases: Phases = {};
+    const path = withoutTrailingSlashes(event.rawPath);
+    let errorCode: string | undefined;
     const fail = (err: unknown): HttpResult => {
-      if (err instanceof HttpError) return httpErrorResult(err);
+      if (err instanceof HttpError) {
+        errorCode = err.code;
+        return httpErrorResult(err);
+      }
       deps.log.error('profile request failed', {
         ...traceFields(event.headers, deps.config.GOOGLE_CLOUD_PROJECT),
         err,
       });
+      errorCode = 'internal';
       return internalErrorResult();
     };
     const finish = (answered: HttpResult): HttpResult => {
       const total = performance.now() - started;
       phases.total = total;
       const result = withTotalTiming(answered, total);
-      if (shouldLog(result.statusCode, total, errorCodeOf(answered))) {
-        log(deps, event, result.statusCode, phases);
-      }
+      const route = ROUTES.has(path) ? path : 'other';
+      requestLog.answered({ event, route, status: result.statusCode, errorCode, phases });
       return result;
     };
     let routed: HttpResult | Promise<HttpResult>;
     try {
       checkApiKey(event.headers);
-      routed = route(deps, event, context, phases, openApiJson);
+      routed = route(deps, event, path, context, phases, openApiJson, healthDetail);
     } catch (err) {
       routed = fail(err);
     }
@@ -79,19 +93,24 @@ export function createProfileHandler(deps: ProfileDeps): HttpHandler {
 function route(
   deps: ProfileDeps,
   event: HttpEvent,
+  path: string,
   context: HandlerContext,
   phases: Phases,
   openApiJson: () => string,
+  healthDetail: (headers: Readonly<Record<string, string>>) => boolean,
 ): HttpResult | Promise<HttpResult> {
-  const path = event.rawPath.length > 1 ? event.rawPath.replace(/\/+$/, '') : '/';
   const method = event.requestContext.http.method;
   if (path === BATCH_PATH) {
     if (method !== 'POST') throw methodNotAllowed('POST');
     const selection = parseAnswerSelection(queryOf(event));
-    const items = parseBatchBody(event, deps.config);
-    return whenReady(deps, context, phases, (catalog) =>
-      batchAnswer(deps, items, selection, catalog, phases),
-    );
+    checkBatchContentType(event);
+    // The body is read here, past the key check and the route: nowhere else is one accepted.
+    return requestBody(event, context, deps.config.REQUEST_BUDGET_MS).then((body) => {
+      const items = parseBatchBody(body, deps.config);
+      return whenReady(deps, context, phases, (catalog) =>
+        batchAnswer(deps, items, selection, catalog, phases),
+      );
+    });
   }
   if (path !== '/' && path !== '/health' && path !== '/openapi.json') {
     throw new HttpError(
@@ -101,7 +120,7 @@ function route(
     );
   }
   if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed(GET_METHODS);
-  if (path === '/health') return healthResult(deps);
+  if (path === '/health') return healthResult(deps, healthDetail(event.headers));
   if (path === '/openapi.json') {
     return jsonResult(200, openApiJson(), { 'cache-control': 'public, max-age=300' });
   }
@@ -197,6 +216,18 @@ async function catalogReady(deps: ProfileDeps): Promise<LoadedSnapshot<Catalog>>
   }
 }
 
+/**
+ * The path without its trailing slashes (`/health/` is `/health`; `//` is `/`), in one pass from
+ * the end: a regular expression such as `/\/+$/` retries from every slash of a run that does not
+ * end the path, quadratic in its length (a 16 KB path cost 200 ms of CPU).
+ */
+export function withoutTrailingSlashes(path: string): string {
+  let end = path.length;
+  while (end > 1 && path.charCodeAt(end - 1) === 0x2f) end--;
+  if (end === path.length) return path === '' ? '/' : path;
+  return path.slice(0, end);
+}
+
 function methodNotAllowed(allowed: string): HttpError {
   return new HttpError(405, 'method_not_allowed', `use ${allowed}`, {
     headers: { allow: allowed },
@@ -218,40 +249,4 @@ function withTotalTiming(result: HttpResult, totalMs: number): HttpResult {
   (result.headers as Record<string, string>)['server-timing'] =
     `${timing}, total;dur=${timingMs(totalMs)}`;
   return result;
-}
-
-/** The request's own log line (Cloud Run writes its request log anyway; see LOG_REQUESTS). */
-function log(deps: ProfileDeps, event: HttpEvent, status: number, phases: Phases): void {
-  const method = event.requestContext.http.method;
-  const fields = {
-    ...traceFields(event.headers, deps.config.GOOGLE_CLOUD_PROJECT),
-    httpRequest: {
-      requestMethod: method,
-      requestUrl: deps.config.LOG_USER_IDS ? requestUrl(event) : event.rawPath,
-      status,
-      latency: `${((phases.total ?? 0) / 1000).toFixed(6)}s`,
-      userAgent: event.requestContext.http.userAgent,
-    },
-    phases: roundPhases(phases),
-  };
-  const message = `${method} ${event.rawPath} ${status}`;
-  if (status >= 500) deps.log.error(message, fields);
-  else if (status >= 400 && status !== 404) deps.log.warn(message, fields);
-  else deps.log.info(message, fields);
-}
-
-/** The error code of an error answer (`unknown_id`...), for the log policy; no parsing of 200s. */
-function errorCodeOf(result: HttpResult): string | undefined {
-  if (result.statusCode < 400 || typeof result.body !== 'string') return undefined;
-  return /^\{"error":\{"code":"([a-z_]+)"/.exec(result.body)?.[1];
-}
-
-function roundPhases(phases: Phases): Phases {
-  const rounded: Phases = {};
-  for (const name in phases) rounded[name] = Math.round((phases[name] as number) * 100) / 100;
-  return rounded;
-}
-
-function requestUrl(event: HttpEvent): string {
-  return event.rawQueryString ? `${event.rawPath}?${event.rawQueryString}` : event.rawPath;
 }

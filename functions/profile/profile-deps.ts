@@ -6,6 +6,7 @@ import type { MappingStore } from '../../shared/mapping/mapping-store.js';
 import type { ProfileStore } from '../../shared/profiles/profile-store.js';
 import type { RefreshingCache } from '../../shared/refreshing-cache.js';
 import type { LoadedSnapshot } from '../../shared/snapshots/load-snapshot.js';
+import type { BackendChecks } from './backend-checks.js';
 
 /** Everything the profile handler needs, injected so tests can pass fakes. */
 export interface ProfileDeps {
@@ -17,6 +18,8 @@ export interface ProfileDeps {
   /** The largest mapping (manifest memoryBytes) this instance loads (health shows it). */
   readonly mappingBudgetBytes: number;
   readonly store: ProfileStore;
+  /** What /health knows of the backends (checked at most every few seconds). */
+  readonly backends: BackendChecks;
   readonly log: Logger;
   /** Wall clock in epoch milliseconds (segment expiry, snapshot age). */
   readonly now: () => number;

@@ -49,7 +49,10 @@ export function mappingThenProfiles<P extends ProfilePlan>(
   const found = deps.mapping.find(requests, maxLinked, deps.config.REQUEST_BUDGET_MS);
   if (found instanceof Promise) {
     return found.then(
-      (mapping) => readProfiles(deps, catalog, phases, t0, options, mapping, plan, render),
+      (mapping) => {
+        deps.backends.mappingAnswered(true);
+        return readProfiles(deps, catalog, phases, t0, options, mapping, plan, render);
+      },
       (err: unknown) => mappingFailed(deps, err),
     );
   }
@@ -78,10 +81,14 @@ function readProfiles<P extends ProfilePlan>(
   }
   if (read instanceof Promise) {
     return read.then(
-      (bins) => answered(catalog, phases, t1, options, mapping, planned, bins, render),
+      (bins) => {
+        deps.backends.storeAnswered(true);
+        return answered(catalog, phases, t1, options, mapping, planned, bins, render);
+      },
       (err: unknown) => storeFailed(deps, err),
     );
   }
+  deps.backends.storeAnswered(true);
   return answered(catalog, phases, t1, options, mapping, planned, read, render);
 }
 
@@ -109,6 +116,7 @@ function answered<P extends ProfilePlan>(
 
 function mappingFailed(deps: ProfileDeps, err: unknown): never {
   if (!(err instanceof ProfileApiError)) throw err;
+  deps.backends.mappingAnswered(false);
   deps.log.warn('mapping store unavailable', { err });
   throw unavailable(
     'mapping_unavailable',
@@ -119,6 +127,7 @@ function mappingFailed(deps: ProfileDeps, err: unknown): never {
 
 function storeFailed(deps: ProfileDeps, err: unknown): never {
   if (!(err instanceof ProfileApiError)) throw err;
+  deps.backends.storeAnswered(false);
   deps.log.warn('profile store unavailable', { err });
   throw unavailable('store_unavailable', 'the profile store is unavailable; retry later', deps);
 }

@@ -19,7 +19,9 @@ import { createSnapshotStore } from '../../shared/snapshots/create-snapshot-stor
 import { type LoadedSnapshot, loadSnapshot } from '../../shared/snapshots/load-snapshot.js';
 import type { SnapshotCodec } from '../../shared/snapshots/snapshot-codec.js';
 import type { SnapshotStore } from '../../shared/snapshots/snapshot-store.js';
+import { BackendChecks } from './backend-checks.js';
 import { createProfileHandler } from './handler.js';
+import { checkBackends } from './health.js';
 import type { ProfileDeps } from './profile-deps.js';
 
 /** A wired profile function: its handler and the dependencies behind it. */
@@ -59,6 +61,7 @@ export function createProfileRuntime(config: ProfileConfig, log: Logger): Profil
           { maxStalenessSecs: config.MAX_STALENESS_SECS },
         );
   const store = createProfileStore(config);
+  const now = Date.now;
   const deps: ProfileDeps = {
     config,
     registry: config.ID_TYPES_JSON,
@@ -66,8 +69,9 @@ export function createProfileRuntime(config: ProfileConfig, log: Logger): Profil
     mapping,
     mappingBudgetBytes,
     store,
+    backends: new BackendChecks(() => checkBackends({ store, mapping, config, log, now }), now),
     log,
-    now: Date.now,
+    now,
   };
   return {
     handler: createProfileHandler(deps),

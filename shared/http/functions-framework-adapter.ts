@@ -1,6 +1,7 @@
 import type { HttpFunction, Request, Response } from '@google-cloud/functions-framework';
 import type { Logger } from '../logger.js';
-import type { HttpEvent, HttpHandler, HttpResult } from './http-event.js';
+import { readRequestBody } from './harden-framework.js';
+import type { HandlerContext, HttpEvent, HttpHandler, HttpResult } from './http-event.js';
 import { internalErrorResult } from './responses.js';
 
 let requestCount = 0;
@@ -19,7 +20,7 @@ export function toHttpFunction(handler: () => HttpHandler, log: Logger): HttpFun
       write(res, internalErrorResult());
     };
     try {
-      const result = handler()(toHttpEvent(req), { signal: req.abortController?.signal });
+      const result = handler()(toHttpEvent(req), new WireContext(req, res));
       if (result instanceof Promise) result.then((r) => write(res, r), fail);
       else write(res, result);
     } catch (err) {
@@ -51,13 +52,13 @@ export function toHttpEvent(req: Request): HttpEvent {
   // Node's header object has no Object.prototype in its chain (a `__proto__` header is plain
   // data) and joins repeated request headers, set-cookie aside: it can be used as it is.
   const headers = req.headers as Readonly<Record<string, string>>;
-  const raw = req.rawBody;
   return {
     rawPath,
     rawQueryString: q < 0 ? '' : url.slice(q + 1),
     headers,
-    body: raw ? raw.toString('base64') : '',
-    isBase64Encoded: raw !== undefined,
+    // The body stays on the wire until the handler accepts one (HandlerContext.readBody).
+    body: '',
+    isBase64Encoded: false,
     requestContext: {
       requestId:
         headers['x-cloud-trace-context']?.split('/')[0] ?? `${process.pid}-${++requestCount}`,
@@ -89,5 +90,24 @@ class EventHttp {
 
   get sourceIp(): string {
     return this.#req.ip ?? '';
+  }
+}
+
+/** The handler's context for a request on the wire (a class: no closure per request). */
+class WireContext implements HandlerContext {
+  readonly #req: Request;
+  readonly #res: Response;
+
+  constructor(req: Request, res: Response) {
+    this.#req = req;
+    this.#res = res;
+  }
+
+  get signal(): AbortSignal | undefined {
+    return this.#req.abortController?.signal;
+  }
+
+  readBody(timeoutMs: number): Promise<Buffer> {
+    return readRequestBody(this.#req, this.#res, timeoutMs);
   }
 }

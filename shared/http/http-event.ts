@@ -36,6 +36,22 @@ export interface HttpResult {
 export interface HandlerContext {
   /** Aborted when the platform times the request out or the client goes away. */
   readonly signal?: AbortSignal;
+  /**
+   * Reads a body still on the wire (the functions-framework adapter leaves it there until a
+   * handler accepts one; see readRequestBody), within `timeoutMs`. Absent when the event carries
+   * its body (tests, API Gateway).
+   */
+  readonly readBody?: (timeoutMs: number) => Promise<Buffer>;
+}
+
+/** The request's body, from the wire when it is still there, else the event's own. */
+export function requestBody(
+  event: HttpEvent,
+  context: HandlerContext,
+  timeoutMs: number,
+): Promise<Buffer> {
+  if (context.readBody) return context.readBody(timeoutMs);
+  return Promise.resolve(Buffer.from(event.body, event.isBase64Encoded ? 'base64' : 'utf8'));
 }
 
 /**

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import {
   BackendUnavailableError,
   ConfigError,
+  type HttpError,
   InvalidQueryError,
   JobTimeoutError,
   PreconditionFailedError,
@@ -11,6 +12,7 @@ import {
 } from '../errors.js';
 import type { ScheduledEvent, ScheduledHandler } from '../jobs/scheduled-job.js';
 import type { Logger } from '../logger.js';
+import { readRequestBody } from './harden-framework.js';
 import { errorBody, JSON_HEADERS } from './responses.js';
 
 /** What a job function accepts in its POST body, beyond the scheduler's empty `{}`. */
@@ -24,6 +26,9 @@ export interface ScheduledBodyOptions {
 }
 
 const DATE = /^\d{4}-\d{2}-\d{2}$/;
+
+/** A job's body is a few bytes: a caller that cannot send them in this time is answered 408. */
+const BODY_TIMEOUT_MS = 10_000;
 
 const VERSION = /^\d{8}T\d{6}Z-[0-9a-f]{8}$/;
 
@@ -79,7 +84,14 @@ export function toScheduledHttpFunction<S>(
     if (req.method !== 'POST') {
       return send(res, 405, errorBody('method_not_allowed', 'use POST'), { allow: 'POST' });
     }
-    const parsed = bodySchema.safeParse(bodyOf(req));
+    let raw: Buffer;
+    try {
+      raw = await readRequestBody(req, res, BODY_TIMEOUT_MS);
+    } catch (err) {
+      const { statusCode, code, message } = err as HttpError;
+      return send(res, statusCode, errorBody(code, message));
+    }
+    const parsed = bodySchema.safeParse(bodyOf(raw));
     if (!parsed.success) {
       return send(res, 400, errorBody('invalid_body', `expected ${accepted}`));
     }
@@ -125,13 +137,18 @@ function classify(err: unknown): [number, string] {
   return [500, 'internal'];
 }
 
-function bodyOf(req: Request): unknown {
-  const body: unknown = req.body;
-  // functions-framework leaves an empty Buffer or {} when there is no body.
-  if (body === undefined || body === null || body === '') return undefined;
-  if (Buffer.isBuffer(body)) return body.length === 0 ? undefined : 'not json';
-  if (typeof body === 'object' && Object.keys(body).length === 0) return undefined;
-  return body;
+/** The body as JSON (whatever its declared type: schedulers often send octet-stream); undefined when empty. */
+function bodyOf(raw: Buffer): unknown {
+  if (raw.length === 0) return undefined;
+  try {
+    const body: unknown = JSON.parse(raw.toString('utf8'));
+    // The scheduler's default body is {}.
+    if (typeof body === 'object' && body !== null && Object.keys(body).length === 0)
+      return undefined;
+    return body;
+  } catch {
+    return 'not json';
+  }
 }
 
 function send(res: Response, status: number, body: string, headers: Record<string, string> = {}) {

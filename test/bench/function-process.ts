@@ -10,6 +10,8 @@ export interface FunctionProcess {
   readonly startedAt: number;
   /** CPU time the process has used so far (user + system), in milliseconds (Linux /proc). */
   cpuMs(): number;
+  /** Its resident memory now (Linux /proc). */
+  rssBytes(): number;
   stop(): Promise<void>;
 }
 
@@ -22,13 +24,15 @@ export async function startFunction(
   target: string,
   env: Record<string, string>,
   source?: string,
+  /** Where its output goes (a file descriptor open for writing); discarded when absent. */
+  logFd?: number,
 ): Promise<FunctionProcess> {
   const port = await freePort();
   const startedAt = performance.now();
   const args = source ? [`--source=${source}`] : [];
   const child: ChildProcess = spawn(`${ROOT}node_modules/.bin/functions-framework`, args, {
     cwd: ROOT,
-    stdio: 'ignore',
+    stdio: logFd === undefined ? 'ignore' : ['ignore', logFd, logFd],
     env: { ...process.env, ...env, FUNCTION_TARGET: target, PORT: String(port) },
   });
   const url = `http://127.0.0.1:${port}`;
@@ -44,6 +48,10 @@ export async function startFunction(
   return {
     url,
     startedAt,
+    rssBytes: () => {
+      const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
+      return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
+    },
     cpuMs: () => {
       // Fields 14 and 15 of /proc/<pid>/stat: user and system time in clock ticks (100 Hz).
       const stat = readFileSync(`/proc/${child.pid}/stat`, 'utf8');

@@ -10,6 +10,8 @@ import type {
 export class FakeProfileStore implements ProfileStore {
   readonly name = 'fake';
   readonly calls: ProfileKey[][] = [];
+  /** How many times ping was called. */
+  pings = 0;
   failing = false;
   /** Answers this much later (a slow store). */
   delayMs = 0;
@@ -29,6 +31,7 @@ export class FakeProfileStore implements ProfileStore {
   }
 
   async ping(): Promise<void> {
+    this.pings++;
     if (this.failing) throw new BackendUnavailableError('fake', 'store is down');
   }
 

@@ -241,7 +241,7 @@ describe('fuzzing the profile function over HTTP', () => {
     [
       'a body over the limit',
       'POST',
-      { 'content-type': 'text/plain' },
+      { 'content-type': 'application/json' },
       'x'.repeat(70_000),
       413,
       'request_too_large',
@@ -249,7 +249,7 @@ describe('fuzzing the profile function over HTTP', () => {
     [
       'a gzip body that is not gzip',
       'POST',
-      { 'content-encoding': 'gzip', 'content-type': 'text/plain' },
+      { 'content-encoding': 'gzip', 'content-type': 'application/json' },
       'plain',
       400,
       'invalid_request',
@@ -257,22 +257,19 @@ describe('fuzzing the profile function over HTTP', () => {
     [
       'an unknown content encoding',
       'POST',
-      { 'content-encoding': 'x-unknown', 'content-type': 'text/plain' },
+      { 'content-encoding': 'x-unknown', 'content-type': 'application/json' },
       'x',
       415,
       'unsupported_media_type',
     ],
     ['malformed JSON', 'POST', { 'content-type': 'application/json' }, '{bad', 400, 'invalid_json'],
     ['a path with a broken %-encoding', 'GET', {}, undefined, 400, 'invalid_path'],
-  ])(
-    'answers %s in JSON before the function runs',
-    async (_what, method, headers, body, status, code) => {
-      const target = code === 'invalid_path' ? '/%E0%A4%A?id=1' : '/?id=1';
-      const answer = await send(method, target, headers as Record<string, string>, body);
-      expect(answer.status).toBe(status);
-      expect(JSON.parse(answer.body)).toMatchObject({ error: { code } });
-    },
-  );
+  ])('answers %s in JSON', async (_what, method, headers, body, status, code) => {
+    const target = code === 'invalid_path' ? '/%E0%A4%A?id=1' : '/profiles:batchGet';
+    const answer = await send(method, target, headers as Record<string, string>, body);
+    expect(answer.status).toBe(status);
+    expect(JSON.parse(answer.body)).toMatchObject({ error: { code } });
+  });
 
   it('answers random batch calls with one result per id, never 5xx, always JSON (2,000 calls)', async () => {
     const known = registryIds(samples);
@@ -355,8 +352,8 @@ describe('fuzzing the profile function over HTTP', () => {
     const bomb = gzipSync(Buffer.alloc(50 * 1024 * 1024)); // 50 MB of zeros, ~50 KB on the wire
     const answer = await send(
       'POST',
-      '/?id=1',
-      { 'content-encoding': 'gzip', 'content-type': 'text/plain' },
+      '/profiles:batchGet',
+      { 'content-encoding': 'gzip', 'content-type': 'application/json' },
       bomb,
     );
     expect(answer.status).toBe(413);

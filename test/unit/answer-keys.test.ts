@@ -11,6 +11,7 @@ import type { LoadedSnapshot } from '../../shared/snapshots/load-snapshot.js';
 import { FakeProfileStore } from '../helpers/fake-profile-store.js';
 import { cacheOf, catalogSnapshot, mappingSnapshot } from '../helpers/fixed-snapshots.js';
 import { httpEvent, resultText } from '../helpers/http-event.js';
+import { withBackendChecks } from '../helpers/profile-deps.js';
 import { DuplicateKeyError, parseStrictJson } from '../helpers/strict-json.js';
 
 // Id types whose syntax overlaps (as iOS and Android advertising ids both are UUIDs): one person
@@ -52,7 +53,7 @@ function handlerFor(types: number, persons: Member[][], linkedMax: number): Http
     undefined,
     config.ID_TYPES_JSON,
   );
-  const deps: ProfileDeps = {
+  const deps: ProfileDeps = withBackendChecks({
     config,
     registry: config.ID_TYPES_JSON,
     catalog: cache(catalogSnapshot([{ id: '1', name: 'one', type: 'x' }])),
@@ -61,7 +62,7 @@ function handlerFor(types: number, persons: Member[][], linkedMax: number): Http
     store,
     log: silentLogger,
     now: () => 1_800_000_000_000,
-  };
+  });
   return createProfileHandler(deps);
 }
 

@@ -12,6 +12,7 @@ import { FakeProfileStore } from '../helpers/fake-profile-store.js';
 import { cacheOf, catalogSnapshot, mappingSnapshot, registry } from '../helpers/fixed-snapshots.js';
 import { httpEvent, resultJson, resultText } from '../helpers/http-event.js';
 import { orderedKeys } from '../helpers/ordered-keys.js';
+import { withBackendChecks } from '../helpers/profile-deps.js';
 
 // What a caller can ask of an answer (fields, segment fields and types, the original flat
 // format) and the batch endpoint, on the handler with fakes of the stores.
@@ -30,7 +31,7 @@ let store: FakeProfileStore;
 
 function deps(env: Record<string, string> = {}): ProfileDeps {
   const cache = <V>(value: LoadedSnapshot<V>) => cacheOf(async () => value);
-  return {
+  return withBackendChecks({
     config: loadProfileConfig(env),
     registry,
     catalog: cache(catalogSnapshot(SEGMENTS)),
@@ -50,7 +51,7 @@ function deps(env: Record<string, string> = {}): ProfileDeps {
     store,
     log: silentLogger,
     now: () => NOW_SECS * 1000,
-  };
+  });
 }
 
 async function get(path: string, d = deps()): Promise<HttpResult> {

@@ -1,4 +1,5 @@
 import { beforeEach, describe, expect, it } from 'vitest';
+import { CHECK_TTL_MS } from '../../functions/profile/backend-checks.js';
 import { createProfileHandler } from '../../functions/profile/handler.js';
 import type { ProfileDeps } from '../../functions/profile/profile-deps.js';
 import type { Catalog } from '../../shared/catalog/catalog.js';
@@ -17,6 +18,7 @@ import { FakeProfileStore } from '../helpers/fake-profile-store.js';
 import { cacheOf, catalogSnapshot, mappingSnapshot, registry } from '../helpers/fixed-snapshots.js';
 import { httpEvent, resultJson, resultText } from '../helpers/http-event.js';
 import { orderedKeys } from '../helpers/ordered-keys.js';
+import { withBackendChecks } from '../helpers/profile-deps.js';
 
 const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa'; // id_type_2
 const B = '1234567890'; // id_type_4: integer-like, must still come after A
@@ -35,7 +37,7 @@ let clock: number;
 
 function deps(env: Record<string, string> = {}, overrides: Partial<ProfileDeps> = {}): ProfileDeps {
   const cache = <V>(value: LoadedSnapshot<V>) => cacheOf(async () => value, { now: () => clock });
-  return {
+  return withBackendChecks({
     config: loadProfileConfig(env),
     registry,
     catalog: cache(catalogSnapshot(SEGMENTS)),
@@ -56,7 +58,7 @@ function deps(env: Record<string, string> = {}, overrides: Partial<ProfileDeps> 
     log: silentLogger,
     now: () => clock,
     ...overrides,
-  };
+  });
 }
 
 /** The in-memory mapping store over a snapshot cache, as the runtime wires it. */
@@ -266,6 +268,35 @@ describe('GET /?id=', () => {
   );
 });
 
+describe('paths', () => {
+  it('answers a path of slashes as the root, and trailing slashes as the path', async () => {
+    expect((await get(`//?id=${A}`)).statusCode).toBe(200);
+    expect(resultText(await get(`///?id=${A}`))).toBe(resultText(await get(`/?id=${A}`)));
+    expect((await get('/health//')).statusCode).not.toBe(404);
+    expect((await get('//nope//')).statusCode).toBe(404);
+  });
+
+  it('costs no more for a run of slashes inside the path than for as many letters', async () => {
+    // A trailing-slash trim by regular expression retries from each slash of a run that does
+    // not end the path: quadratic (a 16 KB path cost 200 ms, 1,000 GETs). Compared with a path
+    // of letters of the same length, the same answer (404), in the same run: no time limit.
+    const d = deps();
+    const slashes = `/${'/'.repeat(16_300)}a`;
+    const letters = `/${'b'.repeat(16_300)}a`;
+    const cost = async (path: string) => {
+      const rounds: number[] = [];
+      for (let round = 0; round < 7; round++) {
+        const t0 = performance.now();
+        for (let i = 0; i < 5; i++) await get(path, d);
+        rounds.push(performance.now() - t0);
+      }
+      return rounds.sort((x, y) => x - y)[3] as number;
+    };
+    await cost(letters); // warm up
+    expect(await cost(slashes)).toBeLessThan(20 * (await cost(letters)) + 1);
+  });
+});
+
 describe('bad requests', () => {
   it.each([
     ['/', 'missing_id'],
@@ -410,15 +441,57 @@ describe('GET /health', () => {
     expect(body.store).toMatchObject({ name: 'fake', ok: true });
   });
 
-  it('is ok when snapshots are fresh, and unavailable when the store is down', async () => {
+  it('is ok when snapshots are fresh, unavailable once the store is down, ok once it is back', async () => {
     clock = Date.parse('2026-11-26T01:00:00Z');
     const d = deps();
     await get(`/?id=${A}`, d);
     expect(resultJson(await get('/health', d))).toMatchObject({ status: 'ok' });
     store.failing = true;
+    // Found by the next check (CHECK_TTL_MS later), or at once by a request that failed.
+    clock += CHECK_TTL_MS;
     const down = await get('/health', d);
     expect(down.statusCode).toBe(503);
     expect(resultJson(down)).toMatchObject({ status: 'unavailable', store: { ok: false } });
+    store.failing = false;
+    expect((await get(`/?id=${A}`, d)).statusCode).toBe(200);
+    expect(resultJson(await get('/health', d))).toMatchObject({
+      status: 'ok',
+      store: { ok: true },
+    });
+    store.failing = true;
+    expect((await get(`/?id=${A}`, d)).statusCode).toBe(503);
+    expect((await get('/health', d)).statusCode).toBe(503);
+  });
+
+  it('asks the store at most once per CHECK_TTL_MS, however often it is called', async () => {
+    const d = deps();
+    await get(`/?id=${A}`, d);
+    const pings = store.pings;
+    await Promise.all(Array.from({ length: 50 }, () => get('/health', d)));
+    for (let i = 0; i < 50; i++) await get('/health', d);
+    expect(store.pings - pings).toBe(1);
+    clock += CHECK_TTL_MS;
+    await get('/health', d);
+    expect(store.pings - pings).toBe(2);
+  });
+
+  it('tells only its status to callers once deployed; details go to operator keys', async () => {
+    const OPERATOR = 'operator-key-0123456789';
+    const CALLER = 'caller-key-0123456789';
+    const health = async (env: Record<string, string>, key?: string) =>
+      resultJson(
+        await createProfileHandler(deps({ NODE_ENV: 'production', ...env }))(
+          httpEvent('/health', 'GET', key ? { 'x-api-key': key } : {}),
+          {},
+        ),
+      );
+    expect(Object.keys(await health({}))).toEqual(['status']);
+    const keys = { API_KEYS: CALLER, OPERATOR_API_KEYS: OPERATOR };
+    expect(Object.keys(await health(keys, CALLER))).toEqual(['status']);
+    expect(await health(keys, OPERATOR)).toMatchObject({ snapshots: {}, store: {}, memory: {} });
+    expect(await health({ OPERATOR_API_KEYS: OPERATOR })).toEqual({ status: expect.any(String) });
+    // A local run (NODE_ENV not production, no operator keys) shows everything.
+    expect(await health({ NODE_ENV: 'development' })).toHaveProperty('memory');
   });
 
   it('is unavailable before the first load, and starts it', async () => {
