@@ -273,6 +273,9 @@ export class BigtableMappingStore implements MappingStore {
   }
 
   async health(now: number): Promise<MappingHealth> {
+    // An instance whose first checkpoint read failed (nothing synced yet, Bigtable down) retries
+    // it when health is asked too, not only on a request (within its back-off).
+    if (this.version() === undefined) this.warmUp();
     const started = performance.now();
     let reachable = true;
     let lastError: string | null = null;

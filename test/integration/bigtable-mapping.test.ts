@@ -285,9 +285,13 @@ describe('a first sync with no partition within MAPPING_LOOKBACK_DAYS', () => {
       // With a look-back that reaches it, the window ending at that partition is synced and
       // health no longer carries the note.
       expect(await firstSync(30).run()).toMatchObject({ outcome: 'synced', checkpoint: LAST });
-      // (the instance retries its checkpoint read with back-off after the refused first sync)
-      await eventually(() => profile.deps.mapping.ready(5_000));
-      const after = resultJson(await profile.handler(httpEvent('/health'), {}));
+      // /health alone brings the instance round (no request needed): it retries the checkpoint
+      // read, with back-off, as a request would.
+      const after = await eventually(async () => {
+        const res = await profile.handler(httpEvent('/health'), {});
+        expect(res.statusCode).toBe(200);
+        return resultJson(res);
+      });
       expect(after.bigtable).toMatchObject({ lastSyncedPartition: LAST, firstSync: null });
     } finally {
       await profile.deps.store.close();
