@@ -31,6 +31,9 @@ export class HttpError {
 /** Configuration that failed validation; the message names the variable. */
 export class ConfigError extends ProfileApiError {}
 
+/** A request the function does not support (a dry run of a job that has none). */
+export class UnsupportedRequestError extends ProfileApiError {}
+
 /** A backend (profile store, snapshot store) did not answer in time or at all. */
 export class BackendUnavailableError extends ProfileApiError {
   constructor(

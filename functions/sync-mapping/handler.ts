@@ -6,13 +6,20 @@ import { jobDeadline } from '../../shared/jobs/job-deadline.js';
 import type { ScheduledEvent, ScheduledHandler } from '../../shared/jobs/scheduled-job.js';
 import type { Logger } from '../../shared/logger.js';
 import type { PartitionSource } from '../../shared/mapping/bigquery-partition-source.js';
-import { shiftDays, windowStart } from '../../shared/mapping/bigtable-layout.js';
+import {
+  DAY_MS,
+  type FirstSyncNote,
+  partitionTime,
+  shiftDays,
+  windowStart,
+} from '../../shared/mapping/bigtable-layout.js';
 import { readCheckpoint } from '../../shared/mapping/bigtable-mapping-store.js';
 import {
   type PartitionSyncResult,
   type SyncLimits,
   syncPartition,
   writeCheckpoint,
+  writeFirstSyncNote,
 } from '../../shared/mapping/sync-partition.js';
 
 /** What the sync job needs, injected so tests can pass their own. */
@@ -34,12 +41,15 @@ export interface SyncJobDeps {
 export interface SyncSummary {
   readonly job: 'syncMapping';
   /**
-   * `synced`: partitions written; `unchanged`: nothing new; `refused`: the query is wrong;
+   * `synced`: partitions written; `unchanged`: nothing new; `refused`: the query is wrong, or a
+   * first run found no partition within MAPPING_LOOKBACK_DAYS (`firstSync` says what it found);
    * `failed`: a backend failed or the run timed out (only in the log line: the run answers the
    * error, and the checkpoint and partitions say how far it got).
    */
   readonly outcome: 'synced' | 'unchanged' | 'refused' | 'failed';
   readonly reason?: string;
+  /** A first run that found nothing to write: the newest partition, the setting that left it out. */
+  readonly firstSync?: FirstSyncNote;
   /** The last partition fully synced, before and after this run (the mapping version). */
   readonly checkpoint: string | null;
   readonly previousCheckpoint: string | null;
@@ -66,13 +76,18 @@ export function createSyncMappingHandler(deps: SyncJobDeps): ScheduledHandler<Sy
     const done: PartitionSyncResult[] = [];
     let previous: string | undefined;
     let checkpoint: string | undefined;
-    const summary = (outcome: SyncSummary['outcome'], reason?: string): SyncSummary => {
+    const summary = (
+      outcome: SyncSummary['outcome'],
+      reason?: string,
+      firstSync?: FirstSyncNote,
+    ): SyncSummary => {
       const durationMs = Math.round(deps.now() - started);
       const ids = done.reduce((n, p) => n + p.ids, 0);
       return {
         job: 'syncMapping',
         outcome,
         ...(reason ? { reason } : {}),
+        ...(firstSync ? { firstSync } : {}),
         checkpoint: checkpoint ?? null,
         previousCheckpoint: previous ?? null,
         partitions: done,
@@ -85,7 +100,15 @@ export function createSyncMappingHandler(deps: SyncJobDeps): ScheduledHandler<Sy
       const table = await deps.table();
       previous = await readCheckpoint(table, 30_000, signal);
       checkpoint = previous;
-      const partitions = await partitionsToSync(deps, event, previous, signal);
+      const { partitions, nothingFound } = await partitionsToSync(deps, event, previous, signal);
+      if (nothingFound) {
+        // The mapping stays empty (the profile function answers 503) until the source or the
+        // setting changes: say so where an operator looks, the log line and /health.
+        await writeFirstSyncNote(table, nothingFound, signal);
+        const result = summary('refused', nothingFound.reason, nothingFound);
+        deps.log.error(`syncMapping: refused: ${nothingFound.reason}`, { summary: result });
+        return result;
+      }
       for (const partition of partitions) {
         done.push(
           await syncPartition(table, deps.source, partition, deps.registry, signal, deps.limits),
@@ -120,35 +143,78 @@ export function createSyncMappingHandler(deps: SyncJobDeps): ScheduledHandler<Sy
   };
 }
 
-/** The partitions this run writes, oldest first. */
+/** How far back a first run that found nothing looks for the newest partition, to report it. */
+const NEWEST_SEARCH_DAYS = 366;
+
+/**
+ * The partitions this run writes, oldest first; or, on a first run with no partition within
+ * MAPPING_LOOKBACK_DAYS, what it found instead.
+ */
 async function partitionsToSync(
   deps: SyncJobDeps,
   event: ScheduledEvent,
   checkpoint: string | undefined,
   signal: AbortSignal,
-): Promise<string[]> {
+): Promise<{ partitions: string[]; nothingFound?: FirstSyncNote }> {
   const { MAPPING_WINDOW_DAYS: window, MAPPING_LOOKBACK_DAYS: lookback } = deps.config;
   if (event.backfill) {
     const { from, to } = event.backfill;
     // Never leave a gap behind the checkpoint: a range past it starts right after it.
     const start =
       checkpoint !== undefined && to > checkpoint && from > checkpoint ? nextDay(checkpoint) : from;
-    return deps.source.partitions(start, to, signal);
+    return { partitions: await deps.source.partitions(start, to, signal) };
   }
   if (checkpoint !== undefined) {
-    return deps.source.partitions(nextDay(checkpoint), '9999-12-31', signal);
+    return { partitions: await deps.source.partitions(nextDay(checkpoint), '9999-12-31', signal) };
   }
-  // First run: only the window ending at the latest partition matters.
-  const today = new Date(deps.now()).toISOString().slice(0, 10);
-  const found = await deps.source.partitions(
-    shiftDays(today, -(lookback + window)),
-    '9999-12-31',
-    signal,
-  );
+  // First run: only the window ending at the latest partition within the look-back matters (the
+  // snapshot query's rule: on or after today - MAPPING_LOOKBACK_DAYS).
+  const now = deps.now();
+  const today = new Date(now).toISOString().slice(0, 10);
+  const earliest = shiftDays(today, -lookback);
+  const found = await deps.source.partitions(windowStart(earliest, window), '9999-12-31', signal);
   const latest = found.at(-1);
-  if (latest === undefined) return [];
-  const first = windowStart(latest, window);
-  return found.filter((p) => p >= first);
+  if (latest !== undefined && latest >= earliest) {
+    const first = windowStart(latest, window);
+    return { partitions: found.filter((p) => p >= first) };
+  }
+  // Nothing within the look-back. Only on this path (a first run that will be refused) is the
+  // table searched further back, a year of it at most, to say what it holds.
+  const newest =
+    latest ??
+    (
+      await deps.source.partitions(
+        shiftDays(earliest, -NEWEST_SEARCH_DAYS),
+        shiftDays(earliest, -1),
+        signal,
+      )
+    ).at(-1);
+  const setting = `MAPPING_LOOKBACK_DAYS=${lookback}`;
+  const searched = `no partition on or after ${earliest} (${setting}, today ${today} UTC)`;
+  let reason: string;
+  if (newest === undefined) {
+    reason =
+      `${searched}, nor in the ${NEWEST_SEARCH_DAYS} days before: check MAPPING_TABLE and ` +
+      'MAPPING_PARTITION_COLUMN, and that the table is being written';
+  } else {
+    const age = Math.round(
+      (partitionTime(today).getTime() - partitionTime(newest).getTime()) / DAY_MS,
+    );
+    const range = JSON.stringify({ from: windowStart(newest, window), to: newest });
+    reason =
+      `${searched}; the newest partition is ${newest}, ${age} days old: raise ` +
+      `MAPPING_LOOKBACK_DAYS to ${age} or more, or load it once with ${range}`;
+  }
+  return {
+    partitions: [],
+    nothingFound: {
+      checkedAt: new Date(now).toISOString(),
+      earliestAccepted: earliest,
+      newestPartition: newest ?? null,
+      excludedBy: newest === undefined ? null : setting,
+      reason,
+    },
+  };
 }
 
 function nextDay(partition: string): string {

@@ -21,6 +21,10 @@ export interface DemoDataset {
   readonly profiles: EmbeddedProfileRecord[];
   /** Ids worth trying, by what they show. */
   readonly samples: DemoSamples;
+  /** The UTC date the data is dated from (YYYY-MM-DD): attributes and expiries are relative to it. */
+  readonly today: string;
+  /** The expiry (epoch seconds) of map-form segments that have expired: a year before `today`. */
+  readonly expiredAt: number;
 }
 
 /** Demo ids worth trying, with what each shows. */
@@ -46,9 +50,10 @@ export const DEFAULT_DEMO_OPTIONS: DemoDatasetOptions = {
 /** Segment ids from this base upward exist in the catalog; UNKNOWN_BASE upward do not. */
 const SEGMENT_ID_BASE = 1000;
 export const UNKNOWN_SEGMENT_BASE = 90_000;
-/** Expiry stamps (epoch seconds) for map-form segments: long past, and far future. */
-export const EXPIRED_AT = 1_600_000_000;
-const EXPIRES_LATER = 4_102_444_800;
+const DAY_SECS = 86_400;
+/** Map-form segments expire this long before the data's date (expired), or after it (live). */
+const EXPIRED_DAYS_AGO = 365;
+const EXPIRES_IN_DAYS = 3_650;
 
 const TYPE_CODES = ['111111', '222222', '333333', '444444'] as const;
 const SEGMENT_TYPES = ['behavioral', 'demographic', 'interest', 'lookalike', 'contextual'];
@@ -67,11 +72,23 @@ const TOPICS = [
 const COUNTRIES = ['FR', 'DE', 'ES', 'IT', 'GB', 'US', 'NL', 'BE'];
 const DEVICES = ['mobile', 'desktop', 'tablet', 'ctv'];
 
-/** Builds a deterministic dataset (same options, same data) over the default four id types. */
+/**
+ * Builds a deterministic dataset (same options and day, same data) over the default four id
+ * types, dated relative to `now`'s UTC date (never a fixed calendar date: the demo works on any
+ * day): first-seen dates in the ten months before it, segment expiries a year before it or ten
+ * years after it.
+ */
 export function generateDemoDataset(
   options: DemoDatasetOptions = DEFAULT_DEMO_OPTIONS,
+  now: number = Date.now(),
 ): DemoDataset {
   const rng = new SeededRandom(options.seed);
+  const midnight = Math.floor(now / 1000 / DAY_SECS) * DAY_SECS;
+  const dates: DataDates = {
+    midnight,
+    expiredAt: midnight - EXPIRED_DAYS_AGO * DAY_SECS,
+    expiresLater: midnight + EXPIRES_IN_DAYS * DAY_SECS,
+  };
   const segments = makeSegments(rng, options.segments);
   const persons: MappingPerson[] = [];
   const profiles: EmbeddedProfileRecord[] = [];
@@ -80,7 +97,7 @@ export function generateDemoDataset(
   let linked: string | undefined;
 
   const addProfile = (id: string, typeCode: string) => {
-    profiles.push({ set: typeCode, key: id, bins: makeBins(rng, options.segments) });
+    profiles.push({ set: typeCode, key: id, bins: makeBins(rng, options.segments, dates) });
     withProfile.add(id);
   };
 
@@ -123,7 +140,20 @@ export function generateDemoDataset(
     persons,
     profiles,
     samples: { linked, orphan, superNode: superNodeId, noProfile },
+    today: utcDate(midnight),
+    expiredAt: dates.expiredAt,
   };
+}
+
+/** The data's day and the expiry stamps relative to it (epoch seconds). */
+interface DataDates {
+  readonly midnight: number;
+  readonly expiredAt: number;
+  readonly expiresLater: number;
+}
+
+function utcDate(epochSecs: number): string {
+  return new Date(epochSecs * 1000).toISOString().slice(0, 10);
 }
 
 function makeSegments(rng: SeededRandom, count: number): Segment[] {
@@ -141,7 +171,11 @@ function makeSegments(rng: SeededRandom, count: number): Segment[] {
   });
 }
 
-function makeBins(rng: SeededRandom, segmentCount: number): Record<string, unknown> {
+function makeBins(
+  rng: SeededRandom,
+  segmentCount: number,
+  dates: DataDates,
+): Record<string, unknown> {
   const n = rng.int(5, 100);
   const ids = new Set<number>();
   while (ids.size < n) {
@@ -155,15 +189,17 @@ function makeBins(rng: SeededRandom, segmentCount: number): Record<string, unkno
   let segments: unknown = [...ids];
   if (rng.chance(0.3)) {
     // Map form: segment id -> expiry; some already expired, some never (0).
+    const { expiredAt, expiresLater } = dates;
     const map: Record<string, number> = {};
-    for (const id of ids) map[String(id)] = rng.pick([EXPIRED_AT, EXPIRES_LATER, EXPIRES_LATER, 0]);
+    for (const id of ids) map[String(id)] = rng.pick([expiredAt, expiresLater, expiresLater, 0]);
     segments = map;
   }
   return {
     segments,
     country: rng.pick(COUNTRIES),
     device: rng.pick(DEVICES),
-    first_seen: `2026-${String(rng.int(1, 10)).padStart(2, '0')}-${String(rng.int(1, 28)).padStart(2, '0')}`,
+    // Two draws, as when this was a month and a day: the same seed keeps giving the same ids.
+    first_seen: utcDate(dates.midnight - (rng.int(1, 10) * 30 + rng.int(1, 28)) * DAY_SECS),
     score: Math.round(rng.next() * 1000) / 1000,
   };
 }

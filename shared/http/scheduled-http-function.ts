@@ -9,6 +9,7 @@ import {
   PreconditionFailedError,
   SnapshotIntegrityError,
   UnknownVersionError,
+  UnsupportedRequestError,
 } from '../errors.js';
 import type { ScheduledEvent, ScheduledHandler } from '../jobs/scheduled-job.js';
 import type { Logger } from '../logger.js';
@@ -41,9 +42,13 @@ const VERSION = /^\d{8}T\d{6}Z-[0-9a-f]{8}$/;
  * Cloud Scheduler retries EVERY non-2xx answer. So 2xx means "do not retry": a run that
  * published, found nothing new, or was refused (empty, shrunk, too large for memory, a query
  * the source rejects) or lost a race answers 200 with its summary, the outcome saying which.
- * 5xx is kept for failures a retry can fix (source or store unavailable 503, timeout 504) and
- * for bugs (500). 4xx is for manual calls: a bad body (400), a failed dry run (400), an unknown
- * rollback version (404).
+ * 5xx is kept for failures a retry can fix (source or store unavailable 503, timeout 504), for
+ * bugs (500 `internal`) and for an environment that fails validation (500 `misconfigured`,
+ * logged at ERROR naming the variable): the function cannot run as deployed, so the attempt
+ * fails where the scheduler's job status and the function's error rate show it. Its retries
+ * are bounded by the job's retry count (deploy.sh: 3) and cost nothing (the environment is
+ * checked before any backend is called). 4xx is for manual calls: a bad body (400), a failed
+ * dry run (400), a request the job does not support (400), an unknown rollback version (404).
  */
 export function toScheduledHttpFunction<S>(
   handler: () => Promise<ScheduledHandler<S>>,
@@ -117,7 +122,10 @@ export function toScheduledHttpFunction<S>(
       return send(res, 200, JSON.stringify(summary));
     } catch (err) {
       const [status, code] = classify(err);
-      if (status === 500 && code === 'internal') log.error('scheduled job crashed', { err });
+      if (code === 'internal') log.error('scheduled job crashed', { err });
+      if (code === 'misconfigured') {
+        log.error(`scheduled job misconfigured: ${(err as Error).message}`, { err });
+      }
       // Our own errors say what went wrong in terms an operator can act on; others stay generic.
       const message = code === 'internal' ? 'internal error' : (err as Error).message;
       return send(res, status, errorBody(code, message));
@@ -128,7 +136,8 @@ export function toScheduledHttpFunction<S>(
 function classify(err: unknown): [number, string] {
   if (err instanceof InvalidQueryError) return [400, 'invalid_query'];
   if (err instanceof UnknownVersionError) return [404, 'unknown_version'];
-  if (err instanceof ConfigError) return [400, 'not_supported'];
+  if (err instanceof UnsupportedRequestError) return [400, 'not_supported'];
+  if (err instanceof ConfigError) return [500, 'misconfigured'];
   if (err instanceof BackendUnavailableError) return [503, 'source_unavailable'];
   if (err instanceof JobTimeoutError) return [504, 'timeout'];
   if (err instanceof PreconditionFailedError) return [503, 'publish_conflict'];

@@ -1,10 +1,10 @@
 import { untilAborted } from '../deadline.js';
 import {
-  ConfigError,
   describeError,
   InvalidQueryError,
   PreconditionFailedError,
   PublishRefusedError,
+  UnsupportedRequestError,
 } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { totalSkipped } from '../skip-counts.js';
@@ -82,9 +82,10 @@ export async function runSnapshotJob<R>(
   const onNote = (message: string, detail: Record<string, unknown>) =>
     run.log.warn(`${run.job}: ${message}`, { ...context, ...detail });
 
+  // The caller's mistake, not a failed run: answered 400, not logged as a failure.
+  if (event.dryRun && !run.dryRun) throw new UnsupportedRequestError(`${run.job} has no dry run`);
   try {
-    if (event.dryRun) {
-      if (!run.dryRun) throw new ConfigError(`${run.job} has no dry run`);
+    if (event.dryRun && run.dryRun) {
       const checked = await untilAborted(run.dryRun(signal), signal);
       const summary: JobSummary = {
         ...base(),

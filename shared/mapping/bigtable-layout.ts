@@ -11,7 +11,9 @@
  *                                     One cell per member and partition: also linear in ids,
  *                                     and a person of 10,000 ids is ONE row of 10,000 columns.
  * - meta row   `_meta`               family `m`, qualifier `checkpoint`: the last partition
- *                                     fully synced (no expiry).
+ *                                     fully synced (no expiry); qualifier `first_sync`: why a
+ *                                     first sync found nothing to write (FirstSyncNote, JSON),
+ *                                     shown by /health while nothing is synced.
  * GC rule of `l`: max age (window + look-back days) OR max 1 version: a row holds at most one
  * cell per column, and links that stop appearing disappear, so no row grows without bound.
  * GC is lazy, so reads also filter by timestamp: the window is exactly the partitions
@@ -27,12 +29,30 @@ export const META_FAMILY = 'm';
 export const PERSON_QUALIFIER = 'p';
 export const META_ROW = '_meta';
 export const CHECKPOINT_QUALIFIER = 'checkpoint';
+export const FIRST_SYNC_QUALIFIER = 'first_sync';
 /** Person-row values: still a member, or moved to another person. */
 export const MEMBER = 'm';
 export const MOVED = 'x';
 
 /** One day, in milliseconds: partitions are daily. */
 export const DAY_MS = 86_400_000;
+
+/**
+ * What a first sync (no checkpoint yet) found when no partition lay within its look-back: the
+ * sync refuses the run, and the profile function's /health shows this while nothing is synced.
+ */
+export interface FirstSyncNote {
+  /** When the sync looked (ISO 8601). */
+  readonly checkedAt: string;
+  /** The oldest partition the look-back accepts: the run's UTC date minus MAPPING_LOOKBACK_DAYS. */
+  readonly earliestAccepted: string;
+  /** The newest partition the table has before that (searched a year back), or null: none. */
+  readonly newestPartition: string | null;
+  /** The setting that left `newestPartition` out, with its value (null when there is none). */
+  readonly excludedBy: string | null;
+  /** The same in words, with what to do. */
+  readonly reason: string;
+}
 
 /** The id row of an id of a type. */
 export function idRowKey(typeCode: string, id: string): string {

@@ -6,6 +6,8 @@ import { RefreshingCache } from '../refreshing-cache.js';
 import {
   CHECKPOINT_QUALIFIER,
   DAY_MS,
+  FIRST_SYNC_QUALIFIER,
+  type FirstSyncNote,
   idRowKey,
   LINKS_FAMILY,
   META_FAMILY,
@@ -70,15 +72,23 @@ export async function openMappingTable(
   return bigtable.instance(options.instanceId).table(options.tableId);
 }
 
+/** The sync's state in the meta row (see writeCheckpoint and writeFirstSyncNote). */
+export interface SyncState {
+  /** The last fully synced partition; undefined when nothing was synced yet. */
+  readonly checkpoint: string | undefined;
+  /** Why the last first sync found nothing to write, if it did. */
+  readonly firstSync: FirstSyncNote | undefined;
+}
+
 /**
- * Reads the last fully synced partition, or undefined when nothing was synced yet (see
- * writeCheckpoint). A failure is BackendUnavailableError('bigtable'); `signal` abandons the read.
+ * Reads the sync's state: one single-row read. A failure is BackendUnavailableError('bigtable');
+ * `signal` abandons the read.
  */
-export async function readCheckpoint(
+export async function readSyncState(
   table: Table,
   timeoutMs: number,
   signal?: AbortSignal,
-): Promise<string | undefined> {
+): Promise<SyncState> {
   const read = table.getRows({
     keys: [META_ROW],
     filter: [{ family: META_FAMILY }, { column: { cellLimit: 1 } }],
@@ -93,11 +103,49 @@ export async function readCheckpoint(
       cause: err,
     });
   }
-  const cells = rows[0]?.data?.[META_FAMILY]?.[CHECKPOINT_QUALIFIER] as
-    | { value: string }[]
-    | undefined;
-  const value = cells?.[0]?.value;
-  return typeof value === 'string' && value !== '' ? value : undefined;
+  const meta = rows[0]?.data?.[META_FAMILY] as Record<string, { value: unknown }[]> | undefined;
+  const checkpoint = meta?.[CHECKPOINT_QUALIFIER]?.[0]?.value;
+  return {
+    checkpoint: typeof checkpoint === 'string' && checkpoint !== '' ? checkpoint : undefined,
+    firstSync: parseFirstSyncNote(meta?.[FIRST_SYNC_QUALIFIER]?.[0]?.value),
+  };
+}
+
+/** The last fully synced partition, or undefined when nothing was synced yet (see readSyncState). */
+export async function readCheckpoint(
+  table: Table,
+  timeoutMs: number,
+  signal?: AbortSignal,
+): Promise<string | undefined> {
+  return (await readSyncState(table, timeoutMs, signal)).checkpoint;
+}
+
+/** A first sync note as the sync wrote it, or undefined for anything else (never trusted blindly). */
+function parseFirstSyncNote(value: unknown): FirstSyncNote | undefined {
+  if (typeof value !== 'string') return undefined;
+  let note: unknown;
+  try {
+    note = JSON.parse(value);
+  } catch {
+    return undefined;
+  }
+  const n = note as Record<string, unknown> | null;
+  const text = (v: unknown) => typeof v === 'string';
+  const textOrNull = (v: unknown) => v === null || typeof v === 'string';
+  if (
+    typeof n !== 'object' ||
+    n === null ||
+    !text(n.checkedAt) ||
+    !text(n.earliestAccepted) ||
+    !textOrNull(n.newestPartition) ||
+    !textOrNull(n.excludedBy) ||
+    !text(n.reason)
+  ) {
+    return undefined;
+  }
+  const { checkedAt, earliestAccepted, newestPartition, excludedBy, reason } =
+    n as unknown as FirstSyncNote;
+  return { checkedAt, earliestAccepted, newestPartition, excludedBy, reason };
 }
 
 /**
@@ -120,12 +168,15 @@ export class BigtableMappingStore implements MappingStore {
     this.now = options.now ?? Date.now;
     this.checkpoint = new RefreshingCache<Checkpoint>(
       async (current) => {
-        const partition = await this.read(
-          (t) => readCheckpoint(t, options.refreshIntervalMs),
+        const { checkpoint: partition, firstSync } = await this.read(
+          (t) => readSyncState(t, options.refreshIntervalMs),
           options.refreshIntervalMs,
         );
         if (partition === undefined) {
-          throw new NothingSyncedError(`nothing has been synced to ${this.tableName} yet`);
+          throw new NothingSyncedError(
+            `nothing has been synced to ${this.tableName} yet` +
+              (firstSync ? `; the first sync (${firstSync.checkedAt}): ${firstSync.reason}` : ''),
+          );
         }
         return current?.partition === partition ? undefined : { partition };
       },
@@ -222,12 +273,19 @@ export class BigtableMappingStore implements MappingStore {
   }
 
   async health(now: number): Promise<MappingHealth> {
+    // An instance whose first checkpoint read failed (nothing synced yet, Bigtable down) retries
+    // it when health is asked too, not only on a request (within its back-off).
+    if (this.version() === undefined) this.warmUp();
     const started = performance.now();
     let reachable = true;
     let lastError: string | null = null;
     let partition: string | undefined;
+    let firstSync: FirstSyncNote | undefined;
     try {
-      partition = await this.read((t) => readCheckpoint(t, HEALTH_TIMEOUT_MS), HEALTH_TIMEOUT_MS);
+      ({ checkpoint: partition, firstSync } = await this.read(
+        (t) => readSyncState(t, HEALTH_TIMEOUT_MS),
+        HEALTH_TIMEOUT_MS,
+      ));
     } catch (err) {
       reachable = false;
       lastError = err instanceof Error ? err.name : 'Error';
@@ -252,6 +310,9 @@ export class BigtableMappingStore implements MappingStore {
         windowDays: this.options.windowDays,
         stale,
         lastError,
+        // Nothing synced: what the first sync found (the newest partition, the setting that
+        // left it out), so that the operator sees why without reading the sync's logs.
+        firstSync: synced === undefined ? (firstSync ?? null) : null,
       },
     };
   }

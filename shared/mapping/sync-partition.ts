@@ -6,6 +6,8 @@ import { countInto } from '../skip-counts.js';
 import type { PartitionSource } from './bigquery-partition-source.js';
 import {
   CHECKPOINT_QUALIFIER,
+  FIRST_SYNC_QUALIFIER,
+  type FirstSyncNote,
   idRowKey,
   LINKS_FAMILY,
   MEMBER,
@@ -129,23 +131,45 @@ export async function syncPartition(
  * timestamped with the partition's date: the newest cell is always the latest partition, even
  * if an older run writes its checkpoint late, and a rerun writes the very same cell.
  */
-export async function writeCheckpoint(
+export function writeCheckpoint(
   table: Table,
   partition: string,
   signal: AbortSignal,
 ): Promise<void> {
   const cell = { value: partition, timestamp: partitionTime(partition) };
-  const write = table.insert(
-    [{ key: META_ROW, data: { [META_FAMILY]: { [CHECKPOINT_QUALIFIER]: cell } } }],
-    { timeout: 30_000 },
-  );
+  return writeMetaCell(table, CHECKPOINT_QUALIFIER, cell, 'the sync checkpoint', signal);
+}
+
+/**
+ * Records why a first sync found nothing to write, for the profile function's /health. The cell
+ * is timestamped with the run's time, so the newest note is the last run's (the `m` family keeps
+ * one version).
+ */
+export function writeFirstSyncNote(
+  table: Table,
+  note: FirstSyncNote,
+  signal: AbortSignal,
+): Promise<void> {
+  const cell = { value: JSON.stringify(note), timestamp: new Date(note.checkedAt) };
+  return writeMetaCell(table, FIRST_SYNC_QUALIFIER, cell, 'the first sync note', signal);
+}
+
+/** One cell of the meta row, written within 30 s (or `signal`). */
+async function writeMetaCell(
+  table: Table,
+  qualifier: string,
+  cell: { value: string; timestamp: Date },
+  what: string,
+  signal: AbortSignal,
+): Promise<void> {
+  const write = table.insert([{ key: META_ROW, data: { [META_FAMILY]: { [qualifier]: cell } } }], {
+    timeout: 30_000,
+  });
   try {
     await untilAborted(write, signal);
   } catch (err) {
     if (signal.aborted) throw signal.reason;
-    throw new BackendUnavailableError('bigtable', 'writing the sync checkpoint failed', {
-      cause: err,
-    });
+    throw new BackendUnavailableError('bigtable', `writing ${what} failed`, { cause: err });
   }
 }
 

@@ -22,7 +22,8 @@ import { startFunction } from './function-process.js';
 import { type LoadFigures, load } from './http-load.js';
 import { sampleMemory } from './memory-sampler.js';
 
-const PARTITION = '2026-11-25';
+/** The one partition the parts write: today's, so that the sync's look-back finds it on any day. */
+const PARTITION = new Date().toISOString().slice(0, 10);
 
 /** The demo dataset's persons as one partition's links, ordered by person (as BigQuery sends them). */
 function demoSource(data: DemoDataset): PartitionSource {
@@ -108,6 +109,7 @@ export async function benchSync(ids: number): Promise<SyncFigures> {
   const bq = await startChildServer<{ baseUrl: string; projectId: string }>(
     'bigquery-sync',
     String(persons),
+    PARTITION,
   );
   const emulator = await BigtableEmulator.start();
   try {
@@ -131,7 +133,7 @@ export async function benchSync(ids: number): Promise<SyncFigures> {
       ),
       table: async () => table,
       log: silentLogger,
-      now: () => Date.parse(`${PARTITION}T12:00:00Z`),
+      now: Date.now,
     });
     global.gc?.();
     const baselineRssBytes = process.memoryUsage().rss;

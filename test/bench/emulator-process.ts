@@ -4,7 +4,8 @@
 //   tsx test/bench/emulator-process.ts gcs
 //   tsx test/bench/emulator-process.ts bigquery <persons>
 //   tsx test/bench/emulator-process.ts aerospike
-//   tsx test/bench/emulator-process.ts bigquery-sync <persons>   (syncMapping's two queries)
+//   tsx test/bench/emulator-process.ts bigquery-sync <persons> [partition]   (syncMapping's two queries)
+// The mapping is one partition: `partition`, or today's (UTC) date.
 import { createInterface } from 'node:readline';
 import { AerospikeEmulator } from '../emulators/aerospike-emulator.js';
 import { BigQueryEmulator } from '../emulators/bigquery-emulator.js';
@@ -12,7 +13,8 @@ import { GcsEmulator } from '../emulators/gcs-emulator.js';
 import { mappingResult } from '../helpers/mapping-result.js';
 import { benchPerson, IDS_PER_PERSON } from './bench-data.js';
 
-const [kind, arg] = process.argv.slice(2);
+const [kind, arg, partitionArg] = process.argv.slice(2);
+const partition = partitionArg ?? new Date().toISOString().slice(0, 10);
 let close: () => Promise<void>;
 
 if (kind === 'gcs') {
@@ -23,7 +25,7 @@ if (kind === 'gcs') {
 } else if (kind === 'bigquery') {
   const persons = Number(arg ?? '1000');
   const bq = await BigQueryEmulator.start({ projectId: 'bench-project' });
-  bq.respondWith(() => mappingResult(persons, benchPerson, '2026-11-25', 25_000));
+  bq.respondWith(() => mappingResult(persons, benchPerson, partition, 25_000));
   close = () => bq.close();
   console.log(JSON.stringify({ baseUrl: bq.baseUrl, projectId: bq.projectId }));
 } else if (kind === 'bigquery-sync') {
@@ -35,7 +37,7 @@ if (kind === 'gcs') {
       ? {
           schema: [{ name: 'day', type: 'STRING' }],
           totalRows: 1,
-          row: () => ['2026-11-25'],
+          row: () => [partition],
         }
       : {
           schema: ['person', 'id', 'type', 'moved_from', 'reason']
@@ -66,7 +68,7 @@ if (kind === 'gcs') {
   });
 } else {
   console.error(
-    'usage: emulator-process.ts gcs | bigquery <persons> | bigquery-sync <persons> | aerospike',
+    'usage: emulator-process.ts gcs | bigquery <persons> | bigquery-sync <persons> [partition] | aerospike',
   );
   process.exit(2);
 }

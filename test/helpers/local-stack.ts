@@ -15,7 +15,10 @@ export interface LocalStack {
   readonly aerospike: AerospikeEmulator;
   /** Environment for all three functions (production adapters, test servers). */
   readonly env: Readonly<Record<string, string>>;
-  /** Loads a dataset into MongoDB, BigQuery and Aerospike the way production holds it. */
+  /**
+   * Loads a dataset into MongoDB, BigQuery and Aerospike the way production holds it: the mapping
+   * as the partition `partition` (default: today's UTC date), BigQuery's CURRENT_DATE that day.
+   */
   seed(data: DemoDataset, partition?: string): Promise<void>;
   /** Adds rows to the BigQuery mapping table (partition of the last seed). */
   addMappingRows(rows: readonly { person: string; id: string; typeCode: string }[]): void;
@@ -25,8 +28,10 @@ export interface LocalStack {
 const BUCKET = 'profile-api-snapshots';
 const PROJECT = 'local-project';
 const MAPPING_TABLE = `${PROJECT}.identity.user_mapping`;
-/** The mapping partition seed() writes when given none. */
-const DEFAULT_PARTITION = '2026-11-25';
+/** The mapping partition seed() writes when given none: today's, so that it is the latest. */
+function today(): string {
+  return new Date().toISOString().slice(0, 10);
+}
 
 /** Starts the GCS, BigQuery, MongoDB and Aerospike test servers. */
 export async function startLocalStack(): Promise<LocalStack> {
@@ -37,7 +42,7 @@ export async function startLocalStack(): Promise<LocalStack> {
     AerospikeEmulator.start(),
   ]);
   gcs.createBucket(BUCKET);
-  let seeded = DEFAULT_PARTITION;
+  let seeded = today();
   const env = {
     SNAPSHOT_URI: `gs://${BUCKET}/profile-api`,
     // The client libraries' own switches for local endpoints; our code only reads the URIs.
@@ -60,7 +65,7 @@ export async function startLocalStack(): Promise<LocalStack> {
     mongo,
     aerospike,
     env,
-    seed: (data, partition = DEFAULT_PARTITION) => {
+    seed: (data, partition = today()) => {
       seeded = partition;
       return seed({ mongo, bigquery, aerospike }, data, partition);
     },

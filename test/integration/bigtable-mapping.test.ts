@@ -12,13 +12,16 @@ import type { ScheduledEvent } from '../../shared/jobs/scheduled-job.js';
 import { silentLogger } from '../../shared/logger.js';
 import { BigQueryMappingSource } from '../../shared/mapping/bigquery-mapping-source.js';
 import { BigQueryPartitionSource } from '../../shared/mapping/bigquery-partition-source.js';
+import { shiftDays } from '../../shared/mapping/bigtable-layout.js';
 import { LocalSnapshotStore } from '../../shared/snapshots/local-snapshot-store.js';
 import type { AerospikeEmulator } from '../emulators/aerospike-emulator.js';
 import type { BigQueryEmulator } from '../emulators/bigquery-emulator.js';
 import { bigQueryClientFor } from '../helpers/bigquery-client.js';
 import { bigtableEnv, createMappingTable } from '../helpers/bigtable-table.js';
+import { captureLogger } from '../helpers/capture-logger.js';
+import { eventually } from '../helpers/eventually.js';
 import { GRAPH_TABLE, type GraphStack, startGraphStack } from '../helpers/graph-stack.js';
-import { httpEvent, resultText } from '../helpers/http-event.js';
+import { httpEvent, resultJson, resultText } from '../helpers/http-event.js';
 import { MAPPING_COLUMNS, type PartitionedMapping } from '../helpers/partitioned-mapping.js';
 import { MANUAL_RUN } from '../helpers/scheduled-event.js';
 
@@ -219,5 +222,102 @@ describe('the profile function in both mapping modes', () => {
       },
     });
     expect(body.snapshots).not.toHaveProperty('mapping');
+  });
+});
+
+describe('a first sync with no partition within MAPPING_LOOKBACK_DAYS', () => {
+  it('is refused, saying which partition is newest and which setting left it out, in its log line and in /health', async () => {
+    // The clock a month past the graph's last partition, a new table: what a deploy whose
+    // source stopped being written (or whose look-back is too short) meets.
+    const today = shiftDays(LAST, 30);
+    const first = await createMappingTable('first-sync', WINDOW_DAYS);
+    const firstSync = (lookbackDays: number) => {
+      const { log, lines } = captureLogger();
+      const run = createSyncMappingHandler({
+        config: {
+          JOB_TIMEOUT_MS: 60_000,
+          MAPPING_WINDOW_DAYS: WINDOW_DAYS,
+          MAPPING_LOOKBACK_DAYS: lookbackDays,
+        },
+        registry,
+        source: new BigQueryPartitionSource(tableOptions, bigQueryClientFor(bq)),
+        table: async () => first,
+        log,
+        now: () => Date.parse(`${today}T06:00:00Z`),
+      });
+      return { run: () => run(MANUAL_RUN, {}), lines };
+    };
+    const profile = runtime(bigtableEnv('first-sync'));
+    try {
+      const short = firstSync(7);
+      const refused = await short.run();
+      expect(refused).toMatchObject({
+        outcome: 'refused',
+        checkpoint: null,
+        partitions: [],
+        firstSync: {
+          earliestAccepted: shiftDays(today, -7),
+          newestPartition: LAST,
+          excludedBy: 'MAPPING_LOOKBACK_DAYS=7',
+        },
+      });
+      expect(refused.reason).toContain(`the newest partition is ${LAST}, 30 days old`);
+      expect(refused.reason).toContain('raise MAPPING_LOOKBACK_DAYS to 30 or more');
+      const errors = short.lines.filter((l) => l.severity === 'ERROR');
+      expect(errors.map((l) => l.message)).toEqual([`syncMapping: refused: ${refused.reason}`]);
+
+      // The profile function: 503 to requests, and /health says why.
+      const res = await profile.handler(httpEvent(`/?id=${graph.data.samples.linked}`), {});
+      expect(res.statusCode).toBe(503);
+      expect(resultJson(res)).toMatchObject({ error: { code: 'mapping_unavailable' } });
+      const health = await profile.handler(httpEvent('/health'), {});
+      expect(health.statusCode).toBe(503);
+      expect(resultJson(health).bigtable).toMatchObject({
+        lastSyncedPartition: null,
+        lastError: 'NothingSyncedError',
+        firstSync: {
+          newestPartition: LAST,
+          excludedBy: 'MAPPING_LOOKBACK_DAYS=7',
+          reason: refused.reason,
+        },
+      });
+
+      // With a look-back that reaches it, the window ending at that partition is synced and
+      // health no longer carries the note.
+      expect(await firstSync(30).run()).toMatchObject({ outcome: 'synced', checkpoint: LAST });
+      // /health alone brings the instance round (no request needed): it retries the checkpoint
+      // read, with back-off, as a request would.
+      const after = await eventually(async () => {
+        const res = await profile.handler(httpEvent('/health'), {});
+        expect(res.statusCode).toBe(200);
+        return resultJson(res);
+      });
+      expect(after.bigtable).toMatchObject({ lastSyncedPartition: LAST, firstSync: null });
+    } finally {
+      await profile.deps.store.close();
+      await profile.deps.mapping.close();
+    }
+  });
+
+  it('says so when the table has no partition in the year before either', async () => {
+    const empty = await createMappingTable('first-sync-empty', WINDOW_DAYS);
+    const run = createSyncMappingHandler({
+      config: {
+        JOB_TIMEOUT_MS: 60_000,
+        MAPPING_WINDOW_DAYS: WINDOW_DAYS,
+        MAPPING_LOOKBACK_DAYS: 7,
+      },
+      registry,
+      source: new BigQueryPartitionSource(tableOptions, bigQueryClientFor(bq)),
+      table: async () => empty,
+      log: silentLogger,
+      now: () => Date.parse(`${shiftDays(LAST, 400)}T06:00:00Z`),
+    });
+    const refused = await run(MANUAL_RUN, {});
+    expect(refused).toMatchObject({
+      outcome: 'refused',
+      firstSync: { newestPartition: null, excludedBy: null },
+    });
+    expect(refused.reason).toContain('nor in the 366 days before: check MAPPING_TABLE');
   });
 });

@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type DemoDataset,
-  EXPIRED_AT,
   generateDemoDataset,
   UNKNOWN_SEGMENT_BASE,
 } from '../../shared/demo/demo-dataset.js';
@@ -118,7 +117,7 @@ describe('the whole pipeline on the real clients', () => {
     const withExpired = data.profiles.find(
       (p) =>
         !Array.isArray(p.bins.segments) &&
-        Object.values(p.bins.segments as object).includes(EXPIRED_AT),
+        Object.values(p.bins.segments as object).includes(data.expiredAt),
     );
     const withUnknown = data.profiles.find(
       (p) =>
@@ -133,7 +132,7 @@ describe('the whole pipeline on the real clients', () => {
       expect(JSON.parse(res.text)).toEqual(expectedFor(id));
     }
     const expired = Object.entries(withExpired?.bins.segments as Record<string, number>)
-      .filter(([, e]) => e === EXPIRED_AT)
+      .filter(([, e]) => e === data.expiredAt)
       .map(([s]) => s);
     const body = JSON.parse((await profile(withExpired?.key ?? '')).text) as Record<
       string,
