@@ -90,13 +90,76 @@ min_cpu() {
   fi
 }
 
+# What deploy.sh does with each variable a function reads (its zod schema in shared/config.ts),
+# one list per function and kind; `./deploy.sh settings` prints them, and
+# test/integration/deploy-settings.test.ts holds them to the schemas and to the env files written.
+#   pass    passed on when set in deploy.sh's environment
+#   set     written by deploy.sh itself, from its own settings (see --help)
+#   secret  mounted from Secret Manager (the secret named by <NAME>_SECRET), never in an env file
+#   local   never set on a deployed function (local runs only, or unused by that function)
+COMMON_VARS=(SNAPSHOT_TIMEOUT_MS ID_TYPES_JSON LOG_LEVEL LOG_USER_IDS)
+PROFILE_VARS=(LINKED_IDS_MAX MAX_ID_LENGTH SEGMENTS_BIN REFRESH_INTERVAL_SECS REFRESH_RETRY_MAX_SECS
+  MAX_STALENESS_SECS FIRST_LOAD_TIMEOUT_MS REQUEST_BUDGET_MS RETRY_AFTER_SECS
+  AEROSPIKE_CONNECT_TIMEOUT_MS AEROSPIKE_SOCKET_TIMEOUT_MS AEROSPIKE_TOTAL_TIMEOUT_MS
+  AEROSPIKE_MAX_RETRIES BATCH_MAX_IDS BATCH_MAX_PROFILES LOG_REQUESTS LOG_SLOW_MS)
+JOB_VARS=(MIN_ROWS_RATIO)
+CATALOG_VARS=(CATALOG_ID_FIELD CATALOG_FIELDS MONGO_BATCH_SIZE MONGO_MAX_TIME_MS
+  MONGO_CONNECT_TIMEOUT_MS)
+# The query's settings; the window's two are written explicitly in Bigtable mode.
+QUERY_VARS=(MAPPING_PERSON_COLUMN MAPPING_ID_COLUMN MAPPING_TYPE_COLUMN MAPPING_PARTITION_COLUMN
+  BIGQUERY_PAGE_SIZE)
+MAPPING_VARS=("${QUERY_VARS[@]}" MAPPING_LOOKBACK_DAYS MAPPING_WINDOW_DAYS)
+BIGTABLE_VARS=(MAPPING_STORE BIGTABLE_PROJECT BIGTABLE_INSTANCE BIGTABLE_TABLE BIGTABLE_APP_PROFILE)
+JOB_SET=(SNAPSHOT_URI GOOGLE_CLOUD_PROJECT JOB_TIMEOUT_MS)
+BIGQUERY_SET=(MAPPING_TABLE BIGQUERY_PROJECT BIGQUERY_LOCATION)
+
+# shellcheck disable=SC2034 # the _SET and _LOCAL lists are read by name, in settings()
+{
+  PROFILE_PASS=("${COMMON_VARS[@]}" "${PROFILE_VARS[@]}")
+  PROFILE_SET=(SNAPSHOT_URI GOOGLE_CLOUD_PROJECT PROFILE_STORE AEROSPIKE_HOSTS AEROSPIKE_NAMESPACE
+    AEROSPIKE_USER MAPPING_MAX_BYTES MAPPING_WINDOW_DAYS "${BIGTABLE_VARS[@]}")
+  # Each secret variable NAME comes from the secret named by the setting NAME_SECRET.
+  PROFILE_SECRET=(AEROSPIKE_PASSWORD API_KEYS)
+  # The embedded store is for local runs (deployed: PROFILE_STORE=aerospike); deployed functions
+  # authenticate as their service account, never with a pasted token.
+  PROFILE_LOCAL=(EMBEDDED_PROFILES_PATH GOOGLE_OAUTH_ACCESS_TOKEN)
+  CATALOG_PASS=("${COMMON_VARS[@]}" "${JOB_VARS[@]}" "${CATALOG_VARS[@]}")
+  CATALOG_SET=("${JOB_SET[@]}" MONGO_DATABASE MONGO_COLLECTION)
+  CATALOG_SECRET=(MONGO_URI)
+  CATALOG_LOCAL=(GOOGLE_OAUTH_ACCESS_TOKEN)
+  MAPPING_PASS=("${COMMON_VARS[@]}" "${JOB_VARS[@]}" "${MAPPING_VARS[@]}")
+  MAPPING_SET=("${JOB_SET[@]}" "${BIGQUERY_SET[@]}" MAPPING_MAX_BYTES)
+  MAPPING_SECRET=()
+  MAPPING_LOCAL=(GOOGLE_OAUTH_ACCESS_TOKEN)
+  SYNC_PASS=("${COMMON_VARS[@]}" "${JOB_VARS[@]}" "${QUERY_VARS[@]}")
+  SYNC_SET=("${JOB_SET[@]}" "${BIGQUERY_SET[@]}" "${BIGTABLE_VARS[@]:1}" MAPPING_WINDOW_DAYS
+    MAPPING_LOOKBACK_DAYS MAPPING_SYNC_METHOD)
+  SYNC_SECRET=()
+  # The sync job writes Bigtable, not a snapshot: no memory budget applies to it.
+  SYNC_LOCAL=(GOOGLE_OAUTH_ACCESS_TOKEN MAPPING_MAX_BYTES)
+}
+
+# Prints every function's variables with what deploy.sh does with them (the lists above).
+settings() {
+  local fn kind list name
+  for fn in profile:PROFILE snapshotCatalog:CATALOG snapshotMapping:MAPPING syncMapping:SYNC; do
+    for kind in pass set secret local; do
+      list="${fn#*:}_${kind^^}[@]"
+      for name in "${!list}"; do
+        printf '%-16s %-7s %s\n' "${fn%%:*}" "$kind" "$name"
+      done
+    done
+  done
+}
+
 usage() {
   cat <<EOF
-Usage: ./deploy.sh [deploy|verify|teardown] [--dry-run] [--help]
+Usage: ./deploy.sh [deploy|verify|teardown|settings] [--dry-run] [--help]
        ./deploy.sh rollback catalog|mapping VERSION [--dry-run]
 
 Commands:
-  deploy (default)           create or update everything
+  deploy (default)           create or update everything (DRY_RUN=1: print every command and
+                             each function's env file instead, secrets not shown)
   verify                     check the mapping query against the real MAPPING_TABLE with a
                              BigQuery dry run (free): locally, then through the deployed mapping
                              job when it exists. Needs only PROJECT_ID and MAPPING_TABLE. With
@@ -110,6 +173,9 @@ Commands:
                              balancer and its parts (TEARDOWN_ALL=1: also the bucket, the service
                              accounts and, with MAPPING_STORE=bigtable, the table, its app
                              profiles and the instance when no other table is left in it)
+  settings                   list each function's variables and what deploy.sh does with them:
+                             pass (passed on when set here), set (deploy.sh writes it), secret
+                             (from Secret Manager), local (never deployed)
 
 Required:
   PROJECT_ID                 Google Cloud project to deploy to
@@ -173,9 +239,9 @@ Settings (default):
                              print-access-token); with it and BIGQUERY_EMULATOR_HOST, verify
                              runs the mapping check against that server, without gcloud
   DRY_RUN                    0
-  Any of the functions' own variables (LINKED_IDS_MAX, REQUEST_BUDGET_MS, ID_TYPES_JSON,
-  LOG_LEVEL, CATALOG_FIELDS, MAPPING_*_COLUMN, MAPPING_WINDOW_DAYS, ...) set here is passed on
-  to them.
+  The functions' own variables of kind "pass" in ./deploy.sh settings (LINKED_IDS_MAX,
+  REQUEST_BUDGET_MS, LOG_REQUESTS, BATCH_MAX_IDS, ID_TYPES_JSON, CATALOG_FIELDS, MAPPING_*_COLUMN,
+  ...) set here are passed on to them.
 
 Mapping store:
   MAPPING_STORE              snapshot: the mapping job publishes a snapshot that every profile
@@ -252,7 +318,7 @@ for arg in "$@"; do
 done
 ACTION=${ARGS[0]:-deploy}
 case "$ACTION" in
-  deploy | verify | teardown)
+  deploy | verify | teardown | settings)
     ((${#ARGS[@]} <= 1)) || usage_error "unexpected argument: ${ARGS[1]} (see --help)"
     ;;
   rollback)
@@ -266,6 +332,11 @@ case "$ACTION" in
     ;;
   *) usage_error "unknown argument: $ACTION (see --help)" ;;
 esac
+
+if [[ $ACTION == settings ]]; then
+  settings
+  exit 0
+fi
 
 DRY_RUN=${DRY_RUN:-0}
 REGION=${REGION:-europe-west1}
@@ -446,10 +517,13 @@ read_to() {
   "$@" >"$file" 2>/dev/null
 }
 
-# $1 as the inside of a JSON string (our values hold no control characters).
+# $1 as the inside of a JSON string (a multi-line ID_TYPES_JSON stays one line).
 json_chars() {
   local value=${1//\\/\\\\}
-  printf '%s' "${value//\"/\\\"}"
+  value=${value//\"/\\\"}
+  value=${value//$'\n'/\\n}
+  value=${value//$'\r'/\\r}
+  printf '%s' "${value//$'\t'/\\t}"
 }
 
 # Writes KEY: "value" lines (YAML with JSON-quoted strings) for --env-vars-file.
@@ -464,19 +538,6 @@ pass_through() {
     if [[ -n ${!name:-} ]]; then env_line "$name" "${!name}"; fi
   done
 }
-
-COMMON_VARS=(SNAPSHOT_TIMEOUT_MS ID_TYPES_JSON LOG_LEVEL LOG_USER_IDS)
-PROFILE_VARS=(LINKED_IDS_MAX MAX_ID_LENGTH SEGMENTS_BIN REFRESH_INTERVAL_SECS REFRESH_RETRY_MAX_SECS
-  MAX_STALENESS_SECS FIRST_LOAD_TIMEOUT_MS REQUEST_BUDGET_MS RETRY_AFTER_SECS
-  AEROSPIKE_CONNECT_TIMEOUT_MS AEROSPIKE_SOCKET_TIMEOUT_MS AEROSPIKE_TOTAL_TIMEOUT_MS
-  AEROSPIKE_MAX_RETRIES)
-JOB_VARS=(MIN_ROWS_RATIO)
-CATALOG_VARS=(CATALOG_ID_FIELD CATALOG_FIELDS MONGO_BATCH_SIZE MONGO_MAX_TIME_MS
-  MONGO_CONNECT_TIMEOUT_MS)
-# The query's settings; the window's two are written explicitly in Bigtable mode.
-QUERY_VARS=(MAPPING_PERSON_COLUMN MAPPING_ID_COLUMN MAPPING_TYPE_COLUMN MAPPING_PARTITION_COLUMN
-  BIGQUERY_PAGE_SIZE)
-MAPPING_VARS=("${QUERY_VARS[@]}" MAPPING_LOOKBACK_DAYS MAPPING_WINDOW_DAYS)
 
 # Fills in PROFILE_MEMORY, PROFILE_CPU and MAPPING_MAX_BYTES where unset (formulas in --help).
 size_profile() {
@@ -526,15 +587,13 @@ profile_env_file() {
   fi
 }
 
-# Where the functions find the Bigtable table; $1 is the app profile.
+# Where the functions find the Bigtable table, and the window both read; $1 is the app profile.
 bigtable_env() {
-  env_line MAPPING_STORE bigtable
   env_line BIGTABLE_PROJECT "$BIGTABLE_PROJECT"
   env_line BIGTABLE_INSTANCE "$BIGTABLE_INSTANCE"
   env_line BIGTABLE_TABLE "$BIGTABLE_TABLE"
   env_line BIGTABLE_APP_PROFILE "$1"
   env_line MAPPING_WINDOW_DAYS "$MAPPING_WINDOW_DAYS"
-  env_line MAPPING_LOOKBACK_DAYS "$MAPPING_LOOKBACK_DAYS"
 }
 
 # What both mapping jobs (snapshot and Bigtable sync) are told about BigQuery and their deadline.
@@ -569,11 +628,12 @@ write_env_files() {
       env_line AEROSPIKE_NAMESPACE "$AEROSPIKE_NAMESPACE"
       if [[ -n $AEROSPIKE_USER ]]; then env_line AEROSPIKE_USER "$AEROSPIKE_USER"; fi
       if [[ $MAPPING_STORE == bigtable ]]; then
+        env_line MAPPING_STORE bigtable
         bigtable_env "$BIGTABLE_APP_PROFILE"
       else
         env_line MAPPING_MAX_BYTES "$MAPPING_MAX_BYTES"
       fi
-      pass_through "${COMMON_VARS[@]}" "${PROFILE_VARS[@]}"
+      pass_through "${PROFILE_PASS[@]}"
     } >"$(profile_env_file "$region")"
   done
   {
@@ -583,22 +643,65 @@ write_env_files() {
     env_line MONGO_DATABASE "$MONGO_DATABASE"
     env_line MONGO_COLLECTION "$MONGO_COLLECTION"
     env_line JOB_TIMEOUT_MS "$(job_timeout_ms)"
-    pass_through "${COMMON_VARS[@]}" "${JOB_VARS[@]}" "${CATALOG_VARS[@]}"
+    pass_through "${CATALOG_PASS[@]}"
   } >"$WORK_DIR/catalog.env.yaml"
   if [[ $MAPPING_STORE == bigtable ]]; then
     {
       bigquery_job_env
       # Its own app profile: low priority, so that a sync never slows the profile reads.
       bigtable_env "$BIGTABLE_SYNC_APP_PROFILE"
+      env_line MAPPING_LOOKBACK_DAYS "$MAPPING_LOOKBACK_DAYS"
       if [[ -n $MAPPING_SYNC_METHOD ]]; then env_line MAPPING_SYNC_METHOD "$MAPPING_SYNC_METHOD"; fi
-      pass_through "${COMMON_VARS[@]}" "${JOB_VARS[@]}" "${QUERY_VARS[@]}"
+      pass_through "${SYNC_PASS[@]}"
     } >"$WORK_DIR/sync.env.yaml"
   else
     {
       bigquery_job_env
       env_line MAPPING_MAX_BYTES "$MAPPING_MAX_BYTES"
-      pass_through "${COMMON_VARS[@]}" "${JOB_VARS[@]}" "${MAPPING_VARS[@]}"
+      pass_through "${MAPPING_PASS[@]}"
     } >"$WORK_DIR/mapping.env.yaml"
+  fi
+}
+
+# The profile function's --set-secrets value: each PROFILE_SECRET variable whose <NAME>_SECRET
+# setting names a secret.
+profile_secrets() {
+  local name secret list=()
+  for name in "${PROFILE_SECRET[@]}"; do
+    secret="${name}_SECRET"
+    if [[ -n ${!secret:-} ]]; then list+=("$name=${!secret}:latest"); fi
+  done
+  local IFS=,
+  echo "${list[*]}"
+}
+
+# A dry run shows what each function would run with: its env file, then its secrets' sources.
+# Nothing secret is in an env file; a variable of a secret kind is shown redacted all the same.
+show_env() {
+  local title=$1 file=$2 secrets=$3 line key hidden=" ${PROFILE_SECRET[*]} ${CATALOG_SECRET[*]} GOOGLE_OAUTH_ACCESS_TOKEN "
+  echo "# env of $title, as deployed ($file):"
+  while IFS= read -r line; do
+    key=${line%%:*}
+    if [[ $hidden == *" $key "* ]]; then line="$key: <redacted>"; fi
+    echo "#   $line"
+  done <"$file"
+  local secret list=()
+  if [[ -n $secrets ]]; then IFS=, read -r -a list <<<"$secrets"; fi
+  for secret in "${list[@]}"; do
+    echo "#   ${secret%%=*}: <from Secret Manager ${secret#*=}, not shown>"
+  done
+}
+
+show_env_files() {
+  local region
+  for region in "${PROFILE_REGIONS[@]}"; do
+    show_env "$PROFILE_FN in $region" "$(profile_env_file "$region")" "$(profile_secrets)"
+  done
+  show_env "$CATALOG_FN" "$WORK_DIR/catalog.env.yaml" "MONGO_URI=${MONGO_URI_SECRET}:latest"
+  if [[ $MAPPING_STORE == bigtable ]]; then
+    show_env "$SYNC_FN" "$WORK_DIR/sync.env.yaml" ''
+  else
+    show_env "$MAPPING_FN" "$WORK_DIR/mapping.env.yaml" ''
   fi
 }
 
@@ -1067,9 +1170,8 @@ deploy_functions() {
   elif [[ $PROFILE_ALLOW_UNAUTHENTICATED == true ]]; then
     auth=--allow-unauthenticated
   fi
-  local secrets=()
-  if [[ -n $AEROSPIKE_PASSWORD_SECRET ]]; then secrets+=("AEROSPIKE_PASSWORD=${AEROSPIKE_PASSWORD_SECRET}:latest"); fi
-  if [[ -n $API_KEYS_SECRET ]]; then secrets+=("API_KEYS=${API_KEYS_SECRET}:latest"); fi
+  local secrets
+  secrets=$(profile_secrets)
   for region in "${PROFILE_REGIONS[@]}"; do
     local profile_flags=(--memory="$PROFILE_MEMORY" --cpu="$PROFILE_CPU"
       --min-instances="$PROFILE_MIN_INSTANCES" --max-instances="$PROFILE_MAX_INSTANCES"
@@ -1083,9 +1185,7 @@ deploy_functions() {
     else
       echo "deploy.sh: VPC_CONNECTOR is not set: the profile function reaches Aerospike over the public internet" >&2
     fi
-    if ((${#secrets[@]})); then
-      profile_flags+=(--set-secrets="$(IFS=,; echo "${secrets[*]}")")
-    fi
+    if [[ -n $secrets ]]; then profile_flags+=(--set-secrets="$secrets"); fi
     profile_flags+=("$auth")
     deploy_function "$region" "$PROFILE_FN" profile "$PROFILE_SA" "$(profile_env_file "$region")" \
       "${profile_flags[@]}"
@@ -1465,6 +1565,7 @@ deploy() {
   choose_bucket_location
 
   write_env_files
+  if [[ $DRY_RUN == 1 ]]; then show_env_files; fi
   stage_source
   enable_apis
   ensure_bucket

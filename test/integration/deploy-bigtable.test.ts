@@ -201,7 +201,6 @@ describe('deploy.sh MAPPING_STORE=bigtable on a new project', () => {
     ).toHaveLength(1);
     const env = envFile(join(box.work, 'sync.env.yaml'));
     expect(Object.fromEntries(env)).toMatchObject({
-      MAPPING_STORE: 'bigtable',
       BIGTABLE_PROJECT: 'demo-proj',
       BIGTABLE_INSTANCE: 'profile-api',
       BIGTABLE_TABLE: 'identity-mapping',
@@ -230,8 +229,9 @@ describe('deploy.sh MAPPING_STORE=bigtable on a new project', () => {
       BIGTABLE_TABLE: 'identity-mapping',
       BIGTABLE_APP_PROFILE: 'profile-api',
       MAPPING_WINDOW_DAYS: '1',
-      MAPPING_LOOKBACK_DAYS: '7',
     });
+    // The lookback is the sync job's alone: the profile function reads the window only.
+    expect(env.has('MAPPING_LOOKBACK_DAYS')).toBe(false);
     expect(env.has('MAPPING_MAX_BYTES')).toBe(false);
   });
 });
