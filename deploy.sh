@@ -37,6 +37,9 @@ VERSION_PATTERN='^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$'
 REGION_HEADER=x-profile-api-region
 # Cloud Armor takes at most this many ranges in one rule's --src-ip-ranges.
 MAX_ALLOWED_CIDRS=10
+# What a function build needs (Google's "Custom service account for Cloud Build"): write its
+# logs, push the image, read the uploaded source.
+BUILD_ROLES=(roles/logging.logWriter roles/artifactregistry.writer roles/storage.objectViewer)
 
 die() {
   echo "deploy.sh: $*" >&2
@@ -194,6 +197,10 @@ Settings (default):
                              own <SNAPSHOT_PREFIX>/<kind>/, the profile function only reads)
   SNAPSHOT_RETENTION_DAYS    30 (superseded snapshot versions are deleted after this)
   RUNTIME                    nodejs24
+  BUILD_SERVICE_ACCOUNT      unset: deploy.sh creates <NAME_PREFIX>-build with the roles a build
+                             needs and builds every function as it:
+                             ${BUILD_ROLES[*]}
+                             set: that account's email, used as it is
   VPC_CONNECTOR              unset (Serverless VPC Access connector to reach a private Aerospike)
   VPC_EGRESS                 private-ranges-only
   MAPPING_IDS                10000000 (ids expected in the identity mapping; sizes the profile
@@ -424,6 +431,10 @@ CATALOG_SA=$(sa_email catalog)
 MAPPING_SA=$(sa_email mapping)
 SYNC_SA=$(sa_email sync)
 SCHEDULER_SA=$(sa_email scheduler)
+# Builds run as this account: new projects build as the Compute Engine default account, which
+# often lacks the builder role or is disabled by organisation policy. Unset: created here.
+BUILD_SERVICE_ACCOUNT=${BUILD_SERVICE_ACCOUNT:-}
+BUILD_SA=${BUILD_SERVICE_ACCOUNT:-$(sa_email build)}
 
 # The front door's parts (EDGE=lb). Region-specific ones add -<region>.
 EDGE_ADDRESS=${NAME_PREFIX}-ip
@@ -815,6 +826,19 @@ ensure_service_account() {
   fi
 }
 
+# The build account with the roles a function build needs, on the project (the build's image
+# repository and source bucket are Google-made, named per region). An account given in
+# BUILD_SERVICE_ACCOUNT is used as it is: its owner grants its roles.
+ensure_build_account() {
+  [[ -z $BUILD_SERVICE_ACCOUNT ]] || return 0
+  ensure_service_account build "Profile API: function builds"
+  local role
+  for role in "${BUILD_ROLES[@]}"; do
+    run gcloud projects add-iam-policy-binding "$PROJECT_ID" --condition=None \
+      --member="serviceAccount:$BUILD_SA" --role="$role"
+  done
+}
+
 ensure_secret() {
   local name=$1 value_var=$2
   if exists gcloud secrets describe "$name" --project="$PROJECT_ID"; then return; fi
@@ -1151,7 +1175,8 @@ deploy_function() {
   shift 5
   run gcloud functions deploy "$name" --gen2 --project="$PROJECT_ID" --region="$region" \
     --runtime="$RUNTIME" --source="$WORK_DIR/source" --entry-point="$entry" --trigger-http \
-    --run-service-account="$sa" --env-vars-file="$env_file" "$@"
+    --run-service-account="$sa" --build-service-account="projects/$PROJECT_ID/serviceAccounts/$BUILD_SA" \
+    --env-vars-file="$env_file" "$@"
 }
 
 # The mapping job of this store: the snapshot job, or the Bigtable sync job.
@@ -1577,6 +1602,7 @@ deploy() {
     ensure_service_account mapping "Profile API: mapping snapshot job"
   fi
   ensure_service_account scheduler "Profile API: Cloud Scheduler caller"
+  ensure_build_account
   ensure_secret "$MONGO_URI_SECRET" MONGO_URI
   if [[ $MAPPING_STORE == bigtable ]]; then ensure_bigtable; fi
   grant_access
@@ -1917,7 +1943,7 @@ teardown() {
     fi
     if [[ $MAPPING_STORE == bigtable ]]; then teardown_bigtable; fi
     local id
-    for id in profile catalog mapping sync scheduler; do
+    for id in profile catalog mapping sync scheduler build; do
       if exists gcloud iam service-accounts describe "$(sa_email "$id")" --project="$PROJECT_ID"; then
         run gcloud iam service-accounts delete "$(sa_email "$id")" --project="$PROJECT_ID" --quiet
       fi
