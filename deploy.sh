@@ -202,7 +202,14 @@ Settings (default):
                              ${BUILD_ROLES[*]}
                              set: that account's email, used as it is
   VPC_CONNECTOR              unset (Serverless VPC Access connector to reach a private Aerospike)
-  VPC_EGRESS                 private-ranges-only
+  VPC_NETWORK, VPC_SUBNET    unset (Direct VPC egress instead of a connector: the VPC network and
+                             its subnet in the region, from which instances take their addresses;
+                             subnet unset: the one named like the network)
+  VPC_EGRESS                 private-ranges-only (or all: every outbound request through the VPC)
+  AEROSPIKE_PUBLIC           false: an AEROSPIKE_HOSTS seed in a private range (10/8, 172.16/12,
+                             192.168/16, 100.64/10) needs VPC egress in its region, and any other
+                             seed does too unless this is true (seeds reached over the internet
+                             on purpose; the network is then Aerospike's only boundary)
   MAPPING_IDS                10000000 (ids expected in the identity mapping; sizes the profile
                              function)
   PROFILE_MEMORY             the smallest Cloud Run size (${MEMORY_SIZES[*]}) of
@@ -289,6 +296,8 @@ Front door (EDGE=lb):
   AEROSPIKE_HOSTS_<REGION>   that region's Aerospike seeds, e.g. AEROSPIKE_HOSTS_US_CENTRAL1
                              (dashes as underscores); else AEROSPIKE_HOSTS, with a warning
   VPC_CONNECTOR_<REGION>     that region's connector; else VPC_CONNECTOR
+  VPC_NETWORK_<REGION>, VPC_SUBNET_<REGION>  that region's Direct VPC egress; else VPC_NETWORK,
+                             VPC_SUBNET
   RATE_LIMIT_PER_MIN         6000 (requests per client per minute; above it the edge answers 429)
   RATE_LIMIT_KEY             ip (or api-key: counted per x-api-key value; requests without the
                              header share one count)
@@ -352,7 +361,10 @@ RUNTIME=${RUNTIME:-nodejs24}
 SNAPSHOT_PREFIX=${SNAPSHOT_PREFIX:-profile-api}
 SNAPSHOT_RETENTION_DAYS=${SNAPSHOT_RETENTION_DAYS:-30}
 VPC_CONNECTOR=${VPC_CONNECTOR:-}
+VPC_NETWORK=${VPC_NETWORK:-}
+VPC_SUBNET=${VPC_SUBNET:-}
 VPC_EGRESS=${VPC_EGRESS:-private-ranges-only}
+AEROSPIKE_PUBLIC=${AEROSPIKE_PUBLIC:-false}
 MAPPING_IDS=${MAPPING_IDS:-10000000}
 # Unset: sized by size_profile (from MAPPING_IDS), or by size_bigtable_profile.
 PROFILE_MEMORY=${PROFILE_MEMORY:-}
@@ -738,13 +750,13 @@ enable_apis() {
     artifactregistry.googleapis.com cloudscheduler.googleapis.com secretmanager.googleapis.com
     bigquery.googleapis.com storage.googleapis.com iam.googleapis.com logging.googleapis.com)
   local region bigtable_apis=(bigtable.googleapis.com bigtableadmin.googleapis.com)
+  local connector='' network=''
   for region in "${PROFILE_REGIONS[@]}"; do
-    if [[ -n $(region_setting VPC_CONNECTOR "$region") ]]; then
-      apis+=(vpcaccess.googleapis.com)
-      break
-    fi
+    connector+=$(region_setting VPC_CONNECTOR "$region")
+    network+=$(region_setting VPC_NETWORK "$region")
   done
-  if [[ $EDGE == lb ]]; then apis+=(compute.googleapis.com); fi
+  if [[ -n $connector ]]; then apis+=(vpcaccess.googleapis.com); fi
+  if [[ -n $network || $EDGE == lb ]]; then apis+=(compute.googleapis.com); fi
   if [[ $EDGE == lb && $EDGE_IAP == true ]]; then apis+=(iap.googleapis.com); fi
   if [[ $MAPPING_STORE == bigtable && $BIGTABLE_PROJECT == "$PROJECT_ID" ]]; then
     apis+=("${bigtable_apis[@]}")
@@ -1185,7 +1197,7 @@ mapping_job_fn() {
 }
 
 deploy_functions() {
-  local region connector ingress=$PROFILE_INGRESS auth=--no-allow-unauthenticated
+  local region connector network subnet ingress=$PROFILE_INGRESS auth=--no-allow-unauthenticated
   if [[ $EDGE == lb ]]; then
     # Only the load balancer reaches the function. It presents no Google identity of the
     # caller: behind IAP, IAP's service agent is the invoker; with API keys, anyone who passes
@@ -1203,21 +1215,29 @@ deploy_functions() {
       --concurrency="$PROFILE_CONCURRENCY" --timeout="$PROFILE_TIMEOUT"
       --ingress-settings="$ingress")
     connector=$(region_setting VPC_CONNECTOR "$region")
+    network=$(region_setting VPC_NETWORK "$region")
+    subnet=$(region_setting VPC_SUBNET "$region")
+    # Flags for the function's Cloud Run service, set after the deploy (one new revision).
+    local service_flags=()
     if [[ -n $connector ]]; then
       profile_flags+=(--vpc-connector="$connector" --egress-settings="$VPC_EGRESS")
-    elif ((${#PROFILE_REGIONS[@]} > 1)); then
-      echo "deploy.sh: VPC_CONNECTOR is not set for $region: the profile function there reaches Aerospike over the public internet" >&2
-    else
-      echo "deploy.sh: VPC_CONNECTOR is not set: the profile function reaches Aerospike over the public internet" >&2
+    elif [[ -n $network ]]; then
+      # gcloud's functions deploy takes Direct VPC egress only from 545.0.0 on: the function's
+      # Cloud Run service takes it on every version (README "Reaching Aerospike").
+      profile_flags+=(--clear-vpc-connector)
+      service_flags+=(--network="$network")
+      if [[ -n $subnet ]]; then service_flags+=(--subnet="$subnet"); fi
+      service_flags+=(--vpc-egress="$(run_egress)")
     fi
     if [[ -n $secrets ]]; then profile_flags+=(--set-secrets="$secrets"); fi
     profile_flags+=("$auth")
     deploy_function "$region" "$PROFILE_FN" profile "$PROFILE_SA" "$(profile_env_file "$region")" \
       "${profile_flags[@]}"
     # Set on the function's Cloud Run service, which later function deploys leave as it is.
-    if [[ $PROFILE_CPU_ALWAYS_ALLOCATED == true ]]; then
+    if [[ $PROFILE_CPU_ALWAYS_ALLOCATED == true ]]; then service_flags=(--no-cpu-throttling "${service_flags[@]}"); fi
+    if ((${#service_flags[@]})); then
       run gcloud run services update "$PROFILE_FN" --project="$PROJECT_ID" --region="$region" \
-        --no-cpu-throttling
+        "${service_flags[@]}"
     fi
   done
 
@@ -1248,6 +1268,11 @@ deploy_functions() {
         --region="$region" --member="$member"
     done
   done
+}
+
+# VPC_EGRESS as Cloud Run's --vpc-egress takes it.
+run_egress() {
+  if [[ $VPC_EGRESS == all ]]; then echo all-traffic; else echo private-ranges-only; fi
 }
 
 function_url() {
@@ -1303,6 +1328,52 @@ require_mapping_table() {
   [[ -n ${MAPPING_TABLE:-} ]] || die "MAPPING_TABLE is required (see --help)"
   [[ $MAPPING_TABLE =~ ^[a-z][a-z0-9-]+\.[A-Za-z0-9_]+\.[A-Za-z0-9_$-]+$ ]] ||
     die "MAPPING_TABLE must be project.dataset.table"
+}
+
+# Whether $1 (an IPv4 address) is in a private range, which only VPC egress reaches: RFC 1918
+# and RFC 6598 (shared address space), the ranges private-ranges-only egress sends to the VPC.
+private_ipv4() {
+  [[ $1 =~ ^([0-9]{1,3})\.([0-9]{1,3})\.[0-9]{1,3}\.[0-9]{1,3}$ ]] || return 1
+  local a=${BASH_REMATCH[1]} b=${BASH_REMATCH[2]}
+  ((a == 10 || (a == 172 && b >= 16 && b <= 31) || (a == 192 && b == 168) ||
+    (a == 100 && b >= 64 && b <= 127)))
+}
+
+# Checks region $1's VPC egress settings against its Aerospike seeds, before anything is created:
+# a private seed without egress times out on every lookup, and a public one is refused unless
+# AEROSPIKE_PUBLIC=true says it is meant.
+check_egress() {
+  local region=$1 connector network subnet seeds seed host private=() public=()
+  connector=$(region_setting VPC_CONNECTOR "$region")
+  network=$(region_setting VPC_NETWORK "$region")
+  subnet=$(region_setting VPC_SUBNET "$region")
+  seeds=$(region_setting AEROSPIKE_HOSTS "$region")
+  if [[ -n $connector && -n $network ]]; then
+    die "$region: VPC_CONNECTOR ($connector) and VPC_NETWORK ($network) are exclusive: Cloud Run uses a connector or Direct VPC egress, not both"
+  fi
+  if [[ -n $subnet && -z $network ]]; then die "$region: VPC_SUBNET needs VPC_NETWORK (Direct VPC egress)"; fi
+  IFS=, read -r -a seeds <<<"$seeds"
+  for seed in "${seeds[@]}"; do
+    host=${seed%%:*}
+    if private_ipv4 "$host"; then private+=("$host"); else public+=("$host"); fi
+  done
+  if [[ -z $connector && -z $network ]]; then
+    if ((${#private[@]})); then
+      die "AEROSPIKE_HOSTS: ${private[*]} is in a private range, which the profile function in $region cannot reach without VPC egress (every lookup would time out): set VPC_CONNECTOR (Serverless VPC Access) or VPC_NETWORK and VPC_SUBNET (Direct VPC egress), per region with the _<REGION> suffix"
+    fi
+    if [[ $AEROSPIKE_PUBLIC != true ]]; then
+      die "AEROSPIKE_HOSTS: the profile function in $region has no VPC egress and would reach ${public[*]} over the public internet: set VPC_CONNECTOR or VPC_NETWORK, or AEROSPIKE_PUBLIC=true if the cluster is meant to be reached that way (the network is then its only boundary: see README \"Aerospike\")"
+    fi
+    echo "deploy.sh: note: AEROSPIKE_PUBLIC=true: the profile function in $region reaches ${public[*]} over the public internet" >&2
+  elif [[ $VPC_EGRESS == private-ranges-only ]]; then
+    local address=()
+    for host in "${public[@]}"; do
+      if [[ $host =~ ^[0-9.]+$ ]]; then address+=("$host"); fi
+    done
+    if ((${#address[@]})); then
+      echo "deploy.sh: warning: ${address[*]} is a public address: with VPC_EGRESS=private-ranges-only the profile function in $region reaches it over the internet, not the VPC (VPC_EGRESS=all sends everything through the VPC)" >&2
+    fi
+  fi
 }
 
 # Settings of the front door, checked before anything is created.
@@ -1573,6 +1644,10 @@ deploy() {
       echo "deploy.sh: warning: $region has no Aerospike seeds of its own (AEROSPIKE_HOSTS_$(region_key "$region")): its profile function reads AEROSPIKE_HOSTS, across regions if the cluster is elsewhere" >&2
     fi
   done
+  [[ $VPC_EGRESS == private-ranges-only || $VPC_EGRESS == all ]] ||
+    die "VPC_EGRESS must be private-ranges-only or all"
+  [[ $AEROSPIKE_PUBLIC == true || $AEROSPIKE_PUBLIC == false ]] || die "AEROSPIKE_PUBLIC must be true or false"
+  for region in "${PROFILE_REGIONS[@]}"; do check_egress "$region"; done
   [[ -n ${MONGO_DATABASE:-} ]] || die "MONGO_DATABASE is required (see --help)"
   require_mapping_table
   [[ $JOB_TIMEOUT =~ ^[0-9]+s$ ]] || die "JOB_TIMEOUT must be seconds, e.g. 1800s"

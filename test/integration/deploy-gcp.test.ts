@@ -54,12 +54,115 @@ describe('builds (item 1)', () => {
   });
 
   it('uses an account given in BUILD_SERVICE_ACCOUNT as it is', async () => {
-    const { lines } = await plan({ BUILD_SERVICE_ACCOUNT: 'builder@other.iam.gserviceaccount.com' });
+    const { lines } = await plan({
+      BUILD_SERVICE_ACCOUNT: 'builder@other.iam.gserviceaccount.com',
+    });
     expect(having(lines, 'profile-api-build')).toEqual([]);
     for (const deploy of having(lines, 'gcloud functions deploy ')) {
       expect(argv(deploy)).toContain(
         '--build-service-account=projects/demo-proj/serviceAccounts/builder@other.iam.gserviceaccount.com',
       );
     }
+  });
+});
+
+describe('reaching Aerospike (item 2)', () => {
+  it("refuses the README's own private seed without VPC egress, before any call", async () => {
+    const box = await sandbox(SETTINGS);
+    const result = box.attempt([], { VPC_CONNECTOR: undefined });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(
+      'AEROSPIKE_HOSTS: 10.0.0.5 is in a private range, which the profile function in europe-west1 cannot reach without VPC egress',
+    );
+    expect(result.commands).toEqual([]);
+  });
+
+  it.each([
+    ['100.64.3.4:3000', 'is in a private range'],
+    ['172.20.0.9', 'is in a private range'],
+    ['aerospike.example.com:3000', 'over the public internet'],
+    ['203.0.113.5:3000', 'over the public internet'],
+  ])('refuses %s without VPC egress', async (seeds, message) => {
+    const result = await plan({ VPC_CONNECTOR: undefined, AEROSPIKE_HOSTS: seeds });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(message);
+  });
+
+  it('deploys public seeds without VPC egress only when AEROSPIKE_PUBLIC=true says so', async () => {
+    const result = await plan({
+      VPC_CONNECTOR: undefined,
+      AEROSPIKE_HOSTS: 'aerospike.example.com:3000',
+      AEROSPIKE_PUBLIC: 'true',
+    });
+    expect(result.code).toBe(0);
+    expect(result.stderr).toContain('AEROSPIKE_PUBLIC=true');
+    const [profile] = having(result.lines, 'gcloud functions deploy profile-api ');
+    expect(profile).not.toContain('--vpc-connector');
+    // A private seed is refused all the same: no internet route leads to it.
+    const privateSeed = await plan({ VPC_CONNECTOR: undefined, AEROSPIKE_PUBLIC: 'true' });
+    expect(privateSeed.code).toBe(1);
+  });
+
+  it('puts the function on Direct VPC egress: network and subnet on its Cloud Run service', async () => {
+    const result = await plan({
+      VPC_CONNECTOR: undefined,
+      VPC_NETWORK: 'prod-vpc',
+      VPC_SUBNET: 'prod-europe-west1',
+      PROFILE_CPU_ALWAYS_ALLOCATED: 'true',
+    });
+    expect(result.code).toBe(0);
+    const [profile] = having(result.lines, 'gcloud functions deploy profile-api ');
+    expect(argv(profile ?? '')).toContain('--clear-vpc-connector');
+    expect(profile).not.toContain('--egress-settings');
+    const updates = having(result.lines, 'gcloud run services update profile-api ');
+    // One update, one new revision: CPU and network together.
+    expect(updates.map(argv)).toEqual([
+      [
+        'gcloud',
+        'run',
+        'services',
+        'update',
+        'profile-api',
+        '--project=demo-proj',
+        '--region=europe-west1',
+        '--no-cpu-throttling',
+        '--network=prod-vpc',
+        '--subnet=prod-europe-west1',
+        '--vpc-egress=private-ranges-only',
+      ],
+    ]);
+    expect(result.lines.indexOf(updates[0] ?? '')).toBeGreaterThan(
+      result.lines.indexOf(profile ?? ''),
+    );
+    const [apis] = having(result.lines, 'gcloud services enable');
+    expect(argv(apis ?? '')).toContain('compute.googleapis.com');
+    expect(argv(apis ?? '')).not.toContain('vpcaccess.googleapis.com');
+    const all = await plan({
+      VPC_CONNECTOR: undefined,
+      VPC_NETWORK: 'prod-vpc',
+      VPC_EGRESS: 'all',
+    });
+    expect(flag(having(all.lines, 'run services update')[0] ?? '', '--vpc-egress')).toBe(
+      'all-traffic',
+    );
+  });
+
+  it.each([
+    [
+      { VPC_NETWORK: 'prod-vpc' },
+      'VPC_CONNECTOR (aerospike-connector) and VPC_NETWORK (prod-vpc) are exclusive',
+    ],
+    [{ VPC_CONNECTOR: undefined, VPC_SUBNET: 'sub' }, 'VPC_SUBNET needs VPC_NETWORK'],
+    [{ VPC_EGRESS: 'everything' }, 'VPC_EGRESS must be private-ranges-only or all'],
+  ])('refuses %j', async (env, message) => {
+    const result = await plan(env);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(message);
+  });
+
+  it('warns when a public address would leave outside the VPC under private-ranges-only', async () => {
+    const result = await plan({ AEROSPIKE_HOSTS: '10.0.0.5:3000,203.0.113.5:3000' });
+    expect(result.code).toBe(0);
+    expect(result.stderr).toContain('203.0.113.5 is a public address');
   });
 });
