@@ -510,6 +510,48 @@ run() {
   if [[ $DRY_RUN != 1 ]]; then "$@"; fi
 }
 
+# Bounded retries for what IAM propagation breaks at random on a first run: Google documents that a
+# new service account can take a minute or more to be usable, and a role grant several minutes.
+# Back-off from DEPLOY_RETRY_FIRST_SECS, doubling up to a minute: about 5 minutes in all.
+RETRY_ATTEMPTS=${DEPLOY_RETRY_ATTEMPTS:-8}
+RETRY_FIRST_SECS=${DEPLOY_RETRY_FIRST_SECS:-10}
+RETRY_MAX_SECS=60
+# What gcloud says while an account or a grant has not propagated yet.
+PROPAGATION_ERRORS='does not exist|NOT_FOUND|[Nn]ot found|PERMISSION_DENIED|[Pp]ermission .*denied|actAs|is not authorized'
+
+# As run, retrying a command that fails the way propagation delays make it fail (bounded); any
+# other failure stops the run at once, with gcloud's message (shown as it comes).
+run_retry() {
+  printf '+'
+  printf ' %q' "$@"
+  printf '\n'
+  [[ $DRY_RUN != 1 ]] || return 0
+  local attempt=1 delay=$RETRY_FIRST_SECS err=$WORK_DIR/retry.err
+  until { "$@" 2>&1 1>&3 3>&- | tee "$err" >&2; } 3>&1; do
+    grep -Eq "$PROPAGATION_ERRORS" "$err" || die "$1 $2 $3 failed (above)"
+    ((attempt < RETRY_ATTEMPTS)) ||
+      die "$1 $2 $3 still failed after $attempt attempts over the propagation delay of new service accounts and grants (above); run deploy.sh again later, or check the permissions it names"
+    echo "deploy.sh: retrying in ${delay}s (attempt $((attempt + 1)) of $RETRY_ATTEMPTS): new service accounts and grants take minutes to propagate" >&2
+    sleep "$delay"
+    attempt=$((attempt + 1))
+    delay=$((delay * 2 > RETRY_MAX_SECS ? RETRY_MAX_SECS : delay * 2))
+  done
+}
+
+# Waits (bounded) until a service account just created is visible, before anything names it.
+wait_for_service_account() {
+  [[ $DRY_RUN != 1 ]] || return 0
+  local attempt=1 delay=$RETRY_FIRST_SECS
+  until gcloud iam service-accounts describe "$1" --project="$PROJECT_ID" >/dev/null 2>&1; do
+    ((attempt < RETRY_ATTEMPTS)) ||
+      die "service account $1 was created but is still not visible after $attempt attempts; run deploy.sh again later"
+    echo "deploy.sh: waiting ${delay}s for service account $1 to be visible" >&2
+    sleep "$delay"
+    attempt=$((attempt + 1))
+    delay=$((delay * 2 > RETRY_MAX_SECS ? RETRY_MAX_SECS : delay * 2))
+  done
+}
+
 # Prints what a dry run does instead of a lookup: `would check COMMAND...`, `would read ...`.
 would() {
   printf '# would %s:' "$1"
@@ -835,6 +877,7 @@ ensure_service_account() {
   if ! exists gcloud iam service-accounts describe "$(sa_email "$id")" --project="$PROJECT_ID"; then
     run gcloud iam service-accounts create "${NAME_PREFIX}-$id" --project="$PROJECT_ID" \
       --display-name="$description"
+    wait_for_service_account "$(sa_email "$id")"
   fi
 }
 
@@ -846,7 +889,7 @@ ensure_build_account() {
   ensure_service_account build "Profile API: function builds"
   local role
   for role in "${BUILD_ROLES[@]}"; do
-    run gcloud projects add-iam-policy-binding "$PROJECT_ID" --condition=None \
+    run_retry gcloud projects add-iam-policy-binding "$PROJECT_ID" --condition=None \
       --member="serviceAccount:$BUILD_SA" --role="$role"
   done
 }
@@ -870,7 +913,7 @@ ensure_secret() {
 }
 
 grant_secret() {
-  run gcloud secrets add-iam-policy-binding "$1" --project="$PROJECT_ID" \
+  run_retry gcloud secrets add-iam-policy-binding "$1" --project="$PROJECT_ID" \
     --member="serviceAccount:$2" --role=roles/secretmanager.secretAccessor --condition=None
 }
 # An IAM condition (for --condition-from-file: its expression holds commas) allowing the objects
@@ -929,7 +972,7 @@ grant_bucket_role() {
   others=$(other_bindings "$WORK_DIR/bucket-policy.json" "$member" "$role" "$condition" \
     "${condition%.json}.stale")
   if ! grep -qx present <<<"$others"; then
-    run gcloud storage buckets add-iam-policy-binding "gs://$BUCKET" --project="$PROJECT_ID" \
+    run_retry gcloud storage buckets add-iam-policy-binding "gs://$BUCKET" --project="$PROJECT_ID" \
       --member="$member" --role="$role" --condition-from-file="$condition"
   fi
   while IFS= read -r line; do
@@ -968,10 +1011,10 @@ grant_access() {
   # BigQuery: run jobs in the billing project, read the one mapping table.
   local reader=$MAPPING_SA
   if [[ $MAPPING_STORE == bigtable ]]; then reader=$SYNC_SA; fi
-  run gcloud projects add-iam-policy-binding "$BIGQUERY_PROJECT" --condition=None \
+  run_retry gcloud projects add-iam-policy-binding "$BIGQUERY_PROJECT" --condition=None \
     --member="serviceAccount:$reader" --role=roles/bigquery.jobUser
   local table_project=${MAPPING_TABLE%%.*} rest=${MAPPING_TABLE#*.}
-  run bq add-iam-policy-binding --project_id="$table_project" \
+  run_retry bq add-iam-policy-binding --project_id="$table_project" \
     --member="serviceAccount:$reader" --role=roles/bigquery.dataViewer --table=true \
     "${table_project}:${rest}"
   if [[ $MAPPING_STORE == bigtable ]]; then
@@ -982,7 +1025,7 @@ grant_access() {
 }
 
 grant_table_role() {
-  run gcloud bigtable instances tables add-iam-policy-binding "$BIGTABLE_TABLE" \
+  run_retry gcloud bigtable instances tables add-iam-policy-binding "$BIGTABLE_TABLE" \
     --instance="$BIGTABLE_INSTANCE" --project="$BIGTABLE_PROJECT" \
     --member="serviceAccount:$1" --role="$2" --condition=None
 }
@@ -1185,7 +1228,7 @@ check_bigtable_table() {
 deploy_function() {
   local region=$1 name=$2 entry=$3 sa=$4 env_file=$5
   shift 5
-  run gcloud functions deploy "$name" --gen2 --project="$PROJECT_ID" --region="$region" \
+  run_retry gcloud functions deploy "$name" --gen2 --project="$PROJECT_ID" --region="$region" \
     --runtime="$RUNTIME" --source="$WORK_DIR/source" --entry-point="$entry" --trigger-http \
     --run-service-account="$sa" --build-service-account="projects/$PROJECT_ID/serviceAccounts/$BUILD_SA" \
     --env-vars-file="$env_file" "$@"
@@ -1256,7 +1299,7 @@ deploy_functions() {
 
   local fn
   for fn in "$CATALOG_FN" "$(mapping_job_fn)"; do
-    run gcloud functions add-invoker-policy-binding "$fn" --project="$PROJECT_ID" \
+    run_retry gcloud functions add-invoker-policy-binding "$fn" --project="$PROJECT_ID" \
       --region="$REGION" --member="serviceAccount:$SCHEDULER_SA"
   done
   local member members=()
@@ -1264,7 +1307,7 @@ deploy_functions() {
   if [[ $EDGE == lb && $EDGE_IAP == true ]]; then members+=("serviceAccount:$(iap_service_agent)"); fi
   for region in "${PROFILE_REGIONS[@]}"; do
     for member in "${members[@]}"; do
-      run gcloud functions add-invoker-policy-binding "$PROFILE_FN" --project="$PROJECT_ID" \
+      run_retry gcloud functions add-invoker-policy-binding "$PROFILE_FN" --project="$PROJECT_ID" \
         --region="$region" --member="$member"
     done
   done
@@ -1294,10 +1337,10 @@ ensure_scheduler_job() {
     --attempt-deadline="$JOB_TIMEOUT" --max-retry-attempts=3 --min-backoff=60s
     --max-backoff=600s --max-doublings=3)
   if exists gcloud scheduler jobs describe "$job" --project="$PROJECT_ID" --location="$REGION"; then
-    run gcloud scheduler jobs update http "$job" "${common[@]}" \
+    run_retry gcloud scheduler jobs update http "$job" "${common[@]}" \
       --update-headers=Content-Type=application/json
   else
-    run gcloud scheduler jobs create http "$job" "${common[@]}" \
+    run_retry gcloud scheduler jobs create http "$job" "${common[@]}" \
       --headers=Content-Type=application/json
   fi
 }
@@ -1524,7 +1567,7 @@ ensure_backend_service() {
     local member members
     IFS=, read -r -a members <<<"$IAP_MEMBERS"
     for member in "${members[@]}"; do
-      run gcloud iap web add-iam-policy-binding --project="$PROJECT_ID" \
+      run_retry gcloud iap web add-iam-policy-binding --project="$PROJECT_ID" \
         --resource-type=backend-services --service="$name" --member="$member" \
         --role=roles/iap.httpsResourceAccessor --condition=None
     done

@@ -166,3 +166,77 @@ describe('reaching Aerospike (item 2)', () => {
     expect(result.stderr).toContain('203.0.113.5 is a public address');
   });
 });
+
+describe('propagation delays (item 3)', () => {
+  const NOW = { DEPLOY_RETRY_FIRST_SECS: '0' };
+  const PROFILE_SA = 'profile-api-profile@demo-proj.iam.gserviceaccount.com';
+
+  it('waits until a new service account is visible before anything names it', async () => {
+    const box = await sandbox(SETTINGS);
+    const run = box.run([], {
+      ...NOW,
+      STUB_FLAKY: `describe ${PROFILE_SA}`,
+      STUB_FLAKY_TIMES: '3',
+    });
+    const create = run.commands.findIndex((c) =>
+      c.includes('service-accounts create profile-api-profile '),
+    );
+    const describes = run.commands
+      .map((c, i) => (c.includes(`service-accounts describe ${PROFILE_SA}`) ? i : -1))
+      .filter((i) => i >= 0);
+    // One look-up before creating it, then until it shows (the stub hides it twice more).
+    expect(describes).toHaveLength(4);
+    expect(describes[1]).toBeGreaterThan(create);
+    const firstUse = run.commands.findIndex((c) => c.includes(`serviceAccount:${PROFILE_SA}`));
+    expect(firstUse).toBeGreaterThan(describes[3] ?? Infinity);
+    expect(run.stderr).toContain(`waiting 0s for service account ${PROFILE_SA} to be visible`);
+  });
+
+  it('retries a grant that fails while the account propagates, and goes on', async () => {
+    const box = await sandbox(SETTINGS);
+    const run = box.run([], {
+      ...NOW,
+      STUB_FLAKY: 'add-iam-policy-binding',
+      STUB_FLAKY_TIMES: '2',
+    });
+    const grants = having(run.commands, 'add-iam-policy-binding');
+    // The first grant three times (two refusals), every other once.
+    expect(grants[0]).toBe(grants[1]);
+    expect(grants[1]).toBe(grants[2]);
+    expect(grants[3]).not.toBe(grants[2]);
+    expect(run.stderr).toContain('retrying in 0s (attempt 2 of 8)');
+    expect(run.stderr).toContain('retrying in 0s (attempt 3 of 8)');
+    expect(having(run.commands, 'gcloud functions deploy ')).toHaveLength(3);
+  });
+
+  it('retries a function deploy the same way', async () => {
+    const box = await sandbox(SETTINGS);
+    const run = box.run([], { ...NOW, STUB_FLAKY: 'functions deploy', STUB_FLAKY_TIMES: '1' });
+    const deploys = having(run.commands, 'gcloud functions deploy ');
+    expect(deploys).toHaveLength(4);
+    expect(deploys[0]).toBe(deploys[1]);
+  });
+
+  it('gives up after a bounded number of attempts, saying why', async () => {
+    const box = await sandbox(SETTINGS);
+    const run = box.attempt([], {
+      ...NOW,
+      DEPLOY_RETRY_ATTEMPTS: '4',
+      STUB_FLAKY: 'add-iam-policy-binding',
+      STUB_FLAKY_TIMES: '1000',
+    });
+    expect(run.code).toBe(1);
+    expect(having(run.commands, 'add-iam-policy-binding')).toHaveLength(4);
+    expect(run.stderr).toContain('still failed after 4 attempts');
+    expect(having(run.commands, 'gcloud functions deploy')).toEqual([]);
+  });
+
+  it('does not retry a failure that is not propagation', async () => {
+    const box = await sandbox(SETTINGS);
+    const run = box.attempt([], { ...NOW, STUB_FAIL: 'functions deploy' });
+    expect(run.code).toBe(1);
+    expect(having(run.commands, 'gcloud functions deploy')).toHaveLength(1);
+    expect(run.stderr).toContain('500 Server Error');
+    expect(run.stderr).not.toContain('retrying');
+  });
+});
