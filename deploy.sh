@@ -243,6 +243,10 @@ Settings (default):
   SCHEDULER_TIME_ZONE        Etc/UTC
   MONGO_URI_SECRET           profile-api-mongo-uri (Secret Manager; created from MONGO_URI if
                              missing and MONGO_URI is set)
+  SECRET_REPLICATION         user-managed (a secret deploy.sh creates is stored in SECRET_LOCATIONS
+                             only, which location-restricting organisation policies accept; or
+                             automatic: Google's global replication)
+  SECRET_LOCATIONS           REGION and REGIONS (comma-separated)
   MONGO_COLLECTION           segments
   AEROSPIKE_NAMESPACE        profiles
   AEROSPIKE_USER             unset; with AEROSPIKE_PASSWORD_SECRET (a Secret Manager secret)
@@ -470,6 +474,11 @@ if [[ -z ${DEPLOY_WORK_DIR:-} && $DRY_RUN != 1 ]]; then
   trap 'rm -rf "$WORK_DIR"' EXIT
 fi
 
+# Where secrets deploy.sh creates are stored: user-managed replication in the regions that read
+# them (organisations restricting resource locations refuse automatic, global replication).
+SECRET_REPLICATION=${SECRET_REPLICATION:-user-managed}
+SECRET_LOCATIONS=${SECRET_LOCATIONS:-}
+
 # The regions running the profile function: REGIONS, else REGION.
 PROFILE_REGIONS=()
 IFS=, read -r -a region_list <<<"${REGIONS:-$REGION}"
@@ -481,6 +490,19 @@ for region in "${region_list[@]}"; do
 done
 ((${#PROFILE_REGIONS[@]})) || die "REGIONS names no region"
 unset region region_list
+
+[[ $SECRET_REPLICATION == user-managed || $SECRET_REPLICATION == automatic ]] ||
+  die "SECRET_REPLICATION must be user-managed or automatic"
+if [[ -z $SECRET_LOCATIONS ]]; then
+  SECRET_LOCATIONS=$REGION
+  for region in "${PROFILE_REGIONS[@]}"; do
+    if [[ ,$SECRET_LOCATIONS, != *",$region,"* ]]; then SECRET_LOCATIONS+=",$region"; fi
+  done
+  unset region
+fi
+SECRET_LOCATIONS=${SECRET_LOCATIONS//[[:space:]]/}
+[[ $SECRET_LOCATIONS =~ ^[a-z]+-[a-z]+[0-9]+(,[a-z]+-[a-z]+[0-9]+)*$ ]] ||
+  die "SECRET_LOCATIONS must be comma-separated regions, e.g. europe-west1,europe-west4"
 
 # Region $1 as in a per-region setting's name: upper case, dashes as underscores.
 region_key() {
@@ -905,10 +927,14 @@ ensure_secret() {
     die "secret $name does not exist: create it, or set $value_var and deploy again
   printf %s \"\$$value_var\" | gcloud secrets create $name --data-file=- --project=$PROJECT_ID"
   fi
-  echo "+ gcloud secrets create $name --data-file=- --replication-policy=automatic --project=$PROJECT_ID  # value from \$$value_var on stdin"
+  local replication=(--replication-policy=automatic)
+  if [[ $SECRET_REPLICATION == user-managed ]]; then
+    replication=(--replication-policy=user-managed --locations="$SECRET_LOCATIONS")
+  fi
+  echo "+ gcloud secrets create $name --data-file=- ${replication[*]} --project=$PROJECT_ID  # value from \$$value_var on stdin"
   if [[ $DRY_RUN != 1 ]]; then
     printf %s "${!value_var}" | gcloud secrets create "$name" --data-file=- \
-      --replication-policy=automatic --project="$PROJECT_ID"
+      "${replication[@]}" --project="$PROJECT_ID"
   fi
 }
 

@@ -240,3 +240,40 @@ describe('propagation delays (item 3)', () => {
     expect(run.stderr).not.toContain('retrying');
   });
 });
+
+describe('secret replication (item 4)', () => {
+  const created = (lines: string[]) =>
+    argv(having(lines, 'gcloud secrets create profile-api-mongo-uri')[0] ?? '');
+
+  it('stores the secret it creates in the region only (user-managed replication)', async () => {
+    const { first } = await deployed;
+    const [create] = having(first.commands, 'gcloud secrets create profile-api-mongo-uri');
+    expect(flag(create ?? '', '--replication-policy')).toBe('user-managed');
+    expect(flag(create ?? '', '--locations')).toBe('europe-west1');
+  });
+
+  it('follows every region that reads it, or the settings', async () => {
+    const multi = await plan({
+      EDGE: 'lb',
+      DOMAIN: 'api.example.com',
+      API_KEYS_SECRET: 'keys',
+      REGIONS: 'europe-west1,us-central1',
+    });
+    expect(created(multi.lines)).toContain('--locations=europe-west1,us-central1');
+    const chosen = await plan({ SECRET_LOCATIONS: 'europe-west4, europe-west1' });
+    expect(created(chosen.lines)).toContain('--locations=europe-west4,europe-west1');
+    const automatic = await plan({ SECRET_REPLICATION: 'automatic' });
+    const line = created(automatic.lines);
+    expect(line).toContain('--replication-policy=automatic');
+    expect(line.some((w) => w.startsWith('--locations'))).toBe(false);
+  });
+
+  it.each([
+    [{ SECRET_REPLICATION: 'global' }, 'SECRET_REPLICATION must be user-managed or automatic'],
+    [{ SECRET_LOCATIONS: 'EU' }, 'SECRET_LOCATIONS must be comma-separated regions'],
+  ])('refuses %j', async (env, message) => {
+    const result = await plan(env);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(message);
+  });
+});
