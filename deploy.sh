@@ -379,6 +379,8 @@ PROFILE_MIN_INSTANCES=${PROFILE_MIN_INSTANCES:-1}
 PROFILE_MAX_INSTANCES=${PROFILE_MAX_INSTANCES:-20}
 PROFILE_CONCURRENCY=${PROFILE_CONCURRENCY:-80}
 PROFILE_TIMEOUT=${PROFILE_TIMEOUT:-60s}
+# check_org_policies sets it false where domain-restricted sharing forbids allUsers.
+INVOKER_IAM_CHECK=true
 # Whether it was set: EDGE=lb decides the ingress itself and refuses a contrary setting.
 PROFILE_INGRESS_SET=${PROFILE_INGRESS:-}
 PROFILE_INGRESS=${PROFILE_INGRESS:-all}
@@ -1276,6 +1278,12 @@ deploy_functions() {
   elif [[ $PROFILE_ALLOW_UNAUTHENTICATED == true ]]; then
     auth=--allow-unauthenticated
   fi
+  # Domain-restricted sharing (check_org_policies): public without an allUsers binding.
+  local invoker_check=()
+  if [[ $auth == --allow-unauthenticated && $INVOKER_IAM_CHECK == false ]]; then
+    auth=--no-allow-unauthenticated
+    invoker_check=(--no-invoker-iam-check)
+  fi
   local secrets
   secrets=$(profile_secrets)
   for region in "${PROFILE_REGIONS[@]}"; do
@@ -1304,6 +1312,7 @@ deploy_functions() {
       "${profile_flags[@]}"
     # Set on the function's Cloud Run service, which later function deploys leave as it is.
     if [[ $PROFILE_CPU_ALWAYS_ALLOCATED == true ]]; then service_flags=(--no-cpu-throttling "${service_flags[@]}"); fi
+    service_flags+=("${invoker_check[@]}")
     if ((${#service_flags[@]})); then
       run gcloud run services update "$PROFILE_FN" --project="$PROJECT_ID" --region="$region" \
         "${service_flags[@]}"
@@ -1441,6 +1450,58 @@ check_egress() {
     done
     if ((${#address[@]})); then
       echo "deploy.sh: warning: ${address[*]} is a public address: with VPC_EGRESS=private-ranges-only the profile function in $region reaches it over the internet, not the VPC (VPC_EGRESS=all sends everything through the VPC)" >&2
+    fi
+  fi
+}
+
+# The effective organisation policy $1 on the project, as one word: for a list constraint
+# "restricted" (some values only, or none) or "open", for a boolean one "enforced" or "open";
+# "unknown" when it cannot be read. A dry run reads nothing and plans for "open".
+org_policy() {
+  local file=$WORK_DIR/org-policy-$1.json
+  if ! read_to "$file" gcloud resource-manager org-policies describe "$1" --project="$PROJECT_ID" \
+    --effective --format=json; then
+    if [[ $DRY_RUN == 1 ]]; then echo open; else echo unknown; fi
+    return
+  fi
+  node -e '
+    const fs = require("node:fs");
+    const p = JSON.parse(fs.readFileSync(process.argv[1], "utf8") || "{}");
+    const list = p.listPolicy;
+    if (p.booleanPolicy?.enforced === true) console.log("enforced");
+    else if (list && (list.allValues === "DENY" || (list.allowedValues ?? []).length > 0 ||
+      (list.deniedValues ?? []).length > 0)) console.log("restricted");
+    else console.log("open");
+  ' "$file"
+}
+
+# Public grants fail in organisations with domain-restricted sharing (no allUsers member) or
+# enforced public access prevention (no public bucket), and would stop a run halfway through the
+# load balancer: read the effective policies first and fall back, saying so.
+check_org_policies() {
+  INVOKER_IAM_CHECK=true
+  local public_invoker=false public_bucket=false
+  if [[ $EDGE == lb && $EDGE_IAP != true ]] ||
+    [[ $EDGE != lb && $PROFILE_ALLOW_UNAUTHENTICATED == true ]]; then public_invoker=true; fi
+  if [[ $EDGE == lb && $EDGE_JSON_ERRORS == true ]]; then public_bucket=true; fi
+  [[ $public_invoker == true || $public_bucket == true ]] || return 0
+  local drs pap=open
+  drs=$(org_policy iam.allowedPolicyMemberDomains)
+  if [[ $public_bucket == true ]]; then pap=$(org_policy storage.publicAccessPrevention); fi
+  if [[ $drs == unknown || $pap == unknown ]]; then
+    echo "deploy.sh: warning: could not read the project's effective organisation policies (iam.allowedPolicyMemberDomains, storage.publicAccessPrevention; needs roles/orgpolicy.policyViewer): assuming none; a public grant below fails if one applies" >&2
+  fi
+  if [[ $public_bucket == true && ($drs == restricted || $pap == enforced) ]]; then
+    EDGE_JSON_ERRORS=false
+    echo "deploy.sh: note: the organisation policy $([[ $pap == enforced ]] && echo storage.publicAccessPrevention || echo iam.allowedPolicyMemberDomains) forbids the public bucket of the edge's JSON error bodies: deploying with EDGE_JSON_ERRORS=false (the edge's 403 and 429 are Google's HTML pages)" >&2
+  fi
+  if [[ $public_invoker == true && $drs == restricted ]]; then
+    # Google's way to a public service under domain-restricted sharing: no allUsers binding,
+    # the service skips the invoker check instead.
+    INVOKER_IAM_CHECK=false
+    echo "deploy.sh: note: domain-restricted sharing (iam.allowedPolicyMemberDomains) forbids granting allUsers the invoker role: the profile function is deployed without it and its Cloud Run service skips the invoker IAM check (--no-invoker-iam-check); callers still need an API key" >&2
+    if [[ -z $API_KEYS_SECRET ]]; then
+      die "PROFILE_ALLOW_UNAUTHENTICATED=true under domain-restricted sharing would open the profile function to anyone without an API key: set API_KEYS_SECRET, or grant callers with PROFILE_INVOKERS instead"
     fi
   fi
 }
@@ -1732,6 +1793,7 @@ deploy() {
     size_profile
   fi
   choose_bucket_location
+  check_org_policies
 
   write_env_files
   if [[ $DRY_RUN == 1 ]]; then show_env_files; fi

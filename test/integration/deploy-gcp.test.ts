@@ -1,7 +1,10 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   argv,
   DEMO_SETTINGS,
+  exist,
   flag,
   having,
   planned,
@@ -275,5 +278,92 @@ describe('secret replication (item 4)', () => {
     const result = await plan(env);
     expect(result.code).toBe(1);
     expect(result.stderr).toContain(message);
+  });
+});
+
+describe('organisation policies (item 5)', () => {
+  const EDGE = {
+    EDGE: 'lb',
+    DOMAIN: 'api.example.com',
+    API_KEYS_SECRET: 'profile-api-keys',
+  };
+  const DRS = {
+    'resource-manager--iam.allowedPolicyMemberDomains': JSON.stringify({
+      constraint: 'constraints/iam.allowedPolicyMemberDomains',
+      listPolicy: { allowedValues: ['C0abc123'] },
+    }),
+  };
+  const PAP = {
+    'resource-manager--storage.publicAccessPrevention': JSON.stringify({
+      constraint: 'constraints/storage.publicAccessPrevention',
+      booleanPolicy: { enforced: true },
+    }),
+  };
+  const deployWith = async (policies: Record<string, string>, env: Record<string, string> = {}) => {
+    const box = await sandbox({ ...SETTINGS, ...EDGE, ...env });
+    exist(box, policies);
+    return { box, run: box.run([], { DEPLOY_RETRY_FIRST_SECS: '0' }) };
+  };
+
+  it('reads the effective policies before creating anything', async () => {
+    const { run } = await deployWith({});
+    const reads = run.commands
+      .map((c, i) => (c.includes('org-policies describe') ? i : -1))
+      .filter((i) => i >= 0);
+    expect(
+      run.commands.filter((c) => c.includes('org-policies describe')).map((c) => argv(c)[4]),
+    ).toEqual(['iam.allowedPolicyMemberDomains', 'storage.publicAccessPrevention']);
+    for (const c of having(run.commands, 'org-policies describe'))
+      expect(argv(c)).toContain('--effective');
+    const firstChange = run.commands.findIndex((c) => / (create|enable|deploy) /.test(c));
+    expect(Math.max(...reads)).toBeLessThan(firstChange);
+    // Nothing forbids them: the public grants as before.
+    expect(having(run.commands, '--member=allUsers')).toHaveLength(1);
+    expect(argv(having(run.commands, 'gcloud functions deploy profile-api ')[0] ?? '')).toContain(
+      '--allow-unauthenticated',
+    );
+  });
+
+  it('under domain-restricted sharing: no allUsers anywhere, the invoker check off instead, plain edge errors', async () => {
+    const { run, box } = await deployWith(DRS);
+    expect(having(run.commands, 'allUsers')).toEqual([]);
+    expect(having(run.commands, 'edge-errors')).toEqual([]);
+    const [profile] = having(run.commands, 'gcloud functions deploy profile-api ');
+    expect(argv(profile ?? '')).toContain('--no-allow-unauthenticated');
+    expect(
+      having(run.commands, 'gcloud run services update profile-api ', '--no-invoker-iam-check'),
+    ).toHaveLength(1);
+    expect(readFileSync(join(box.work, 'urlmap.yaml'), 'utf8')).not.toContain(
+      'CustomErrorResponsePolicy',
+    );
+    expect(run.stderr).toContain(
+      'domain-restricted sharing (iam.allowedPolicyMemberDomains) forbids granting allUsers',
+    );
+    expect(run.stderr).toContain('deploying with EDGE_JSON_ERRORS=false');
+  });
+
+  it('under enforced public access prevention: plain edge errors, the invoker grant as before', async () => {
+    const { run } = await deployWith(PAP);
+    expect(having(run.commands, 'edge-errors')).toEqual([]);
+    expect(argv(having(run.commands, 'gcloud functions deploy profile-api ')[0] ?? '')).toContain(
+      '--allow-unauthenticated',
+    );
+    expect(run.stderr).toContain('storage.publicAccessPrevention forbids the public bucket');
+  });
+
+  it('refuses a public function without API keys under domain-restricted sharing, before any change', async () => {
+    const box = await sandbox({ ...SETTINGS, PROFILE_ALLOW_UNAUTHENTICATED: 'true' });
+    exist(box, DRS);
+    const run = box.attempt([]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain('would open the profile function to anyone without an API key');
+    expect(run.commands.filter((c) => !c.includes(' describe '))).toEqual([]);
+  });
+
+  it('says so and goes on when the policies cannot be read', async () => {
+    const box = await sandbox({ ...SETTINGS, ...EDGE });
+    const run = box.run([], { STUB_FAIL: 'org-policies describe' });
+    expect(run.stderr).toContain("could not read the project's effective organisation policies");
+    expect(having(run.commands, '--member=allUsers')).toHaveLength(1);
   });
 });
