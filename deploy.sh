@@ -310,6 +310,11 @@ Front door (EDGE=lb):
   EDGE_IAP                   false (true: Identity-Aware Proxy on the backend services; callers
                              need roles/iap.httpsResourceAccessor)
   IAP_MEMBERS                unset (comma-separated members granted IAP access)
+  IAP_OAUTH_CLIENT_ID, IAP_OAUTH_CLIENT_SECRET_SECRET  unset: Google's managed OAuth client. Set:
+                             IAP uses your OAuth client (its id, and the Secret Manager secret
+                             holding its secret, read at deploy time and never printed)
+  IAP_PROGRAMMATIC_CLIENTS   unset (comma-separated OAuth client ids whose tokens IAP accepts from
+                             programs: user accounts calling from a CLI or an app)
   EDGE_JSON_ERRORS           true (the edge's own 403 and 429 answer our JSON error body, from
                              a public bucket gs://<PROJECT_ID>-<NAME_PREFIX>-edge-errors holding
                              only those two bodies; false: Google's HTML error pages)
@@ -408,6 +413,9 @@ RATE_LIMIT_PER_MIN=${RATE_LIMIT_PER_MIN:-6000}
 RATE_LIMIT_KEY=${RATE_LIMIT_KEY:-ip}
 ALLOWED_CIDRS=${ALLOWED_CIDRS:-}
 EDGE_IAP=${EDGE_IAP:-false}
+IAP_OAUTH_CLIENT_ID=${IAP_OAUTH_CLIENT_ID:-}
+IAP_OAUTH_CLIENT_SECRET_SECRET=${IAP_OAUTH_CLIENT_SECRET_SECRET:-}
+IAP_PROGRAMMATIC_CLIENTS=${IAP_PROGRAMMATIC_CLIENTS:-}
 IAP_MEMBERS=${IAP_MEMBERS:-}
 EDGE_JSON_ERRORS=${EDGE_JSON_ERRORS:-true}
 
@@ -574,6 +582,16 @@ wait_for_service_account() {
     attempt=$((attempt + 1))
     delay=$((delay * 2 > RETRY_MAX_SECS ? RETRY_MAX_SECS : delay * 2))
   done
+}
+
+# As run, with the value $1 shown as $2 in the printed line (a secret for gcloud's arguments).
+run_hiding() {
+  local value=$1 shown=$2 arg
+  shift 2
+  printf '+'
+  for arg in "$@"; do printf ' %q' "${arg//"$value"/$shown}"; done
+  printf '\n'
+  if [[ $DRY_RUN != 1 ]]; then "$@"; fi
 }
 
 # Prints what a dry run does instead of a lookup: `would check COMMAND...`, `would read ...`.
@@ -1518,6 +1536,19 @@ validate_edge() {
   [[ $DOMAIN =~ ^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$ ]] ||
     die "DOMAIN must be a lowercase host name, e.g. api.example.com"
   [[ $EDGE_IAP == true || $EDGE_IAP == false ]] || die "EDGE_IAP must be true or false"
+  if [[ -n $IAP_OAUTH_CLIENT_ID$IAP_OAUTH_CLIENT_SECRET_SECRET$IAP_PROGRAMMATIC_CLIENTS && $EDGE_IAP != true ]]; then
+    die "IAP_OAUTH_CLIENT_ID, IAP_OAUTH_CLIENT_SECRET_SECRET and IAP_PROGRAMMATIC_CLIENTS need EDGE_IAP=true"
+  fi
+  if [[ -n $IAP_OAUTH_CLIENT_ID && -z $IAP_OAUTH_CLIENT_SECRET_SECRET ]] ||
+    [[ -z $IAP_OAUTH_CLIENT_ID && -n $IAP_OAUTH_CLIENT_SECRET_SECRET ]]; then
+    die "IAP_OAUTH_CLIENT_ID and IAP_OAUTH_CLIENT_SECRET_SECRET go together: the custom OAuth client's id and the Secret Manager secret holding its secret"
+  fi
+  local client_id='[0-9]+-[a-z0-9]+\.apps\.googleusercontent\.com'
+  [[ -z $IAP_OAUTH_CLIENT_ID || $IAP_OAUTH_CLIENT_ID =~ ^${client_id}$ ]] ||
+    die "IAP_OAUTH_CLIENT_ID must be an OAuth client id (NNN-xxx.apps.googleusercontent.com)"
+  IAP_PROGRAMMATIC_CLIENTS=${IAP_PROGRAMMATIC_CLIENTS//[[:space:]]/}
+  [[ -z $IAP_PROGRAMMATIC_CLIENTS || $IAP_PROGRAMMATIC_CLIENTS =~ ^${client_id}(,${client_id})*$ ]] ||
+    die "IAP_PROGRAMMATIC_CLIENTS must be comma-separated OAuth client ids (NNN-xxx.apps.googleusercontent.com)"
   if [[ -z $API_KEYS_SECRET && $EDGE_IAP != true ]]; then
     die "EDGE=lb with neither API_KEYS_SECRET nor EDGE_IAP=true would leave the API open to anyone: behind the load balancer the function no longer receives the callers' Google identity tokens. Set API_KEYS_SECRET (callers send x-api-key) or EDGE_IAP=true (Identity-Aware Proxy; grant callers with IAP_MEMBERS)."
   fi
@@ -1648,8 +1679,20 @@ ensure_backend_service() {
     fi
   done
   if [[ $EDGE_IAP == true ]]; then iap=enabled; fi
-  run gcloud compute backend-services update "$name" --global --project="$PROJECT_ID" \
-    --security-policy="$EDGE_POLICY" --iap="$iap"
+  if [[ $EDGE_IAP == true && -n $IAP_OAUTH_CLIENT_ID ]]; then
+    # The client secret goes to gcloud only; the printed line names where it comes from.
+    run_hiding "$IAP_CLIENT_SECRET" "<secret $IAP_OAUTH_CLIENT_SECRET_SECRET>" \
+      gcloud compute backend-services update "$name" --global --project="$PROJECT_ID" \
+      --security-policy="$EDGE_POLICY" \
+      --iap="enabled,oauth2-client-id=$IAP_OAUTH_CLIENT_ID,oauth2-client-secret=$IAP_CLIENT_SECRET"
+  else
+    run gcloud compute backend-services update "$name" --global --project="$PROJECT_ID" \
+      --security-policy="$EDGE_POLICY" --iap="$iap"
+  fi
+  if [[ $EDGE_IAP == true && -n $IAP_PROGRAMMATIC_CLIENTS ]]; then
+    run gcloud iap settings set "$WORK_DIR/iap-settings.yaml" --project="$PROJECT_ID" \
+      --resource-type=backend-services --service="$name"
+  fi
   if [[ $EDGE_IAP == true && -n $IAP_MEMBERS ]]; then
     local member members
     IFS=, read -r -a members <<<"$IAP_MEMBERS"
@@ -1707,8 +1750,35 @@ EOF
 
 # The global external Application Load Balancer in front of the profile function, every part
 # created when missing; the parts that carry settings are updated on every run.
+# IAP's own OAuth client (its secret read from Secret Manager) and the OAuth clients of the
+# programs allowed to call through IAP.
+resolve_iap_clients() {
+  IAP_CLIENT_SECRET=''
+  if [[ -n $IAP_OAUTH_CLIENT_ID ]]; then
+    echo "+ gcloud secrets versions access latest --secret=$IAP_OAUTH_CLIENT_SECRET_SECRET --project=$PROJECT_ID  # value not shown"
+    if [[ $DRY_RUN == 1 ]]; then
+      IAP_CLIENT_SECRET='<client secret>'
+    else
+      IAP_CLIENT_SECRET=$(gcloud secrets versions access latest \
+        --secret="$IAP_OAUTH_CLIENT_SECRET_SECRET" --project="$PROJECT_ID") ||
+        die "could not read the OAuth client secret from secret $IAP_OAUTH_CLIENT_SECRET_SECRET"
+    fi
+  fi
+  if [[ -n $IAP_PROGRAMMATIC_CLIENTS ]]; then
+    local client clients
+    IFS=, read -r -a clients <<<"$IAP_PROGRAMMATIC_CLIENTS"
+    {
+      echo "accessSettings:"
+      echo "  oauthSettings:"
+      echo "    programmaticClients:"
+      for client in "${clients[@]}"; do echo "    - $client"; done
+    } >"$WORK_DIR/iap-settings.yaml"
+  fi
+}
+
 ensure_edge() {
   local region cert global=(--global --project="$PROJECT_ID")
+  if [[ $EDGE_IAP == true ]]; then resolve_iap_clients; fi
   if [[ $EDGE_JSON_ERRORS == true ]]; then ensure_error_pages; fi
   if ! exists gcloud compute addresses describe "$EDGE_ADDRESS" "${global[@]}"; then
     run gcloud compute addresses create "$EDGE_ADDRESS" "${global[@]}" --ip-version=IPV4 \

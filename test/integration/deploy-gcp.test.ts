@@ -367,3 +367,73 @@ describe('organisation policies (item 5)', () => {
     expect(having(run.commands, '--member=allUsers')).toHaveLength(1);
   });
 });
+
+describe('IAP for programs (item 6)', () => {
+  const IAP = {
+    EDGE: 'lb',
+    DOMAIN: 'api.example.com',
+    EDGE_IAP: 'true',
+    IAP_MEMBERS: 'serviceAccount:caller@other.iam.gserviceaccount.com',
+  };
+  const CLIENT = '123456789012-abcdefghijklmnop.apps.googleusercontent.com';
+
+  it('puts IAP on a custom OAuth client whose secret comes from Secret Manager, never printed', async () => {
+    const box = await sandbox({
+      ...SETTINGS,
+      ...IAP,
+      IAP_OAUTH_CLIENT_ID: CLIENT,
+      IAP_OAUTH_CLIENT_SECRET_SECRET: 'iap-client-secret',
+    });
+    const run = box.run([]);
+    const [read] = having(run.commands, 'gcloud secrets versions access latest');
+    expect(flag(read ?? '', '--secret')).toBe('iap-client-secret');
+    const updates = having(run.commands, 'gcloud compute backend-services update');
+    expect(updates).toHaveLength(2);
+    for (const update of updates) {
+      expect(flag(update, '--iap')).toBe(
+        `enabled,oauth2-client-id=${CLIENT},oauth2-client-secret=stub-secret-value-0123456789`,
+      );
+    }
+    expect(run.stdout).not.toContain('stub-secret-value');
+    expect(run.stdout).toContain('oauth2-client-secret=\\<secret\\ iap-client-secret\\>');
+  });
+
+  it('lets the OAuth clients of programs call through IAP', async () => {
+    const other = '210987654321-zyxwvutsrqponmlk.apps.googleusercontent.com';
+    const box = await sandbox({ ...SETTINGS, ...IAP });
+    const run = box.run([], { DRY_RUN: '1', IAP_PROGRAMMATIC_CLIENTS: `${CLIENT}, ${other}` });
+    const sets = having(planned(run.stdout), 'gcloud iap settings set');
+    expect(sets.map((c) => flag(c, '--service'))).toEqual([
+      'profile-api-backend',
+      'profile-api-backend-europe-west1',
+    ]);
+    expect(readFileSync(argv(sets[0] ?? '')[4] ?? '', 'utf8')).toBe(
+      `accessSettings:\n  oauthSettings:\n    programmaticClients:\n    - ${CLIENT}\n    - ${other}\n`,
+    );
+  });
+
+  it.each([
+    [
+      { IAP_OAUTH_CLIENT_ID: CLIENT },
+      'IAP_OAUTH_CLIENT_ID and IAP_OAUTH_CLIENT_SECRET_SECRET go together',
+    ],
+    [
+      { IAP_OAUTH_CLIENT_ID: 'my-client', IAP_OAUTH_CLIENT_SECRET_SECRET: 's' },
+      'IAP_OAUTH_CLIENT_ID must be an OAuth client id',
+    ],
+    [
+      { IAP_PROGRAMMATIC_CLIENTS: 'everyone' },
+      'IAP_PROGRAMMATIC_CLIENTS must be comma-separated OAuth client ids',
+    ],
+    [
+      { EDGE_IAP: 'false', API_KEYS_SECRET: 'k', IAP_PROGRAMMATIC_CLIENTS: CLIENT },
+      'need EDGE_IAP=true',
+    ],
+  ])('refuses %j', async (env, message) => {
+    const box = await sandbox({ ...SETTINGS, ...IAP });
+    const run = box.attempt([], env);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain(message);
+    expect(run.commands).toEqual([]);
+  });
+});
