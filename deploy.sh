@@ -37,6 +37,9 @@ VERSION_PATTERN='^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$'
 REGION_HEADER=x-profile-api-region
 # Cloud Armor takes at most this many ranges in one rule's --src-ip-ranges.
 MAX_ALLOWED_CIDRS=10
+# RATE_LIMIT_KEY=api-key: one rule per known key prefix, from this priority on (before 1000).
+KEY_RULE_FIRST=900
+MAX_KEY_PREFIXES=20
 # What a function build needs (Google's "Custom service account for Cloud Build"): write its
 # logs, push the image, read the uploaded source.
 BUILD_ROLES=(roles/logging.logWriter roles/artifactregistry.writer roles/storage.objectViewer)
@@ -303,8 +306,12 @@ Front door (EDGE=lb):
   VPC_NETWORK_<REGION>, VPC_SUBNET_<REGION>  that region's Direct VPC egress; else VPC_NETWORK,
                              VPC_SUBNET
   RATE_LIMIT_PER_MIN         6000 (requests per client per minute; above it the edge answers 429)
-  RATE_LIMIT_KEY             ip (or api-key: counted per x-api-key value; requests without the
-                             header share one count)
+  RATE_LIMIT_KEY             ip (or api-key: a request whose x-api-key starts with one of
+                             RATE_LIMIT_API_KEY_PREFIXES counts against that key; every other
+                             one, without a key or with a key nobody issued, against its address)
+  RATE_LIMIT_API_KEY_PREFIXES  with RATE_LIMIT_KEY=api-key: the start of each key issued (4 to 32
+                             characters, at most ${MAX_KEY_PREFIXES}; the policy shows them, so keep the rest of
+                             each key secret and long)
   ALLOWED_CIDRS              unset (up to ${MAX_ALLOWED_CIDRS} comma-separated source ranges: only they may call,
                              others get 403)
   EDGE_IAP                   false (true: Identity-Aware Proxy on the backend services; callers
@@ -411,6 +418,7 @@ EDGE=${EDGE:-}
 DOMAIN=${DOMAIN:-}
 RATE_LIMIT_PER_MIN=${RATE_LIMIT_PER_MIN:-6000}
 RATE_LIMIT_KEY=${RATE_LIMIT_KEY:-ip}
+RATE_LIMIT_API_KEY_PREFIXES=${RATE_LIMIT_API_KEY_PREFIXES:-}
 ALLOWED_CIDRS=${ALLOWED_CIDRS:-}
 EDGE_IAP=${EDGE_IAP:-false}
 IAP_OAUTH_CLIENT_ID=${IAP_OAUTH_CLIENT_ID:-}
@@ -1559,6 +1567,21 @@ validate_edge() {
     die "RATE_LIMIT_PER_MIN must be a whole number from 1 to 1000000 (Cloud Armor's range)"
   fi
   [[ $RATE_LIMIT_KEY == ip || $RATE_LIMIT_KEY == api-key ]] || die "RATE_LIMIT_KEY must be ip or api-key"
+  RATE_LIMIT_API_KEY_PREFIXES=${RATE_LIMIT_API_KEY_PREFIXES//[[:space:]]/}
+  if [[ $RATE_LIMIT_KEY == api-key ]]; then
+    [[ -n $RATE_LIMIT_API_KEY_PREFIXES ]] ||
+      die "RATE_LIMIT_KEY=api-key needs RATE_LIMIT_API_KEY_PREFIXES (the start of each key you issued, comma-separated): a limit per x-api-key value alone lets a client sending a new random key each time escape every limit, so only known keys get a count of their own; the rest are counted per address"
+    local prefixes prefix
+    IFS=, read -r -a prefixes <<<"$RATE_LIMIT_API_KEY_PREFIXES"
+    ((${#prefixes[@]} <= MAX_KEY_PREFIXES)) ||
+      die "RATE_LIMIT_API_KEY_PREFIXES holds ${#prefixes[@]} prefixes; deploy.sh makes at most $MAX_KEY_PREFIXES key rules"
+    for prefix in "${prefixes[@]}"; do
+      [[ $prefix =~ ^[A-Za-z0-9._-]{4,32}$ ]] ||
+        die "RATE_LIMIT_API_KEY_PREFIXES: '$prefix' must be 4 to 32 letters, digits, '.', '_' or '-'"
+    done
+  elif [[ -n $RATE_LIMIT_API_KEY_PREFIXES ]]; then
+    die "RATE_LIMIT_API_KEY_PREFIXES needs RATE_LIMIT_KEY=api-key"
+  fi
   [[ $EDGE_JSON_ERRORS == true || $EDGE_JSON_ERRORS == false ]] || die "EDGE_JSON_ERRORS must be true or false"
   ALLOWED_CIDRS=${ALLOWED_CIDRS//[[:space:]]/}
   if [[ -n $ALLOWED_CIDRS ]]; then
@@ -1627,29 +1650,59 @@ ensure_error_pages() {
   fi
 }
 
-# Cloud Armor: one throttle rule (per client; limited to ALLOWED_CIDRS when set) and a default
-# rule that allows, or denies what the allow list leaves out.
+# Cloud Armor: the throttle per source address (limited to ALLOWED_CIDRS when set), with
+# RATE_LIMIT_KEY=api-key one throttle per known key before it, and a default rule that allows,
+# or denies what the allow list leaves out. A throttle that lets a request through ends the
+# evaluation, so limits do not stack: a request with a known key counts against that key only,
+# and every other request (no key, or a key nobody issued) against its address, never against
+# a count of its own making (a random key per request would be one).
 ensure_security_policy() {
   local target=(--security-policy="$EDGE_POLICY" --project="$PROJECT_ID")
   if ! exists gcloud compute security-policies describe "$EDGE_POLICY" --project="$PROJECT_ID"; then
     run gcloud compute security-policies create "$EDGE_POLICY" --project="$PROJECT_ID" \
       --description="${NAME_PREFIX} front door: rate limit and allow list"
   fi
-  local keyed=(--enforce-on-key=ip) sources=${ALLOWED_CIDRS:-*} fallback=allow
-  if [[ $RATE_LIMIT_KEY == api-key ]]; then
-    keyed=(--enforce-on-key=http-header --enforce-on-key-name=x-api-key)
-  fi
+  local sources=${ALLOWED_CIDRS:-*} fallback=allow
   if [[ -n $ALLOWED_CIDRS ]]; then fallback=deny-403; fi
-  local rule=(--action=throttle --src-ip-ranges="$sources"
-    --rate-limit-threshold-count="$RATE_LIMIT_PER_MIN" --rate-limit-threshold-interval-sec=60
-    --conform-action=allow --exceed-action=deny-429 "${keyed[@]}"
-    --description="${RATE_LIMIT_PER_MIN} requests per minute per client")
-  if exists gcloud compute security-policies rules describe 1000 "${target[@]}"; then
-    run gcloud compute security-policies rules update 1000 "${target[@]}" "${rule[@]}"
-  else
-    run gcloud compute security-policies rules create 1000 "${target[@]}" "${rule[@]}"
-  fi
+  local limit=(--action=throttle --rate-limit-threshold-count="$RATE_LIMIT_PER_MIN"
+    --rate-limit-threshold-interval-sec=60 --conform-action=allow --exceed-action=deny-429)
+  local priority=$KEY_RULE_FIRST prefix expression prefixes=() within=''
+  if [[ $RATE_LIMIT_KEY == api-key ]]; then IFS=, read -r -a prefixes <<<"$RATE_LIMIT_API_KEY_PREFIXES"; fi
+  if [[ -n $ALLOWED_CIDRS ]]; then within="($(cidr_expression)) && "; fi
+  for prefix in "${prefixes[@]}"; do
+    expression="${within}request.headers['x-api-key'].startsWith('$prefix')"
+    set_rule "$priority" "${limit[@]}" --expression="$expression" --enforce-on-key=all \
+      --description="${RATE_LIMIT_PER_MIN} requests per minute for the key starting $prefix"
+    priority=$((priority + 1))
+  done
+  # Keys no longer listed: their rules go, so their requests count per address again.
+  for ((; priority < KEY_RULE_FIRST + MAX_KEY_PREFIXES; priority++)); do
+    if exists gcloud compute security-policies rules describe "$priority" "${target[@]}"; then
+      run gcloud compute security-policies rules delete "$priority" "${target[@]}" --quiet
+    fi
+  done
+  set_rule 1000 "${limit[@]}" --src-ip-ranges="$sources" --enforce-on-key=ip \
+    --description="${RATE_LIMIT_PER_MIN} requests per minute per client address"
   run gcloud compute security-policies rules update 2147483647 "${target[@]}" --action="$fallback"
+}
+
+# Creates or updates the security policy's rule at priority $1 with the flags after it.
+set_rule() {
+  local priority=$1 target=(--security-policy="$EDGE_POLICY" --project="$PROJECT_ID")
+  shift
+  if exists gcloud compute security-policies rules describe "$priority" "${target[@]}"; then
+    run gcloud compute security-policies rules update "$priority" "${target[@]}" "$@"
+  else
+    run gcloud compute security-policies rules create "$priority" "${target[@]}" "$@"
+  fi
+}
+
+# ALLOWED_CIDRS as a Cloud Armor expression over the source address.
+cidr_expression() {
+  local cidr cidrs out=''
+  IFS=, read -r -a cidrs <<<"$ALLOWED_CIDRS"
+  for cidr in "${cidrs[@]}"; do out+="${out:+ || }inIpRange(origin.ip, '$cidr')"; done
+  echo "$out"
 }
 
 # A backend service over the serverless NEGs of regions $2..., behind Cloud Armor (and IAP).
