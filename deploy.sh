@@ -1532,6 +1532,54 @@ check_org_policies() {
   fi
 }
 
+# Cloud Run's and Cloud Scheduler's own rules for the functions' settings, checked before any
+# call: a value they reject would otherwise fail halfway, after the first functions deployed.
+validate_run_settings() {
+  local secs=${JOB_TIMEOUT%s}
+  ((secs >= 61 && secs <= 1800)) ||
+    die "JOB_TIMEOUT=$JOB_TIMEOUT: must be 61s to 1800s: it is also the scheduler job's attempt deadline, which Cloud Scheduler takes from 15 s to 30 min for HTTP targets, and the job stops itself 60 s before it"
+  if [[ ! $PROFILE_TIMEOUT =~ ^[0-9]+s$ ]] || ((${PROFILE_TIMEOUT%s} < 1 || ${PROFILE_TIMEOUT%s} > 3600)); then
+    die "PROFILE_TIMEOUT must be 1s to 3600s (Cloud Run's limit for HTTP functions)"
+  fi
+  local name
+  for name in PROFILE_MIN_INSTANCES PROFILE_MAX_INSTANCES PROFILE_CONCURRENCY; do
+    [[ ${!name} =~ ^[0-9]+$ ]] || die "$name must be a whole number"
+  done
+  ((PROFILE_CONCURRENCY >= 1 && PROFILE_CONCURRENCY <= 1000)) ||
+    die "PROFILE_CONCURRENCY must be 1 to 1000 (Cloud Run's range)"
+  ((PROFILE_MAX_INSTANCES >= 1 && PROFILE_MIN_INSTANCES <= PROFILE_MAX_INSTANCES)) ||
+    die "PROFILE_MIN_INSTANCES ($PROFILE_MIN_INSTANCES) must not exceed PROFILE_MAX_INSTANCES ($PROFILE_MAX_INSTANCES), which must be at least 1"
+  if [[ $PROFILE_CPU =~ ^0?\. ]]; then
+    ((PROFILE_CONCURRENCY == 1)) ||
+      die "PROFILE_CPU=$PROFILE_CPU with PROFILE_CONCURRENCY=$PROFILE_CONCURRENCY: Cloud Run takes less than 1 CPU only with concurrency 1 (set PROFILE_CPU=1 or more)"
+    [[ $PROFILE_CPU_ALWAYS_ALLOCATED != true ]] ||
+      die "PROFILE_CPU=$PROFILE_CPU with PROFILE_CPU_ALWAYS_ALLOCATED=true: Cloud Run takes less than 1 CPU only with CPU allocated during requests (set PROFILE_CPU=1 or more)"
+  fi
+  check_cpu PROFILE_CPU "$PROFILE_CPU" "$PROFILE_MEMORY"
+  check_cpu JOB_CPU "$JOB_CPU" "$JOB_MEMORY"
+}
+
+# Checks a CPU setting $1 (value $2) as Cloud Run takes it for memory $3: a fraction from 0.08
+# below 1 (with at most 512 MiB below 0.5 CPU, 1 GiB below 1), or 1, 2, 4, 6 or 8 CPUs, at least
+# the minimum for that memory (its "memory limits" page).
+check_cpu() {
+  local name=$1 cpu=$2 memory need
+  memory=$(memory_bytes "$3")
+  if [[ $cpu =~ ^0?\.([0-9]+)$ ]]; then
+    local thousandths=$((10#$(printf '%-3.3s' "${BASH_REMATCH[1]}" | tr ' ' 0)))
+    ((thousandths >= 80)) || die "$name=$cpu: Cloud Run's smallest CPU is 0.08"
+    local most=$((1024 * MIB))
+    if ((thousandths < 500)); then most=$((512 * MIB)); fi
+    ((memory <= most)) ||
+      die "$name=$cpu with $3 of memory: Cloud Run takes at most $((most / MIB)) MiB below $([[ $most == $((512 * MIB)) ]] && echo 0.5 || echo 1) CPU"
+    return 0
+  fi
+  [[ $cpu =~ ^(1|2|4|6|8)$ ]] ||
+    die "$name=$cpu: Cloud Run takes a fraction from 0.08 below 1, or 1, 2, 4, 6 or 8 CPUs"
+  need=$(min_cpu "$memory")
+  ((cpu >= need)) || die "$name=$cpu with $3 of memory: Cloud Run needs at least $need CPUs for that much memory"
+}
+
 # Settings of the front door, checked before anything is created.
 validate_edge() {
   if [[ $EDGE != lb ]]; then
@@ -1915,6 +1963,7 @@ deploy() {
   else
     size_profile
   fi
+  validate_run_settings
   choose_bucket_location
   check_org_policies
 

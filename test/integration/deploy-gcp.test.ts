@@ -437,3 +437,53 @@ describe('IAP for programs (item 6)', () => {
     expect(run.commands).toEqual([]);
   });
 });
+
+describe('settings the APIs would reject (item 8)', () => {
+  it.each([
+    [{ JOB_TIMEOUT: '3600s' }, 'JOB_TIMEOUT=3600s: must be 61s to 1800s'],
+    [{ JOB_TIMEOUT: '30s' }, 'JOB_TIMEOUT=30s: must be 61s to 1800s'],
+    [{ JOB_TIMEOUT: '30m' }, 'JOB_TIMEOUT must be seconds'],
+    [{ PROFILE_CPU: '0.5' }, 'PROFILE_CPU=0.5 with PROFILE_CONCURRENCY=80'],
+    [
+      {
+        PROFILE_CPU: '0.5',
+        PROFILE_CONCURRENCY: '1',
+        PROFILE_MEMORY: '1Gi',
+        PROFILE_CPU_ALWAYS_ALLOCATED: 'true',
+      },
+      'PROFILE_CPU=0.5 with PROFILE_CPU_ALWAYS_ALLOCATED=true',
+    ],
+    [
+      { PROFILE_CPU: '0.25', PROFILE_CONCURRENCY: '1', PROFILE_MEMORY: '1Gi' },
+      'at most 512 MiB below 0.5 CPU',
+    ],
+    [{ PROFILE_CPU: '0.05', PROFILE_CONCURRENCY: '1' }, "Cloud Run's smallest CPU is 0.08"],
+    [{ PROFILE_CPU: '3' }, 'or 1, 2, 4, 6 or 8 CPUs'],
+    [{ PROFILE_MEMORY: '16Gi', PROFILE_CPU: '2' }, 'needs at least 4 CPUs'],
+    [{ PROFILE_CONCURRENCY: '2000' }, 'PROFILE_CONCURRENCY must be 1 to 1000'],
+    [
+      { PROFILE_MIN_INSTANCES: '30' },
+      'PROFILE_MIN_INSTANCES (30) must not exceed PROFILE_MAX_INSTANCES (20)',
+    ],
+    [{ PROFILE_TIMEOUT: '7200s' }, 'PROFILE_TIMEOUT must be 1s to 3600s'],
+  ])('refuses %j before any call', async (env, message) => {
+    const box = await sandbox(SETTINGS);
+    const result = box.attempt([], env);
+    expect(result.stderr).toContain(message);
+    expect(result.code).toBe(1);
+    expect(result.commands).toEqual([]);
+  });
+
+  it('accepts a fraction of a CPU with concurrency 1 and little memory', async () => {
+    const result = await plan({
+      PROFILE_CPU: '0.5',
+      PROFILE_CONCURRENCY: '1',
+      PROFILE_MEMORY: '1Gi',
+    });
+    expect(result.stderr).not.toContain('deploy.sh: PROFILE_CPU');
+    expect(result.code).toBe(0);
+    expect(flag(having(result.lines, 'functions deploy profile-api ')[0] ?? '', '--cpu')).toBe(
+      '0.5',
+    );
+  });
+});
