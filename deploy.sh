@@ -1120,6 +1120,22 @@ validate_bigtable() {
     die "MAPPING_SYNC_METHOD must be mutations (export is not built; see README \"Choosing a mapping store\")"
 }
 
+# Bigtable mode with several REGIONS: every region reads the one cluster in BIGTABLE_ZONE. No
+# replica clusters: replication is per row and unordered, so a replica could hold the sync's
+# checkpoint before the partition's cells it vouches for, and answer a half-synced mapping.
+warn_bigtable_regions() {
+  local home=${BIGTABLE_ZONE%-*} region cost
+  for region in "${PROFILE_REGIONS[@]}"; do
+    [[ $region != "$home" ]] || continue
+    if [[ ${region%%-*} == "${home%%-*}" ]]; then
+      cost="a round trip between $region and $home, typically 5 to 70 ms within a continent"
+    else
+      cost="a round trip between continents, typically 80 ms or more"
+    fi
+    echo "deploy.sh: warning: MAPPING_STORE=bigtable: the profile function in $region reads the mapping from the cluster in $BIGTABLE_ZONE: every request pays $cost before its Aerospike read (size callers' timeouts for it; deploy.sh makes no replica clusters, see README)" >&2
+  done
+}
+
 # The instance with its one cluster, the two app profiles and the table with its families, each
 # created when missing and brought to the settings when not.
 ensure_bigtable() {
@@ -1959,6 +1975,7 @@ deploy() {
     die "PROFILE_CPU_ALWAYS_ALLOCATED must be true or false"
   if [[ $MAPPING_STORE == bigtable ]]; then
     validate_bigtable
+    warn_bigtable_regions
     size_bigtable_profile
   else
     size_profile

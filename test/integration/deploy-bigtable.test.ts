@@ -561,3 +561,23 @@ describe('the Bigtable gcloud command lines', () => {
     expect(await unparsedByGcloud(lines, real?.path ?? '')).toEqual([]);
   }, 180_000);
 });
+
+describe('deploy.sh MAPPING_STORE=bigtable with several REGIONS', () => {
+  it('warns, per region away from the cluster, what each lookup costs', async () => {
+    const box = await sandbox({
+      ...SETTINGS,
+      EDGE: 'lb',
+      DOMAIN: 'api.example.com',
+      API_KEYS_SECRET: 'profile-api-keys',
+      REGIONS: 'europe-west1,europe-west4,us-central1',
+    });
+    const result = box.run([], { DRY_RUN: '1' });
+    expect(result.stderr).not.toContain('profile function in europe-west1 reads the mapping');
+    expect(result.stderr).toContain(
+      'the profile function in europe-west4 reads the mapping from the cluster in europe-west1-b: every request pays a round trip between europe-west4 and europe-west1, typically 5 to 70 ms within a continent',
+    );
+    expect(result.stderr).toContain(
+      'the profile function in us-central1 reads the mapping from the cluster in europe-west1-b: every request pays a round trip between continents, typically 80 ms or more',
+    );
+  });
+});
