@@ -6,9 +6,13 @@ import {
   DEMO_SETTINGS,
   exist,
   flag,
+  gcloudShapes,
   having,
   planned,
+  printedCommands,
+  realGcloud,
   sandbox,
+  unparsedByGcloud,
 } from '../helpers/stub-cli/deploy-sandbox.js';
 
 // What a real Google Cloud project would refuse or break on a first deployment (issue 23,
@@ -486,4 +490,75 @@ describe('settings the APIs would reject (item 8)', () => {
       '0.5',
     );
   });
+});
+
+describe('the gcloud command lines of issue 23', () => {
+  it('all parse with the real gcloud (no credentials: "no active account" means the flags parsed)', async (ctx) => {
+    const real = realGcloud();
+    if (!real) ctx.skip('gcloud is not installed on this machine: parse check skipped');
+    const { first, second } = await deployed;
+    const direct = await sandbox({ ...SETTINGS, VPC_CONNECTOR: '', VPC_NETWORK: 'prod-vpc' });
+    const directRun = direct.run([], {
+      VPC_SUBNET: 'prod-sub',
+      PROFILE_CPU_ALWAYS_ALLOCATED: 'true',
+    });
+    const drs = await sandbox({
+      ...SETTINGS,
+      EDGE: 'lb',
+      DOMAIN: 'api.example.com',
+      API_KEYS_SECRET: 'profile-api-keys',
+      RATE_LIMIT_KEY: 'api-key',
+    });
+    exist(drs, {
+      'resource-manager--iam.allowedPolicyMemberDomains': JSON.stringify({
+        listPolicy: { allowedValues: ['C0abc123'] },
+      }),
+    });
+    const drsFirst = drs.run([], { RATE_LIMIT_API_KEY_PREFIXES: 'partnerA,partnerB' });
+    const drsSecond = drs.run([], { RATE_LIMIT_API_KEY_PREFIXES: 'partnerA' });
+    const iap = await sandbox({
+      ...SETTINGS,
+      EDGE: 'lb',
+      DOMAIN: 'api.example.com',
+      EDGE_IAP: 'true',
+      IAP_OAUTH_CLIENT_ID: '123456789012-abcdefghijklmnop.apps.googleusercontent.com',
+      IAP_OAUTH_CLIENT_SECRET_SECRET: 'iap-client-secret',
+      IAP_PROGRAMMATIC_CLIENTS: '210987654321-zyxwvutsrqponmlk.apps.googleusercontent.com',
+    });
+    const iapRun = iap.run([]);
+    const teardown = iap.run(['teardown'], { TEARDOWN_ALL: '1' });
+    const lines = gcloudShapes(
+      [
+        ...first.commands,
+        ...second.commands,
+        ...directRun.commands,
+        ...drsFirst.commands,
+        ...drsSecond.commands,
+        ...iapRun.commands,
+        ...teardown.commands,
+        ...printedCommands(first.stdout),
+      ],
+      (line) => line.replace(/partner[AB]/g, 'PARTNER').replace(/ 90\d /g, ' 90N '),
+    );
+    // Look-ups are left out of the shapes; this one is new.
+    lines.push(...new Set(having(drsFirst.commands, 'org-policies describe')));
+    for (const expected of [
+      '--build-service-account=projects/demo-proj/serviceAccounts/',
+      'gcloud projects add-iam-policy-binding demo-proj',
+      '--replication-policy=user-managed --locations=europe-west1',
+      '--clear-vpc-connector',
+      '--network=prod-vpc --subnet=prod-sub --vpc-egress=private-ranges-only',
+      'gcloud resource-manager org-policies',
+      '--no-invoker-iam-check',
+      'gcloud secrets versions access latest',
+      'oauth2-client-id=',
+      'gcloud iap settings set',
+      'x-api-key',
+      'security-policies rules delete',
+      'service-accounts delete profile-api-build@',
+    ]) {
+      expect(having(lines, expected).length, expected).toBeGreaterThan(0);
+    }
+    expect(await unparsedByGcloud(lines, real?.path ?? '')).toEqual([]);
+  }, 180_000);
 });
