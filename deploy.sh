@@ -107,7 +107,8 @@ COMMON_VARS=(SNAPSHOT_TIMEOUT_MS ID_TYPES_JSON LOG_LEVEL LOG_USER_IDS)
 PROFILE_VARS=(LINKED_IDS_MAX MAX_ID_LENGTH SEGMENTS_BIN REFRESH_INTERVAL_SECS REFRESH_RETRY_MAX_SECS
   MAX_STALENESS_SECS FIRST_LOAD_TIMEOUT_MS REQUEST_BUDGET_MS RETRY_AFTER_SECS
   AEROSPIKE_CONNECT_TIMEOUT_MS AEROSPIKE_SOCKET_TIMEOUT_MS AEROSPIKE_TOTAL_TIMEOUT_MS
-  AEROSPIKE_MAX_RETRIES BATCH_MAX_IDS BATCH_MAX_PROFILES LOG_REQUESTS LOG_SLOW_MS)
+  AEROSPIKE_MAX_RETRIES BATCH_MAX_IDS BATCH_MAX_PROFILES LOG_REQUESTS LOG_SLOW_MS
+  AEROSPIKE_MAX_SOCKET_IDLE_SECS AEROSPIKE_LOG_LEVEL AEROSPIKE_TLS_NAME AEROSPIKE_AUTH_MODE)
 JOB_VARS=(MIN_ROWS_RATIO)
 CATALOG_VARS=(CATALOG_ID_FIELD CATALOG_FIELDS MONGO_BATCH_SIZE MONGO_MAX_TIME_MS
   MONGO_CONNECT_TIMEOUT_MS)
@@ -123,9 +124,10 @@ BIGQUERY_SET=(MAPPING_TABLE BIGQUERY_PROJECT BIGQUERY_LOCATION)
 {
   PROFILE_PASS=("${COMMON_VARS[@]}" "${PROFILE_VARS[@]}")
   PROFILE_SET=(SNAPSHOT_URI GOOGLE_CLOUD_PROJECT PROFILE_STORE AEROSPIKE_HOSTS AEROSPIKE_NAMESPACE
-    AEROSPIKE_USER MAPPING_MAX_BYTES MAPPING_WINDOW_DAYS "${BIGTABLE_VARS[@]}")
+    AEROSPIKE_USER MAPPING_MAX_BYTES MAPPING_WINDOW_DAYS "${BIGTABLE_VARS[@]}"
+    AEROSPIKE_MAX_CONNS_PER_NODE)
   # Each secret variable NAME comes from the secret named by the setting NAME_SECRET.
-  PROFILE_SECRET=(AEROSPIKE_PASSWORD API_KEYS)
+  PROFILE_SECRET=(AEROSPIKE_PASSWORD API_KEYS OPERATOR_API_KEYS AEROSPIKE_TLS_CA)
   # The embedded store is for local runs (deployed: PROFILE_STORE=aerospike); deployed functions
   # authenticate as their service account, never with a pasted token.
   PROFILE_LOCAL=(EMBEDDED_PROFILES_PATH GOOGLE_OAUTH_ACCESS_TOKEN)
@@ -254,6 +256,14 @@ Settings (default):
   AEROSPIKE_NAMESPACE        profiles
   AEROSPIKE_USER             unset; with AEROSPIKE_PASSWORD_SECRET (a Secret Manager secret)
   API_KEYS_SECRET            unset (Secret Manager secret holding the profile API keys)
+  OPERATOR_API_KEYS_SECRET   unset (Secret Manager secret holding the operators' keys: a request
+                             with one of them in x-api-key gets /health's details)
+  AEROSPIKE_MAX_CONNS_PER_NODE  PROFILE_CONCURRENCY x 2 + 8 (each request in flight holds one
+                             connection per node, a timed-out socket stays counted until closed,
+                             plus health pings); deploy.sh prints what it means for the server's
+                             proto-fd-max at PROFILE_MAX_INSTANCES
+  AEROSPIKE_TLS_CA_SECRET    unset (Secret Manager secret holding the cluster's CA certificate,
+                             PEM, for TLS; with AEROSPIKE_TLS_NAME, Enterprise Edition)
   BIGQUERY_PROJECT           <PROJECT_ID> (runs and pays for the mapping query)
   BIGQUERY_LOCATION          unset
   GOOGLE_OAUTH_ACCESS_TOKEN  verify only: token for BigQuery (default: gcloud auth
@@ -410,7 +420,11 @@ MONGO_COLLECTION=${MONGO_COLLECTION:-segments}
 AEROSPIKE_NAMESPACE=${AEROSPIKE_NAMESPACE:-profiles}
 AEROSPIKE_USER=${AEROSPIKE_USER:-}
 AEROSPIKE_PASSWORD_SECRET=${AEROSPIKE_PASSWORD_SECRET:-}
+AEROSPIKE_TLS_CA_SECRET=${AEROSPIKE_TLS_CA_SECRET:-}
+# Unset: sized from PROFILE_CONCURRENCY by size_aerospike_connections.
+AEROSPIKE_MAX_CONNS_PER_NODE=${AEROSPIKE_MAX_CONNS_PER_NODE:-}
 API_KEYS_SECRET=${API_KEYS_SECRET:-}
+OPERATOR_API_KEYS_SECRET=${OPERATOR_API_KEYS_SECRET:-}
 BIGQUERY_LOCATION=${BIGQUERY_LOCATION:-}
 MAPPING_STORE=${MAPPING_STORE:-snapshot}
 MAPPING_SYNC_METHOD=${MAPPING_SYNC_METHOD:-}
@@ -678,6 +692,37 @@ size_profile() {
   echo "# profile instances: $PROFILE_MEMORY, $PROFILE_CPU CPU (MAPPING_IDS=$MAPPING_IDS needs $need MiB); mappings up to MAPPING_MAX_BYTES=$MAPPING_MAX_BYTES"
 }
 
+# The Aerospike client's connections per node of a profile instance (AEROSPIKE_MAX_CONNS_PER_NODE),
+# sized from PROFILE_CONCURRENCY unless set. Each request in flight holds at most one connection
+# per node for its batch read (concurrency); a socket whose command timed out stays counted until
+# the client closes it, so a burst of timeouts can hold as many again (concurrency); health pings
+# and the odd retry overlapping a closing socket take a few more (8). More commands in flight than
+# the limit fail at once with error -7, not queued. Prints what the cluster's nodes must accept.
+size_aerospike_connections() {
+  if [[ -z $AEROSPIKE_MAX_CONNS_PER_NODE ]]; then
+    AEROSPIKE_MAX_CONNS_PER_NODE=$((PROFILE_CONCURRENCY * 2 + 8))
+  fi
+  [[ $AEROSPIKE_MAX_CONNS_PER_NODE =~ ^[1-9][0-9]{0,5}$ ]] ||
+    die "AEROSPIKE_MAX_CONNS_PER_NODE must be a whole number of connections"
+  if ((AEROSPIKE_MAX_CONNS_PER_NODE <= PROFILE_CONCURRENCY)); then
+    echo "deploy.sh: warning: AEROSPIKE_MAX_CONNS_PER_NODE=$AEROSPIKE_MAX_CONNS_PER_NODE is not above PROFILE_CONCURRENCY=$PROFILE_CONCURRENCY: a full instance has no connection left for a health ping or a socket still closing after a timeout, and those requests fail with error -7" >&2
+  fi
+  # Regions with the same seeds read the same cluster: their instances add up on its nodes.
+  local region seeds most=1 count
+  declare -A sharing=()
+  for region in "${PROFILE_REGIONS[@]}"; do
+    seeds=$(region_setting AEROSPIKE_HOSTS "$region")
+    count=$((${sharing[$seeds]:-0} + 1))
+    sharing[$seeds]=$count
+    if ((count > most)); then most=$count; fi
+  done
+  local total=$((AEROSPIKE_MAX_CONNS_PER_NODE * PROFILE_MAX_INSTANCES * most))
+  echo "# Aerospike: up to $AEROSPIKE_MAX_CONNS_PER_NODE connections per node from each profile instance (PROFILE_CONCURRENCY=$PROFILE_CONCURRENCY x 2 + 8 unless set): up to $total on each node from PROFILE_MAX_INSTANCES=$PROFILE_MAX_INSTANCES instances in $most region(s); the server's proto-fd-max (default 15000) must be above that, with room for every other client"
+  if ((total >= 15000)); then
+    echo "deploy.sh: warning: up to $total connections per Aerospike node from the profile function alone: raise the server's proto-fd-max above it (and the node's open-file limit), or lower PROFILE_MAX_INSTANCES or AEROSPIKE_MAX_CONNS_PER_NODE" >&2
+  fi
+}
+
 # Bigtable mode: the mapping lives in the table, so MAPPING_IDS sizes nothing.
 size_bigtable_profile() {
   PROFILE_MEMORY=${PROFILE_MEMORY:-1Gi}
@@ -742,6 +787,7 @@ write_env_files() {
       env_line AEROSPIKE_HOSTS "$(region_setting AEROSPIKE_HOSTS "$region")"
       env_line AEROSPIKE_NAMESPACE "$AEROSPIKE_NAMESPACE"
       if [[ -n $AEROSPIKE_USER ]]; then env_line AEROSPIKE_USER "$AEROSPIKE_USER"; fi
+      env_line AEROSPIKE_MAX_CONNS_PER_NODE "$AEROSPIKE_MAX_CONNS_PER_NODE"
       if [[ $MAPPING_STORE == bigtable ]]; then
         env_line MAPPING_STORE bigtable
         bigtable_env "$BIGTABLE_APP_PROFILE"
@@ -1060,8 +1106,11 @@ grant_access() {
     grant_bucket_role "$MAPPING_SA" roles/storage.objectUser "$WORK_DIR/mapping.condition.json"
   fi
   grant_secret "$MONGO_URI_SECRET" "$CATALOG_SA"
-  if [[ -n $AEROSPIKE_PASSWORD_SECRET ]]; then grant_secret "$AEROSPIKE_PASSWORD_SECRET" "$PROFILE_SA"; fi
-  if [[ -n $API_KEYS_SECRET ]]; then grant_secret "$API_KEYS_SECRET" "$PROFILE_SA"; fi
+  local name secret
+  for name in "${PROFILE_SECRET[@]}"; do
+    secret="${name}_SECRET"
+    if [[ -n ${!secret:-} ]]; then grant_secret "${!secret}" "$PROFILE_SA"; fi
+  done
   # BigQuery: run jobs in the billing project, read the one mapping table.
   local reader=$MAPPING_SA
   if [[ $MAPPING_STORE == bigtable ]]; then reader=$SYNC_SA; fi
@@ -1981,6 +2030,7 @@ deploy() {
     size_profile
   fi
   validate_run_settings
+  size_aerospike_connections
   choose_bucket_location
   check_org_policies
 

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import {
   argv,
   DEMO_SETTINGS,
+  envFile,
   exist,
   flag,
   gcloudShapes,
@@ -561,4 +562,76 @@ describe('the gcloud command lines of issue 23', () => {
     }
     expect(await unparsedByGcloud(lines, real?.path ?? '')).toEqual([]);
   }, 180_000);
+});
+
+describe('Aerospike settings (issue 23 items 11, 12, 15, 16) and operator keys', () => {
+  const profileEnv = async (env: Record<string, string>) => {
+    const box = await sandbox(SETTINGS);
+    const result = box.run([], { DRY_RUN: '1', ...env });
+    return { ...result, env: envFile(join(box.work, 'profile.env.yaml')) };
+  };
+
+  it('sizes the connections per node from the concurrency, and says what the server must accept', async () => {
+    const sized = await profileEnv({});
+    // 80 requests in flight, as many sockets closing after timeouts, and 8 to spare.
+    expect(sized.env.get('AEROSPIKE_MAX_CONNS_PER_NODE')).toBe('168');
+    expect(sized.stdout).toContain(
+      '# Aerospike: up to 168 connections per node from each profile instance (PROFILE_CONCURRENCY=80 x 2 + 8 unless set): up to 3360 on each node from PROFILE_MAX_INSTANCES=20 instances',
+    );
+    expect(sized.stdout).toContain("the server's proto-fd-max (default 15000) must be above that");
+    expect(
+      (await profileEnv({ PROFILE_CONCURRENCY: '250' })).env.get('AEROSPIKE_MAX_CONNS_PER_NODE'),
+    ).toBe('508');
+    const kept = await profileEnv({ AEROSPIKE_MAX_CONNS_PER_NODE: '300' });
+    expect(kept.env.get('AEROSPIKE_MAX_CONNS_PER_NODE')).toBe('300');
+    expect(kept.stderr).not.toContain('AEROSPIKE_MAX_CONNS_PER_NODE');
+  });
+
+  it('warns when the limit leaves a full instance nothing spare, or the nodes would need more than proto-fd-max', async () => {
+    const tight = await profileEnv({ AEROSPIKE_MAX_CONNS_PER_NODE: '80' });
+    expect(tight.stderr).toContain(
+      'AEROSPIKE_MAX_CONNS_PER_NODE=80 is not above PROFILE_CONCURRENCY=80',
+    );
+    const many = await profileEnv({ PROFILE_MAX_INSTANCES: '100' });
+    expect(many.stderr).toContain(
+      'up to 16800 connections per Aerospike node from the profile function alone',
+    );
+    const bad = await plan({ AEROSPIKE_MAX_CONNS_PER_NODE: 'lots' });
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('AEROSPIKE_MAX_CONNS_PER_NODE must be a whole number');
+  });
+
+  it('passes the client settings on and mounts the TLS CA and the operator keys from Secret Manager', async () => {
+    const box = await sandbox(SETTINGS);
+    const run = box.run([], {
+      AEROSPIKE_MAX_SOCKET_IDLE_SECS: '50',
+      AEROSPIKE_LOG_LEVEL: 'WARN',
+      AEROSPIKE_TLS_NAME: 'aerospike-cluster',
+      AEROSPIKE_AUTH_MODE: 'PKI',
+      AEROSPIKE_TLS_CA_SECRET: 'aerospike-ca',
+      OPERATOR_API_KEYS_SECRET: 'operator-keys',
+      API_KEYS_SECRET: 'profile-api-keys',
+    });
+    const env = envFile(join(box.work, 'profile.env.yaml'));
+    expect(Object.fromEntries(env)).toMatchObject({
+      AEROSPIKE_MAX_SOCKET_IDLE_SECS: '50',
+      AEROSPIKE_LOG_LEVEL: 'WARN',
+      AEROSPIKE_TLS_NAME: 'aerospike-cluster',
+      AEROSPIKE_AUTH_MODE: 'PKI',
+    });
+    expect(env.has('AEROSPIKE_TLS_CA')).toBe(false);
+    expect(env.has('OPERATOR_API_KEYS')).toBe(false);
+    const [profile] = having(run.commands, 'gcloud functions deploy profile-api ');
+    expect(flag(profile ?? '', '--set-secrets')?.split(',')).toEqual([
+      'API_KEYS=profile-api-keys:latest',
+      'OPERATOR_API_KEYS=operator-keys:latest',
+      'AEROSPIKE_TLS_CA=aerospike-ca:latest',
+    ]);
+    const grants = having(run.commands, 'gcloud secrets add-iam-policy-binding');
+    for (const secret of ['profile-api-keys', 'operator-keys', 'aerospike-ca']) {
+      expect(having(grants, ` ${secret} `, 'profile-api-profile@', 'secretAccessor')).toHaveLength(
+        1,
+      );
+    }
+  });
 });
