@@ -335,7 +335,8 @@ Front door (EDGE=lb):
   EDGE_JSON_ERRORS           true (the edge's own 403 and 429 answer our JSON error body, from
                              a public bucket gs://<PROJECT_ID>-<NAME_PREFIX>-edge-errors holding
                              only those two bodies; false: Google's HTML error pages)
-  VERIFY_API_KEY             verify only: an API key for /health through the load balancer
+  VERIFY_API_KEY             verify only: an API key for /health through the load balancer (one of
+                             OPERATOR_API_KEYS_SECRET's keys gets /health's details too)
   VERIFY_ID_TOKEN            verify only, with EDGE_IAP: a token IAP accepts for the caller
 EOF
 }
