@@ -38,6 +38,7 @@ REGION_HEADER=x-profile-api-region
 # Cloud Armor takes at most this many ranges in one rule's --src-ip-ranges.
 MAX_ALLOWED_CIDRS=10
 # RATE_LIMIT_KEY=api-key: one rule per known key prefix, from this priority on (before 1000).
+# (A rule's description holds at most 64 characters: the longest prefix, 32, still fits.)
 KEY_RULE_FIRST=900
 MAX_KEY_PREFIXES=20
 # What a function build needs (Google's "Custom service account for Cloud Build"): write its
@@ -1786,7 +1787,7 @@ ensure_security_policy() {
   for prefix in "${prefixes[@]}"; do
     expression="${within}request.headers['x-api-key'].startsWith('$prefix')"
     set_rule "$priority" "${limit[@]}" --expression="$expression" --enforce-on-key=all \
-      --description="${RATE_LIMIT_PER_MIN} requests per minute for the key starting $prefix"
+      --description="${RATE_LIMIT_PER_MIN}/min for keys starting $prefix"
     priority=$((priority + 1))
   done
   # Keys no longer listed: their rules go, so their requests count per address again.
