@@ -635,3 +635,19 @@ describe('Aerospike settings (issue 23 items 11, 12, 15, 16) and operator keys',
     }
   });
 });
+
+describe('Cloud Armor rule descriptions', () => {
+  it('fit the 64 characters Cloud Armor takes, at the longest settings', async () => {
+    const result = await plan({
+      EDGE: 'lb',
+      DOMAIN: 'api.example.com',
+      API_KEYS_SECRET: 'profile-api-keys',
+      RATE_LIMIT_KEY: 'api-key',
+      RATE_LIMIT_PER_MIN: '1000000',
+      RATE_LIMIT_API_KEY_PREFIXES: 'k'.repeat(32),
+    });
+    const rules = having(result.lines, 'security-policies rules create');
+    expect(rules).toHaveLength(2);
+    for (const rule of rules) expect(flag(rule, '--description')?.length).toBeLessThanOrEqual(64);
+  });
+});
