@@ -37,6 +37,13 @@ VERSION_PATTERN='^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$'
 REGION_HEADER=x-profile-api-region
 # Cloud Armor takes at most this many ranges in one rule's --src-ip-ranges.
 MAX_ALLOWED_CIDRS=10
+# RATE_LIMIT_KEY=api-key: one rule per known key prefix, from this priority on (before 1000).
+# (A rule's description holds at most 64 characters: the longest prefix, 32, still fits.)
+KEY_RULE_FIRST=900
+MAX_KEY_PREFIXES=20
+# What a function build needs (Google's "Custom service account for Cloud Build"): write its
+# logs, push the image, read the uploaded source.
+BUILD_ROLES=(roles/logging.logWriter roles/artifactregistry.writer roles/storage.objectViewer)
 
 die() {
   echo "deploy.sh: $*" >&2
@@ -90,13 +97,78 @@ min_cpu() {
   fi
 }
 
+# What deploy.sh does with each variable a function reads (its zod schema in shared/config.ts),
+# one list per function and kind; `./deploy.sh settings` prints them, and
+# test/integration/deploy-settings.test.ts holds them to the schemas and to the env files written.
+#   pass    passed on when set in deploy.sh's environment
+#   set     written by deploy.sh itself, from its own settings (see --help)
+#   secret  mounted from Secret Manager (the secret named by <NAME>_SECRET), never in an env file
+#   local   never set on a deployed function (local runs only, or unused by that function)
+COMMON_VARS=(SNAPSHOT_TIMEOUT_MS ID_TYPES_JSON LOG_LEVEL LOG_USER_IDS)
+PROFILE_VARS=(LINKED_IDS_MAX MAX_ID_LENGTH SEGMENTS_BIN REFRESH_INTERVAL_SECS REFRESH_RETRY_MAX_SECS
+  MAX_STALENESS_SECS FIRST_LOAD_TIMEOUT_MS REQUEST_BUDGET_MS RETRY_AFTER_SECS
+  AEROSPIKE_CONNECT_TIMEOUT_MS AEROSPIKE_SOCKET_TIMEOUT_MS AEROSPIKE_TOTAL_TIMEOUT_MS
+  AEROSPIKE_MAX_RETRIES BATCH_MAX_IDS BATCH_MAX_PROFILES LOG_REQUESTS LOG_SLOW_MS
+  AEROSPIKE_MAX_SOCKET_IDLE_SECS AEROSPIKE_LOG_LEVEL AEROSPIKE_TLS_NAME AEROSPIKE_AUTH_MODE)
+JOB_VARS=(MIN_ROWS_RATIO)
+CATALOG_VARS=(CATALOG_ID_FIELD CATALOG_FIELDS MONGO_BATCH_SIZE MONGO_MAX_TIME_MS
+  MONGO_CONNECT_TIMEOUT_MS)
+# The query's settings; the window's two are written explicitly in Bigtable mode.
+QUERY_VARS=(MAPPING_PERSON_COLUMN MAPPING_ID_COLUMN MAPPING_TYPE_COLUMN MAPPING_PARTITION_COLUMN
+  BIGQUERY_PAGE_SIZE)
+MAPPING_VARS=("${QUERY_VARS[@]}" MAPPING_LOOKBACK_DAYS MAPPING_WINDOW_DAYS)
+BIGTABLE_VARS=(MAPPING_STORE BIGTABLE_PROJECT BIGTABLE_INSTANCE BIGTABLE_TABLE BIGTABLE_APP_PROFILE)
+JOB_SET=(SNAPSHOT_URI GOOGLE_CLOUD_PROJECT JOB_TIMEOUT_MS)
+BIGQUERY_SET=(MAPPING_TABLE BIGQUERY_PROJECT BIGQUERY_LOCATION)
+
+# shellcheck disable=SC2034 # the _SET and _LOCAL lists are read by name, in settings()
+{
+  PROFILE_PASS=("${COMMON_VARS[@]}" "${PROFILE_VARS[@]}")
+  PROFILE_SET=(SNAPSHOT_URI GOOGLE_CLOUD_PROJECT PROFILE_STORE AEROSPIKE_HOSTS AEROSPIKE_NAMESPACE
+    AEROSPIKE_USER MAPPING_MAX_BYTES MAPPING_WINDOW_DAYS "${BIGTABLE_VARS[@]}"
+    AEROSPIKE_MAX_CONNS_PER_NODE)
+  # Each secret variable NAME comes from the secret named by the setting NAME_SECRET.
+  PROFILE_SECRET=(AEROSPIKE_PASSWORD API_KEYS OPERATOR_API_KEYS AEROSPIKE_TLS_CA)
+  # The embedded store is for local runs (deployed: PROFILE_STORE=aerospike); deployed functions
+  # authenticate as their service account, never with a pasted token.
+  PROFILE_LOCAL=(EMBEDDED_PROFILES_PATH GOOGLE_OAUTH_ACCESS_TOKEN)
+  CATALOG_PASS=("${COMMON_VARS[@]}" "${JOB_VARS[@]}" "${CATALOG_VARS[@]}")
+  CATALOG_SET=("${JOB_SET[@]}" MONGO_DATABASE MONGO_COLLECTION)
+  CATALOG_SECRET=(MONGO_URI)
+  CATALOG_LOCAL=(GOOGLE_OAUTH_ACCESS_TOKEN)
+  MAPPING_PASS=("${COMMON_VARS[@]}" "${JOB_VARS[@]}" "${MAPPING_VARS[@]}")
+  MAPPING_SET=("${JOB_SET[@]}" "${BIGQUERY_SET[@]}" MAPPING_MAX_BYTES)
+  MAPPING_SECRET=()
+  MAPPING_LOCAL=(GOOGLE_OAUTH_ACCESS_TOKEN)
+  SYNC_PASS=("${COMMON_VARS[@]}" "${JOB_VARS[@]}" "${QUERY_VARS[@]}")
+  SYNC_SET=("${JOB_SET[@]}" "${BIGQUERY_SET[@]}" "${BIGTABLE_VARS[@]:1}" MAPPING_WINDOW_DAYS
+    MAPPING_LOOKBACK_DAYS MAPPING_SYNC_METHOD)
+  SYNC_SECRET=()
+  # The sync job writes Bigtable, not a snapshot: no memory budget applies to it.
+  SYNC_LOCAL=(GOOGLE_OAUTH_ACCESS_TOKEN MAPPING_MAX_BYTES)
+}
+
+# Prints every function's variables with what deploy.sh does with them (the lists above).
+settings() {
+  local fn kind list name
+  for fn in profile:PROFILE snapshotCatalog:CATALOG snapshotMapping:MAPPING syncMapping:SYNC; do
+    for kind in pass set secret local; do
+      list="${fn#*:}_${kind^^}[@]"
+      for name in "${!list}"; do
+        printf '%-16s %-7s %s\n' "${fn%%:*}" "$kind" "$name"
+      done
+    done
+  done
+}
+
 usage() {
   cat <<EOF
-Usage: ./deploy.sh [deploy|verify|teardown] [--dry-run] [--help]
+Usage: ./deploy.sh [deploy|verify|teardown|settings] [--dry-run] [--help]
        ./deploy.sh rollback catalog|mapping VERSION [--dry-run]
 
 Commands:
-  deploy (default)           create or update everything
+  deploy (default)           create or update everything (DRY_RUN=1: print every command and
+                             each function's env file instead, secrets not shown)
   verify                     check the mapping query against the real MAPPING_TABLE with a
                              BigQuery dry run (free): locally, then through the deployed mapping
                              job when it exists. Needs only PROJECT_ID and MAPPING_TABLE. With
@@ -110,6 +182,9 @@ Commands:
                              balancer and its parts (TEARDOWN_ALL=1: also the bucket, the service
                              accounts and, with MAPPING_STORE=bigtable, the table, its app
                              profiles and the instance when no other table is left in it)
+  settings                   list each function's variables and what deploy.sh does with them:
+                             pass (passed on when set here), set (deploy.sh writes it), secret
+                             (from Secret Manager), local (never deployed)
 
 Required:
   PROJECT_ID                 Google Cloud project to deploy to
@@ -128,8 +203,19 @@ Settings (default):
                              own <SNAPSHOT_PREFIX>/<kind>/, the profile function only reads)
   SNAPSHOT_RETENTION_DAYS    30 (superseded snapshot versions are deleted after this)
   RUNTIME                    nodejs24
+  BUILD_SERVICE_ACCOUNT      unset: deploy.sh creates <NAME_PREFIX>-build with the roles a build
+                             needs and builds every function as it:
+                             ${BUILD_ROLES[*]}
+                             set: that account's email, used as it is
   VPC_CONNECTOR              unset (Serverless VPC Access connector to reach a private Aerospike)
-  VPC_EGRESS                 private-ranges-only
+  VPC_NETWORK, VPC_SUBNET    unset (Direct VPC egress instead of a connector: the VPC network and
+                             its subnet in the region, from which instances take their addresses;
+                             subnet unset: the one named like the network)
+  VPC_EGRESS                 private-ranges-only (or all: every outbound request through the VPC)
+  AEROSPIKE_PUBLIC           false: an AEROSPIKE_HOSTS seed in a private range (10/8, 172.16/12,
+                             192.168/16, 100.64/10) needs VPC egress in its region, and any other
+                             seed does too unless this is true (seeds reached over the internet
+                             on purpose; the network is then Aerospike's only boundary)
   MAPPING_IDS                10000000 (ids expected in the identity mapping; sizes the profile
                              function)
   PROFILE_MEMORY             the smallest Cloud Run size (${MEMORY_SIZES[*]}) of
@@ -163,19 +249,31 @@ Settings (default):
   SCHEDULER_TIME_ZONE        Etc/UTC
   MONGO_URI_SECRET           profile-api-mongo-uri (Secret Manager; created from MONGO_URI if
                              missing and MONGO_URI is set)
+  SECRET_REPLICATION         user-managed (a secret deploy.sh creates is stored in SECRET_LOCATIONS
+                             only, which location-restricting organisation policies accept; or
+                             automatic: Google's global replication)
+  SECRET_LOCATIONS           REGION and REGIONS (comma-separated)
   MONGO_COLLECTION           segments
   AEROSPIKE_NAMESPACE        profiles
   AEROSPIKE_USER             unset; with AEROSPIKE_PASSWORD_SECRET (a Secret Manager secret)
   API_KEYS_SECRET            unset (Secret Manager secret holding the profile API keys)
+  OPERATOR_API_KEYS_SECRET   unset (Secret Manager secret holding the operators' keys: a request
+                             with one of them in x-api-key gets /health's details)
+  AEROSPIKE_MAX_CONNS_PER_NODE  PROFILE_CONCURRENCY x 2 + 8 (each request in flight holds one
+                             connection per node, a timed-out socket stays counted until closed,
+                             plus health pings); deploy.sh prints what it means for the server's
+                             proto-fd-max at PROFILE_MAX_INSTANCES
+  AEROSPIKE_TLS_CA_SECRET    unset (Secret Manager secret holding the cluster's CA certificate,
+                             PEM, for TLS; with AEROSPIKE_TLS_NAME, Enterprise Edition)
   BIGQUERY_PROJECT           <PROJECT_ID> (runs and pays for the mapping query)
   BIGQUERY_LOCATION          unset
   GOOGLE_OAUTH_ACCESS_TOKEN  verify only: token for BigQuery (default: gcloud auth
                              print-access-token); with it and BIGQUERY_EMULATOR_HOST, verify
                              runs the mapping check against that server, without gcloud
   DRY_RUN                    0
-  Any of the functions' own variables (LINKED_IDS_MAX, REQUEST_BUDGET_MS, ID_TYPES_JSON,
-  LOG_LEVEL, CATALOG_FIELDS, MAPPING_*_COLUMN, MAPPING_WINDOW_DAYS, ...) set here is passed on
-  to them.
+  The functions' own variables of kind "pass" in ./deploy.sh settings (LINKED_IDS_MAX,
+  REQUEST_BUDGET_MS, LOG_REQUESTS, BATCH_MAX_IDS, ID_TYPES_JSON, CATALOG_FIELDS, MAPPING_*_COLUMN,
+  ...) set here are passed on to them.
 
 Mapping store:
   MAPPING_STORE              snapshot: the mapping job publishes a snapshot that every profile
@@ -216,18 +314,30 @@ Front door (EDGE=lb):
   AEROSPIKE_HOSTS_<REGION>   that region's Aerospike seeds, e.g. AEROSPIKE_HOSTS_US_CENTRAL1
                              (dashes as underscores); else AEROSPIKE_HOSTS, with a warning
   VPC_CONNECTOR_<REGION>     that region's connector; else VPC_CONNECTOR
+  VPC_NETWORK_<REGION>, VPC_SUBNET_<REGION>  that region's Direct VPC egress; else VPC_NETWORK,
+                             VPC_SUBNET
   RATE_LIMIT_PER_MIN         6000 (requests per client per minute; above it the edge answers 429)
-  RATE_LIMIT_KEY             ip (or api-key: counted per x-api-key value; requests without the
-                             header share one count)
+  RATE_LIMIT_KEY             ip (or api-key: a request whose x-api-key starts with one of
+                             RATE_LIMIT_API_KEY_PREFIXES counts against that key; every other
+                             one, without a key or with a key nobody issued, against its address)
+  RATE_LIMIT_API_KEY_PREFIXES  with RATE_LIMIT_KEY=api-key: the start of each key issued (4 to 32
+                             characters, at most ${MAX_KEY_PREFIXES}; the policy shows them, so keep the rest of
+                             each key secret and long)
   ALLOWED_CIDRS              unset (up to ${MAX_ALLOWED_CIDRS} comma-separated source ranges: only they may call,
                              others get 403)
   EDGE_IAP                   false (true: Identity-Aware Proxy on the backend services; callers
                              need roles/iap.httpsResourceAccessor)
   IAP_MEMBERS                unset (comma-separated members granted IAP access)
+  IAP_OAUTH_CLIENT_ID, IAP_OAUTH_CLIENT_SECRET_SECRET  unset: Google's managed OAuth client. Set:
+                             IAP uses your OAuth client (its id, and the Secret Manager secret
+                             holding its secret, read at deploy time and never printed)
+  IAP_PROGRAMMATIC_CLIENTS   unset (comma-separated OAuth client ids whose tokens IAP accepts from
+                             programs: user accounts calling from a CLI or an app)
   EDGE_JSON_ERRORS           true (the edge's own 403 and 429 answer our JSON error body, from
                              a public bucket gs://<PROJECT_ID>-<NAME_PREFIX>-edge-errors holding
                              only those two bodies; false: Google's HTML error pages)
-  VERIFY_API_KEY             verify only: an API key for /health through the load balancer
+  VERIFY_API_KEY             verify only: an API key for /health through the load balancer (one of
+                             OPERATOR_API_KEYS_SECRET's keys gets /health's details too)
   VERIFY_ID_TOKEN            verify only, with EDGE_IAP: a token IAP accepts for the caller
 EOF
 }
@@ -252,7 +362,7 @@ for arg in "$@"; do
 done
 ACTION=${ARGS[0]:-deploy}
 case "$ACTION" in
-  deploy | verify | teardown)
+  deploy | verify | teardown | settings)
     ((${#ARGS[@]} <= 1)) || usage_error "unexpected argument: ${ARGS[1]} (see --help)"
     ;;
   rollback)
@@ -267,6 +377,11 @@ case "$ACTION" in
   *) usage_error "unknown argument: $ACTION (see --help)" ;;
 esac
 
+if [[ $ACTION == settings ]]; then
+  settings
+  exit 0
+fi
+
 DRY_RUN=${DRY_RUN:-0}
 REGION=${REGION:-europe-west1}
 NAME_PREFIX=${NAME_PREFIX:-profile-api}
@@ -274,7 +389,10 @@ RUNTIME=${RUNTIME:-nodejs24}
 SNAPSHOT_PREFIX=${SNAPSHOT_PREFIX:-profile-api}
 SNAPSHOT_RETENTION_DAYS=${SNAPSHOT_RETENTION_DAYS:-30}
 VPC_CONNECTOR=${VPC_CONNECTOR:-}
+VPC_NETWORK=${VPC_NETWORK:-}
+VPC_SUBNET=${VPC_SUBNET:-}
 VPC_EGRESS=${VPC_EGRESS:-private-ranges-only}
+AEROSPIKE_PUBLIC=${AEROSPIKE_PUBLIC:-false}
 MAPPING_IDS=${MAPPING_IDS:-10000000}
 # Unset: sized by size_profile (from MAPPING_IDS), or by size_bigtable_profile.
 PROFILE_MEMORY=${PROFILE_MEMORY:-}
@@ -285,6 +403,8 @@ PROFILE_MIN_INSTANCES=${PROFILE_MIN_INSTANCES:-1}
 PROFILE_MAX_INSTANCES=${PROFILE_MAX_INSTANCES:-20}
 PROFILE_CONCURRENCY=${PROFILE_CONCURRENCY:-80}
 PROFILE_TIMEOUT=${PROFILE_TIMEOUT:-60s}
+# check_org_policies sets it false where domain-restricted sharing forbids allUsers.
+INVOKER_IAM_CHECK=true
 # Whether it was set: EDGE=lb decides the ingress itself and refuses a contrary setting.
 PROFILE_INGRESS_SET=${PROFILE_INGRESS:-}
 PROFILE_INGRESS=${PROFILE_INGRESS:-all}
@@ -302,7 +422,11 @@ MONGO_COLLECTION=${MONGO_COLLECTION:-segments}
 AEROSPIKE_NAMESPACE=${AEROSPIKE_NAMESPACE:-profiles}
 AEROSPIKE_USER=${AEROSPIKE_USER:-}
 AEROSPIKE_PASSWORD_SECRET=${AEROSPIKE_PASSWORD_SECRET:-}
+AEROSPIKE_TLS_CA_SECRET=${AEROSPIKE_TLS_CA_SECRET:-}
+# Unset: sized from PROFILE_CONCURRENCY by size_aerospike_connections.
+AEROSPIKE_MAX_CONNS_PER_NODE=${AEROSPIKE_MAX_CONNS_PER_NODE:-}
 API_KEYS_SECRET=${API_KEYS_SECRET:-}
+OPERATOR_API_KEYS_SECRET=${OPERATOR_API_KEYS_SECRET:-}
 BIGQUERY_LOCATION=${BIGQUERY_LOCATION:-}
 MAPPING_STORE=${MAPPING_STORE:-snapshot}
 MAPPING_SYNC_METHOD=${MAPPING_SYNC_METHOD:-}
@@ -310,8 +434,12 @@ EDGE=${EDGE:-}
 DOMAIN=${DOMAIN:-}
 RATE_LIMIT_PER_MIN=${RATE_LIMIT_PER_MIN:-6000}
 RATE_LIMIT_KEY=${RATE_LIMIT_KEY:-ip}
+RATE_LIMIT_API_KEY_PREFIXES=${RATE_LIMIT_API_KEY_PREFIXES:-}
 ALLOWED_CIDRS=${ALLOWED_CIDRS:-}
 EDGE_IAP=${EDGE_IAP:-false}
+IAP_OAUTH_CLIENT_ID=${IAP_OAUTH_CLIENT_ID:-}
+IAP_OAUTH_CLIENT_SECRET_SECRET=${IAP_OAUTH_CLIENT_SECRET_SECRET:-}
+IAP_PROGRAMMATIC_CLIENTS=${IAP_PROGRAMMATIC_CLIENTS:-}
 IAP_MEMBERS=${IAP_MEMBERS:-}
 EDGE_JSON_ERRORS=${EDGE_JSON_ERRORS:-true}
 
@@ -353,6 +481,10 @@ CATALOG_SA=$(sa_email catalog)
 MAPPING_SA=$(sa_email mapping)
 SYNC_SA=$(sa_email sync)
 SCHEDULER_SA=$(sa_email scheduler)
+# Builds run as this account: new projects build as the Compute Engine default account, which
+# often lacks the builder role or is disabled by organisation policy. Unset: created here.
+BUILD_SERVICE_ACCOUNT=${BUILD_SERVICE_ACCOUNT:-}
+BUILD_SA=${BUILD_SERVICE_ACCOUNT:-$(sa_email build)}
 
 # The front door's parts (EDGE=lb). Region-specific ones add -<region>.
 EDGE_ADDRESS=${NAME_PREFIX}-ip
@@ -376,6 +508,11 @@ if [[ -z ${DEPLOY_WORK_DIR:-} && $DRY_RUN != 1 ]]; then
   trap 'rm -rf "$WORK_DIR"' EXIT
 fi
 
+# Where secrets deploy.sh creates are stored: user-managed replication in the regions that read
+# them (organisations restricting resource locations refuse automatic, global replication).
+SECRET_REPLICATION=${SECRET_REPLICATION:-user-managed}
+SECRET_LOCATIONS=${SECRET_LOCATIONS:-}
+
 # The regions running the profile function: REGIONS, else REGION.
 PROFILE_REGIONS=()
 IFS=, read -r -a region_list <<<"${REGIONS:-$REGION}"
@@ -387,6 +524,19 @@ for region in "${region_list[@]}"; do
 done
 ((${#PROFILE_REGIONS[@]})) || die "REGIONS names no region"
 unset region region_list
+
+[[ $SECRET_REPLICATION == user-managed || $SECRET_REPLICATION == automatic ]] ||
+  die "SECRET_REPLICATION must be user-managed or automatic"
+if [[ -z $SECRET_LOCATIONS ]]; then
+  SECRET_LOCATIONS=$REGION
+  for region in "${PROFILE_REGIONS[@]}"; do
+    if [[ ,$SECRET_LOCATIONS, != *",$region,"* ]]; then SECRET_LOCATIONS+=",$region"; fi
+  done
+  unset region
+fi
+SECRET_LOCATIONS=${SECRET_LOCATIONS//[[:space:]]/}
+[[ $SECRET_LOCATIONS =~ ^[a-z]+-[a-z]+[0-9]+(,[a-z]+-[a-z]+[0-9]+)*$ ]] ||
+  die "SECRET_LOCATIONS must be comma-separated regions, e.g. europe-west1,europe-west4"
 
 # Region $1 as in a per-region setting's name: upper case, dashes as underscores.
 region_key() {
@@ -412,6 +562,58 @@ has_region_setting() {
 run() {
   printf '+'
   printf ' %q' "$@"
+  printf '\n'
+  if [[ $DRY_RUN != 1 ]]; then "$@"; fi
+}
+
+# Bounded retries for what IAM propagation breaks at random on a first run: Google documents that a
+# new service account can take a minute or more to be usable, and a role grant several minutes.
+# Back-off from DEPLOY_RETRY_FIRST_SECS, doubling up to a minute: about 5 minutes in all.
+RETRY_ATTEMPTS=${DEPLOY_RETRY_ATTEMPTS:-8}
+RETRY_FIRST_SECS=${DEPLOY_RETRY_FIRST_SECS:-10}
+RETRY_MAX_SECS=60
+# What gcloud says while an account or a grant has not propagated yet.
+PROPAGATION_ERRORS='does not exist|NOT_FOUND|[Nn]ot found|PERMISSION_DENIED|[Pp]ermission .*denied|actAs|is not authorized'
+
+# As run, retrying a command that fails the way propagation delays make it fail (bounded); any
+# other failure stops the run at once, with gcloud's message (shown as it comes).
+run_retry() {
+  printf '+'
+  printf ' %q' "$@"
+  printf '\n'
+  [[ $DRY_RUN != 1 ]] || return 0
+  local attempt=1 delay=$RETRY_FIRST_SECS err=$WORK_DIR/retry.err
+  until { "$@" 2>&1 1>&3 3>&- | tee "$err" >&2; } 3>&1; do
+    grep -Eq "$PROPAGATION_ERRORS" "$err" || die "$1 $2 $3 failed (above)"
+    ((attempt < RETRY_ATTEMPTS)) ||
+      die "$1 $2 $3 still failed after $attempt attempts over the propagation delay of new service accounts and grants (above); run deploy.sh again later, or check the permissions it names"
+    echo "deploy.sh: retrying in ${delay}s (attempt $((attempt + 1)) of $RETRY_ATTEMPTS): new service accounts and grants take minutes to propagate" >&2
+    sleep "$delay"
+    attempt=$((attempt + 1))
+    delay=$((delay * 2 > RETRY_MAX_SECS ? RETRY_MAX_SECS : delay * 2))
+  done
+}
+
+# Waits (bounded) until a service account just created is visible, before anything names it.
+wait_for_service_account() {
+  [[ $DRY_RUN != 1 ]] || return 0
+  local attempt=1 delay=$RETRY_FIRST_SECS
+  until gcloud iam service-accounts describe "$1" --project="$PROJECT_ID" >/dev/null 2>&1; do
+    ((attempt < RETRY_ATTEMPTS)) ||
+      die "service account $1 was created but is still not visible after $attempt attempts; run deploy.sh again later"
+    echo "deploy.sh: waiting ${delay}s for service account $1 to be visible" >&2
+    sleep "$delay"
+    attempt=$((attempt + 1))
+    delay=$((delay * 2 > RETRY_MAX_SECS ? RETRY_MAX_SECS : delay * 2))
+  done
+}
+
+# As run, with the value $1 shown as $2 in the printed line (a secret for gcloud's arguments).
+run_hiding() {
+  local value=$1 shown=$2 arg
+  shift 2
+  printf '+'
+  for arg in "$@"; do printf ' %q' "${arg//"$value"/$shown}"; done
   printf '\n'
   if [[ $DRY_RUN != 1 ]]; then "$@"; fi
 }
@@ -446,10 +648,13 @@ read_to() {
   "$@" >"$file" 2>/dev/null
 }
 
-# $1 as the inside of a JSON string (our values hold no control characters).
+# $1 as the inside of a JSON string (a multi-line ID_TYPES_JSON stays one line).
 json_chars() {
   local value=${1//\\/\\\\}
-  printf '%s' "${value//\"/\\\"}"
+  value=${value//\"/\\\"}
+  value=${value//$'\n'/\\n}
+  value=${value//$'\r'/\\r}
+  printf '%s' "${value//$'\t'/\\t}"
 }
 
 # Writes KEY: "value" lines (YAML with JSON-quoted strings) for --env-vars-file.
@@ -464,19 +669,6 @@ pass_through() {
     if [[ -n ${!name:-} ]]; then env_line "$name" "${!name}"; fi
   done
 }
-
-COMMON_VARS=(SNAPSHOT_TIMEOUT_MS ID_TYPES_JSON LOG_LEVEL LOG_USER_IDS)
-PROFILE_VARS=(LINKED_IDS_MAX MAX_ID_LENGTH SEGMENTS_BIN REFRESH_INTERVAL_SECS REFRESH_RETRY_MAX_SECS
-  MAX_STALENESS_SECS FIRST_LOAD_TIMEOUT_MS REQUEST_BUDGET_MS RETRY_AFTER_SECS
-  AEROSPIKE_CONNECT_TIMEOUT_MS AEROSPIKE_SOCKET_TIMEOUT_MS AEROSPIKE_TOTAL_TIMEOUT_MS
-  AEROSPIKE_MAX_RETRIES)
-JOB_VARS=(MIN_ROWS_RATIO)
-CATALOG_VARS=(CATALOG_ID_FIELD CATALOG_FIELDS MONGO_BATCH_SIZE MONGO_MAX_TIME_MS
-  MONGO_CONNECT_TIMEOUT_MS)
-# The query's settings; the window's two are written explicitly in Bigtable mode.
-QUERY_VARS=(MAPPING_PERSON_COLUMN MAPPING_ID_COLUMN MAPPING_TYPE_COLUMN MAPPING_PARTITION_COLUMN
-  BIGQUERY_PAGE_SIZE)
-MAPPING_VARS=("${QUERY_VARS[@]}" MAPPING_LOOKBACK_DAYS MAPPING_WINDOW_DAYS)
 
 # Fills in PROFILE_MEMORY, PROFILE_CPU and MAPPING_MAX_BYTES where unset (formulas in --help).
 size_profile() {
@@ -500,6 +692,37 @@ size_profile() {
   fi
   [[ $MAPPING_MAX_BYTES =~ ^[1-9][0-9]*$ ]] || die "MAPPING_MAX_BYTES must be a number of bytes"
   echo "# profile instances: $PROFILE_MEMORY, $PROFILE_CPU CPU (MAPPING_IDS=$MAPPING_IDS needs $need MiB); mappings up to MAPPING_MAX_BYTES=$MAPPING_MAX_BYTES"
+}
+
+# The Aerospike client's connections per node of a profile instance (AEROSPIKE_MAX_CONNS_PER_NODE),
+# sized from PROFILE_CONCURRENCY unless set. Each request in flight holds at most one connection
+# per node for its batch read (concurrency); a socket whose command timed out stays counted until
+# the client closes it, so a burst of timeouts can hold as many again (concurrency); health pings
+# and the odd retry overlapping a closing socket take a few more (8). More commands in flight than
+# the limit fail at once with error -7, not queued. Prints what the cluster's nodes must accept.
+size_aerospike_connections() {
+  if [[ -z $AEROSPIKE_MAX_CONNS_PER_NODE ]]; then
+    AEROSPIKE_MAX_CONNS_PER_NODE=$((PROFILE_CONCURRENCY * 2 + 8))
+  fi
+  [[ $AEROSPIKE_MAX_CONNS_PER_NODE =~ ^[1-9][0-9]{0,5}$ ]] ||
+    die "AEROSPIKE_MAX_CONNS_PER_NODE must be a whole number of connections"
+  if ((AEROSPIKE_MAX_CONNS_PER_NODE <= PROFILE_CONCURRENCY)); then
+    echo "deploy.sh: warning: AEROSPIKE_MAX_CONNS_PER_NODE=$AEROSPIKE_MAX_CONNS_PER_NODE is not above PROFILE_CONCURRENCY=$PROFILE_CONCURRENCY: a full instance has no connection left for a health ping or a socket still closing after a timeout, and those requests fail with error -7" >&2
+  fi
+  # Regions with the same seeds read the same cluster: their instances add up on its nodes.
+  local region seeds most=1 count
+  declare -A sharing=()
+  for region in "${PROFILE_REGIONS[@]}"; do
+    seeds=$(region_setting AEROSPIKE_HOSTS "$region")
+    count=$((${sharing[$seeds]:-0} + 1))
+    sharing[$seeds]=$count
+    if ((count > most)); then most=$count; fi
+  done
+  local total=$((AEROSPIKE_MAX_CONNS_PER_NODE * PROFILE_MAX_INSTANCES * most))
+  echo "# Aerospike: up to $AEROSPIKE_MAX_CONNS_PER_NODE connections per node from each profile instance (PROFILE_CONCURRENCY=$PROFILE_CONCURRENCY x 2 + 8 unless set): up to $total on each node from PROFILE_MAX_INSTANCES=$PROFILE_MAX_INSTANCES instances in $most region(s); the server's proto-fd-max (default 15000) must be above that, with room for every other client"
+  if ((total >= 15000)); then
+    echo "deploy.sh: warning: up to $total connections per Aerospike node from the profile function alone: raise the server's proto-fd-max above it (and the node's open-file limit), or lower PROFILE_MAX_INSTANCES or AEROSPIKE_MAX_CONNS_PER_NODE" >&2
+  fi
 }
 
 # Bigtable mode: the mapping lives in the table, so MAPPING_IDS sizes nothing.
@@ -526,15 +749,13 @@ profile_env_file() {
   fi
 }
 
-# Where the functions find the Bigtable table; $1 is the app profile.
+# Where the functions find the Bigtable table, and the window both read; $1 is the app profile.
 bigtable_env() {
-  env_line MAPPING_STORE bigtable
   env_line BIGTABLE_PROJECT "$BIGTABLE_PROJECT"
   env_line BIGTABLE_INSTANCE "$BIGTABLE_INSTANCE"
   env_line BIGTABLE_TABLE "$BIGTABLE_TABLE"
   env_line BIGTABLE_APP_PROFILE "$1"
   env_line MAPPING_WINDOW_DAYS "$MAPPING_WINDOW_DAYS"
-  env_line MAPPING_LOOKBACK_DAYS "$MAPPING_LOOKBACK_DAYS"
 }
 
 # What both mapping jobs (snapshot and Bigtable sync) are told about BigQuery and their deadline.
@@ -568,12 +789,14 @@ write_env_files() {
       env_line AEROSPIKE_HOSTS "$(region_setting AEROSPIKE_HOSTS "$region")"
       env_line AEROSPIKE_NAMESPACE "$AEROSPIKE_NAMESPACE"
       if [[ -n $AEROSPIKE_USER ]]; then env_line AEROSPIKE_USER "$AEROSPIKE_USER"; fi
+      env_line AEROSPIKE_MAX_CONNS_PER_NODE "$AEROSPIKE_MAX_CONNS_PER_NODE"
       if [[ $MAPPING_STORE == bigtable ]]; then
+        env_line MAPPING_STORE bigtable
         bigtable_env "$BIGTABLE_APP_PROFILE"
       else
         env_line MAPPING_MAX_BYTES "$MAPPING_MAX_BYTES"
       fi
-      pass_through "${COMMON_VARS[@]}" "${PROFILE_VARS[@]}"
+      pass_through "${PROFILE_PASS[@]}"
     } >"$(profile_env_file "$region")"
   done
   {
@@ -583,22 +806,65 @@ write_env_files() {
     env_line MONGO_DATABASE "$MONGO_DATABASE"
     env_line MONGO_COLLECTION "$MONGO_COLLECTION"
     env_line JOB_TIMEOUT_MS "$(job_timeout_ms)"
-    pass_through "${COMMON_VARS[@]}" "${JOB_VARS[@]}" "${CATALOG_VARS[@]}"
+    pass_through "${CATALOG_PASS[@]}"
   } >"$WORK_DIR/catalog.env.yaml"
   if [[ $MAPPING_STORE == bigtable ]]; then
     {
       bigquery_job_env
       # Its own app profile: low priority, so that a sync never slows the profile reads.
       bigtable_env "$BIGTABLE_SYNC_APP_PROFILE"
+      env_line MAPPING_LOOKBACK_DAYS "$MAPPING_LOOKBACK_DAYS"
       if [[ -n $MAPPING_SYNC_METHOD ]]; then env_line MAPPING_SYNC_METHOD "$MAPPING_SYNC_METHOD"; fi
-      pass_through "${COMMON_VARS[@]}" "${JOB_VARS[@]}" "${QUERY_VARS[@]}"
+      pass_through "${SYNC_PASS[@]}"
     } >"$WORK_DIR/sync.env.yaml"
   else
     {
       bigquery_job_env
       env_line MAPPING_MAX_BYTES "$MAPPING_MAX_BYTES"
-      pass_through "${COMMON_VARS[@]}" "${JOB_VARS[@]}" "${MAPPING_VARS[@]}"
+      pass_through "${MAPPING_PASS[@]}"
     } >"$WORK_DIR/mapping.env.yaml"
+  fi
+}
+
+# The profile function's --set-secrets value: each PROFILE_SECRET variable whose <NAME>_SECRET
+# setting names a secret.
+profile_secrets() {
+  local name secret list=()
+  for name in "${PROFILE_SECRET[@]}"; do
+    secret="${name}_SECRET"
+    if [[ -n ${!secret:-} ]]; then list+=("$name=${!secret}:latest"); fi
+  done
+  local IFS=,
+  echo "${list[*]}"
+}
+
+# A dry run shows what each function would run with: its env file, then its secrets' sources.
+# Nothing secret is in an env file; a variable of a secret kind is shown redacted all the same.
+show_env() {
+  local title=$1 file=$2 secrets=$3 line key hidden=" ${PROFILE_SECRET[*]} ${CATALOG_SECRET[*]} GOOGLE_OAUTH_ACCESS_TOKEN "
+  echo "# env of $title, as deployed ($file):"
+  while IFS= read -r line; do
+    key=${line%%:*}
+    if [[ $hidden == *" $key "* ]]; then line="$key: <redacted>"; fi
+    echo "#   $line"
+  done <"$file"
+  local secret list=()
+  if [[ -n $secrets ]]; then IFS=, read -r -a list <<<"$secrets"; fi
+  for secret in "${list[@]}"; do
+    echo "#   ${secret%%=*}: <from Secret Manager ${secret#*=}, not shown>"
+  done
+}
+
+show_env_files() {
+  local region
+  for region in "${PROFILE_REGIONS[@]}"; do
+    show_env "$PROFILE_FN in $region" "$(profile_env_file "$region")" "$(profile_secrets)"
+  done
+  show_env "$CATALOG_FN" "$WORK_DIR/catalog.env.yaml" "MONGO_URI=${MONGO_URI_SECRET}:latest"
+  if [[ $MAPPING_STORE == bigtable ]]; then
+    show_env "$SYNC_FN" "$WORK_DIR/sync.env.yaml" ''
+  else
+    show_env "$MAPPING_FN" "$WORK_DIR/mapping.env.yaml" ''
   fi
 }
 
@@ -624,13 +890,13 @@ enable_apis() {
     artifactregistry.googleapis.com cloudscheduler.googleapis.com secretmanager.googleapis.com
     bigquery.googleapis.com storage.googleapis.com iam.googleapis.com logging.googleapis.com)
   local region bigtable_apis=(bigtable.googleapis.com bigtableadmin.googleapis.com)
+  local connector='' network=''
   for region in "${PROFILE_REGIONS[@]}"; do
-    if [[ -n $(region_setting VPC_CONNECTOR "$region") ]]; then
-      apis+=(vpcaccess.googleapis.com)
-      break
-    fi
+    connector+=$(region_setting VPC_CONNECTOR "$region")
+    network+=$(region_setting VPC_NETWORK "$region")
   done
-  if [[ $EDGE == lb ]]; then apis+=(compute.googleapis.com); fi
+  if [[ -n $connector ]]; then apis+=(vpcaccess.googleapis.com); fi
+  if [[ -n $network || $EDGE == lb ]]; then apis+=(compute.googleapis.com); fi
   if [[ $EDGE == lb && $EDGE_IAP == true ]]; then apis+=(iap.googleapis.com); fi
   if [[ $MAPPING_STORE == bigtable && $BIGTABLE_PROJECT == "$PROJECT_ID" ]]; then
     apis+=("${bigtable_apis[@]}")
@@ -709,7 +975,21 @@ ensure_service_account() {
   if ! exists gcloud iam service-accounts describe "$(sa_email "$id")" --project="$PROJECT_ID"; then
     run gcloud iam service-accounts create "${NAME_PREFIX}-$id" --project="$PROJECT_ID" \
       --display-name="$description"
+    wait_for_service_account "$(sa_email "$id")"
   fi
+}
+
+# The build account with the roles a function build needs, on the project (the build's image
+# repository and source bucket are Google-made, named per region). An account given in
+# BUILD_SERVICE_ACCOUNT is used as it is: its owner grants its roles.
+ensure_build_account() {
+  [[ -z $BUILD_SERVICE_ACCOUNT ]] || return 0
+  ensure_service_account build "Profile API: function builds"
+  local role
+  for role in "${BUILD_ROLES[@]}"; do
+    run_retry gcloud projects add-iam-policy-binding "$PROJECT_ID" --condition=None \
+      --member="serviceAccount:$BUILD_SA" --role="$role"
+  done
 }
 
 ensure_secret() {
@@ -723,15 +1003,19 @@ ensure_secret() {
     die "secret $name does not exist: create it, or set $value_var and deploy again
   printf %s \"\$$value_var\" | gcloud secrets create $name --data-file=- --project=$PROJECT_ID"
   fi
-  echo "+ gcloud secrets create $name --data-file=- --replication-policy=automatic --project=$PROJECT_ID  # value from \$$value_var on stdin"
+  local replication=(--replication-policy=automatic)
+  if [[ $SECRET_REPLICATION == user-managed ]]; then
+    replication=(--replication-policy=user-managed --locations="$SECRET_LOCATIONS")
+  fi
+  echo "+ gcloud secrets create $name --data-file=- ${replication[*]} --project=$PROJECT_ID  # value from \$$value_var on stdin"
   if [[ $DRY_RUN != 1 ]]; then
     printf %s "${!value_var}" | gcloud secrets create "$name" --data-file=- \
-      --replication-policy=automatic --project="$PROJECT_ID"
+      "${replication[@]}" --project="$PROJECT_ID"
   fi
 }
 
 grant_secret() {
-  run gcloud secrets add-iam-policy-binding "$1" --project="$PROJECT_ID" \
+  run_retry gcloud secrets add-iam-policy-binding "$1" --project="$PROJECT_ID" \
     --member="serviceAccount:$2" --role=roles/secretmanager.secretAccessor --condition=None
 }
 # An IAM condition (for --condition-from-file: its expression holds commas) allowing the objects
@@ -790,7 +1074,7 @@ grant_bucket_role() {
   others=$(other_bindings "$WORK_DIR/bucket-policy.json" "$member" "$role" "$condition" \
     "${condition%.json}.stale")
   if ! grep -qx present <<<"$others"; then
-    run gcloud storage buckets add-iam-policy-binding "gs://$BUCKET" --project="$PROJECT_ID" \
+    run_retry gcloud storage buckets add-iam-policy-binding "gs://$BUCKET" --project="$PROJECT_ID" \
       --member="$member" --role="$role" --condition-from-file="$condition"
   fi
   while IFS= read -r line; do
@@ -824,15 +1108,18 @@ grant_access() {
     grant_bucket_role "$MAPPING_SA" roles/storage.objectUser "$WORK_DIR/mapping.condition.json"
   fi
   grant_secret "$MONGO_URI_SECRET" "$CATALOG_SA"
-  if [[ -n $AEROSPIKE_PASSWORD_SECRET ]]; then grant_secret "$AEROSPIKE_PASSWORD_SECRET" "$PROFILE_SA"; fi
-  if [[ -n $API_KEYS_SECRET ]]; then grant_secret "$API_KEYS_SECRET" "$PROFILE_SA"; fi
+  local name secret
+  for name in "${PROFILE_SECRET[@]}"; do
+    secret="${name}_SECRET"
+    if [[ -n ${!secret:-} ]]; then grant_secret "${!secret}" "$PROFILE_SA"; fi
+  done
   # BigQuery: run jobs in the billing project, read the one mapping table.
   local reader=$MAPPING_SA
   if [[ $MAPPING_STORE == bigtable ]]; then reader=$SYNC_SA; fi
-  run gcloud projects add-iam-policy-binding "$BIGQUERY_PROJECT" --condition=None \
+  run_retry gcloud projects add-iam-policy-binding "$BIGQUERY_PROJECT" --condition=None \
     --member="serviceAccount:$reader" --role=roles/bigquery.jobUser
   local table_project=${MAPPING_TABLE%%.*} rest=${MAPPING_TABLE#*.}
-  run bq add-iam-policy-binding --project_id="$table_project" \
+  run_retry bq add-iam-policy-binding --project_id="$table_project" \
     --member="serviceAccount:$reader" --role=roles/bigquery.dataViewer --table=true \
     "${table_project}:${rest}"
   if [[ $MAPPING_STORE == bigtable ]]; then
@@ -843,7 +1130,7 @@ grant_access() {
 }
 
 grant_table_role() {
-  run gcloud bigtable instances tables add-iam-policy-binding "$BIGTABLE_TABLE" \
+  run_retry gcloud bigtable instances tables add-iam-policy-binding "$BIGTABLE_TABLE" \
     --instance="$BIGTABLE_INSTANCE" --project="$BIGTABLE_PROJECT" \
     --member="serviceAccount:$1" --role="$2" --condition=None
 }
@@ -882,6 +1169,22 @@ validate_bigtable() {
   # export (BigQuery's EXPORT DATA writing Bigtable) is not built: README, Choosing a mapping store.
   [[ -z $MAPPING_SYNC_METHOD || $MAPPING_SYNC_METHOD == mutations ]] ||
     die "MAPPING_SYNC_METHOD must be mutations (export is not built; see README \"Choosing a mapping store\")"
+}
+
+# Bigtable mode with several REGIONS: every region reads the one cluster in BIGTABLE_ZONE. No
+# replica clusters: replication is per row and unordered, so a replica could hold the sync's
+# checkpoint before the partition's cells it vouches for, and answer a half-synced mapping.
+warn_bigtable_regions() {
+  local home=${BIGTABLE_ZONE%-*} region cost
+  for region in "${PROFILE_REGIONS[@]}"; do
+    [[ $region != "$home" ]] || continue
+    if [[ ${region%%-*} == "${home%%-*}" ]]; then
+      cost="a round trip between $region and $home, typically 5 to 70 ms within a continent"
+    else
+      cost="a round trip between continents, typically 80 ms or more"
+    fi
+    echo "deploy.sh: warning: MAPPING_STORE=bigtable: the profile function in $region reads the mapping from the cluster in $BIGTABLE_ZONE: every request pays $cost before its Aerospike read (size callers' timeouts for it; deploy.sh makes no replica clusters, see README)" >&2
+  done
 }
 
 # The instance with its one cluster, the two app profiles and the table with its families, each
@@ -1046,9 +1349,10 @@ check_bigtable_table() {
 deploy_function() {
   local region=$1 name=$2 entry=$3 sa=$4 env_file=$5
   shift 5
-  run gcloud functions deploy "$name" --gen2 --project="$PROJECT_ID" --region="$region" \
+  run_retry gcloud functions deploy "$name" --gen2 --project="$PROJECT_ID" --region="$region" \
     --runtime="$RUNTIME" --source="$WORK_DIR/source" --entry-point="$entry" --trigger-http \
-    --run-service-account="$sa" --env-vars-file="$env_file" "$@"
+    --run-service-account="$sa" --build-service-account="projects/$PROJECT_ID/serviceAccounts/$BUILD_SA" \
+    --env-vars-file="$env_file" "$@"
 }
 
 # The mapping job of this store: the snapshot job, or the Bigtable sync job.
@@ -1057,7 +1361,7 @@ mapping_job_fn() {
 }
 
 deploy_functions() {
-  local region connector ingress=$PROFILE_INGRESS auth=--no-allow-unauthenticated
+  local region connector network subnet ingress=$PROFILE_INGRESS auth=--no-allow-unauthenticated
   if [[ $EDGE == lb ]]; then
     # Only the load balancer reaches the function. It presents no Google identity of the
     # caller: behind IAP, IAP's service agent is the invoker; with API keys, anyone who passes
@@ -1067,32 +1371,44 @@ deploy_functions() {
   elif [[ $PROFILE_ALLOW_UNAUTHENTICATED == true ]]; then
     auth=--allow-unauthenticated
   fi
-  local secrets=()
-  if [[ -n $AEROSPIKE_PASSWORD_SECRET ]]; then secrets+=("AEROSPIKE_PASSWORD=${AEROSPIKE_PASSWORD_SECRET}:latest"); fi
-  if [[ -n $API_KEYS_SECRET ]]; then secrets+=("API_KEYS=${API_KEYS_SECRET}:latest"); fi
+  # Domain-restricted sharing (check_org_policies): public without an allUsers binding.
+  local invoker_check=()
+  if [[ $auth == --allow-unauthenticated && $INVOKER_IAM_CHECK == false ]]; then
+    auth=--no-allow-unauthenticated
+    invoker_check=(--no-invoker-iam-check)
+  fi
+  local secrets
+  secrets=$(profile_secrets)
   for region in "${PROFILE_REGIONS[@]}"; do
     local profile_flags=(--memory="$PROFILE_MEMORY" --cpu="$PROFILE_CPU"
       --min-instances="$PROFILE_MIN_INSTANCES" --max-instances="$PROFILE_MAX_INSTANCES"
       --concurrency="$PROFILE_CONCURRENCY" --timeout="$PROFILE_TIMEOUT"
       --ingress-settings="$ingress")
     connector=$(region_setting VPC_CONNECTOR "$region")
+    network=$(region_setting VPC_NETWORK "$region")
+    subnet=$(region_setting VPC_SUBNET "$region")
+    # Flags for the function's Cloud Run service, set after the deploy (one new revision).
+    local service_flags=()
     if [[ -n $connector ]]; then
       profile_flags+=(--vpc-connector="$connector" --egress-settings="$VPC_EGRESS")
-    elif ((${#PROFILE_REGIONS[@]} > 1)); then
-      echo "deploy.sh: VPC_CONNECTOR is not set for $region: the profile function there reaches Aerospike over the public internet" >&2
-    else
-      echo "deploy.sh: VPC_CONNECTOR is not set: the profile function reaches Aerospike over the public internet" >&2
+    elif [[ -n $network ]]; then
+      # gcloud's functions deploy takes Direct VPC egress only from 545.0.0 on: the function's
+      # Cloud Run service takes it on every version (README "Reaching Aerospike").
+      profile_flags+=(--clear-vpc-connector)
+      service_flags+=(--network="$network")
+      if [[ -n $subnet ]]; then service_flags+=(--subnet="$subnet"); fi
+      service_flags+=(--vpc-egress="$(run_egress)")
     fi
-    if ((${#secrets[@]})); then
-      profile_flags+=(--set-secrets="$(IFS=,; echo "${secrets[*]}")")
-    fi
+    if [[ -n $secrets ]]; then profile_flags+=(--set-secrets="$secrets"); fi
     profile_flags+=("$auth")
     deploy_function "$region" "$PROFILE_FN" profile "$PROFILE_SA" "$(profile_env_file "$region")" \
       "${profile_flags[@]}"
     # Set on the function's Cloud Run service, which later function deploys leave as it is.
-    if [[ $PROFILE_CPU_ALWAYS_ALLOCATED == true ]]; then
+    if [[ $PROFILE_CPU_ALWAYS_ALLOCATED == true ]]; then service_flags=(--no-cpu-throttling "${service_flags[@]}"); fi
+    service_flags+=("${invoker_check[@]}")
+    if ((${#service_flags[@]})); then
       run gcloud run services update "$PROFILE_FN" --project="$PROJECT_ID" --region="$region" \
-        --no-cpu-throttling
+        "${service_flags[@]}"
     fi
   done
 
@@ -1111,7 +1427,7 @@ deploy_functions() {
 
   local fn
   for fn in "$CATALOG_FN" "$(mapping_job_fn)"; do
-    run gcloud functions add-invoker-policy-binding "$fn" --project="$PROJECT_ID" \
+    run_retry gcloud functions add-invoker-policy-binding "$fn" --project="$PROJECT_ID" \
       --region="$REGION" --member="serviceAccount:$SCHEDULER_SA"
   done
   local member members=()
@@ -1119,10 +1435,15 @@ deploy_functions() {
   if [[ $EDGE == lb && $EDGE_IAP == true ]]; then members+=("serviceAccount:$(iap_service_agent)"); fi
   for region in "${PROFILE_REGIONS[@]}"; do
     for member in "${members[@]}"; do
-      run gcloud functions add-invoker-policy-binding "$PROFILE_FN" --project="$PROJECT_ID" \
+      run_retry gcloud functions add-invoker-policy-binding "$PROFILE_FN" --project="$PROJECT_ID" \
         --region="$region" --member="$member"
     done
   done
+}
+
+# VPC_EGRESS as Cloud Run's --vpc-egress takes it.
+run_egress() {
+  if [[ $VPC_EGRESS == all ]]; then echo all-traffic; else echo private-ranges-only; fi
 }
 
 function_url() {
@@ -1144,10 +1465,10 @@ ensure_scheduler_job() {
     --attempt-deadline="$JOB_TIMEOUT" --max-retry-attempts=3 --min-backoff=60s
     --max-backoff=600s --max-doublings=3)
   if exists gcloud scheduler jobs describe "$job" --project="$PROJECT_ID" --location="$REGION"; then
-    run gcloud scheduler jobs update http "$job" "${common[@]}" \
+    run_retry gcloud scheduler jobs update http "$job" "${common[@]}" \
       --update-headers=Content-Type=application/json
   else
-    run gcloud scheduler jobs create http "$job" "${common[@]}" \
+    run_retry gcloud scheduler jobs create http "$job" "${common[@]}" \
       --headers=Content-Type=application/json
   fi
 }
@@ -1180,6 +1501,152 @@ require_mapping_table() {
     die "MAPPING_TABLE must be project.dataset.table"
 }
 
+# Whether $1 (an IPv4 address) is in a private range, which only VPC egress reaches: RFC 1918
+# and RFC 6598 (shared address space), the ranges private-ranges-only egress sends to the VPC.
+private_ipv4() {
+  [[ $1 =~ ^([0-9]{1,3})\.([0-9]{1,3})\.[0-9]{1,3}\.[0-9]{1,3}$ ]] || return 1
+  local a=${BASH_REMATCH[1]} b=${BASH_REMATCH[2]}
+  ((a == 10 || (a == 172 && b >= 16 && b <= 31) || (a == 192 && b == 168) ||
+    (a == 100 && b >= 64 && b <= 127)))
+}
+
+# Checks region $1's VPC egress settings against its Aerospike seeds, before anything is created:
+# a private seed without egress times out on every lookup, and a public one is refused unless
+# AEROSPIKE_PUBLIC=true says it is meant.
+check_egress() {
+  local region=$1 connector network subnet seeds seed host private=() public=()
+  connector=$(region_setting VPC_CONNECTOR "$region")
+  network=$(region_setting VPC_NETWORK "$region")
+  subnet=$(region_setting VPC_SUBNET "$region")
+  seeds=$(region_setting AEROSPIKE_HOSTS "$region")
+  if [[ -n $connector && -n $network ]]; then
+    die "$region: VPC_CONNECTOR ($connector) and VPC_NETWORK ($network) are exclusive: Cloud Run uses a connector or Direct VPC egress, not both"
+  fi
+  if [[ -n $subnet && -z $network ]]; then die "$region: VPC_SUBNET needs VPC_NETWORK (Direct VPC egress)"; fi
+  IFS=, read -r -a seeds <<<"$seeds"
+  for seed in "${seeds[@]}"; do
+    host=${seed%%:*}
+    if private_ipv4 "$host"; then private+=("$host"); else public+=("$host"); fi
+  done
+  if [[ -z $connector && -z $network ]]; then
+    if ((${#private[@]})); then
+      die "AEROSPIKE_HOSTS: ${private[*]} is in a private range, which the profile function in $region cannot reach without VPC egress (every lookup would time out): set VPC_CONNECTOR (Serverless VPC Access) or VPC_NETWORK and VPC_SUBNET (Direct VPC egress), per region with the _<REGION> suffix"
+    fi
+    if [[ $AEROSPIKE_PUBLIC != true ]]; then
+      die "AEROSPIKE_HOSTS: the profile function in $region has no VPC egress and would reach ${public[*]} over the public internet: set VPC_CONNECTOR or VPC_NETWORK, or AEROSPIKE_PUBLIC=true if the cluster is meant to be reached that way (the network is then its only boundary: see README \"Aerospike\")"
+    fi
+    echo "deploy.sh: note: AEROSPIKE_PUBLIC=true: the profile function in $region reaches ${public[*]} over the public internet" >&2
+  elif [[ $VPC_EGRESS == private-ranges-only ]]; then
+    local address=()
+    for host in "${public[@]}"; do
+      if [[ $host =~ ^[0-9.]+$ ]]; then address+=("$host"); fi
+    done
+    if ((${#address[@]})); then
+      echo "deploy.sh: warning: ${address[*]} is a public address: with VPC_EGRESS=private-ranges-only the profile function in $region reaches it over the internet, not the VPC (VPC_EGRESS=all sends everything through the VPC)" >&2
+    fi
+  fi
+}
+
+# The effective organisation policy $1 on the project, as one word: for a list constraint
+# "restricted" (some values only, or none) or "open", for a boolean one "enforced" or "open";
+# "unknown" when it cannot be read. A dry run reads nothing and plans for "open".
+org_policy() {
+  local file=$WORK_DIR/org-policy-$1.json
+  if ! read_to "$file" gcloud resource-manager org-policies describe "$1" --project="$PROJECT_ID" \
+    --effective --format=json; then
+    if [[ $DRY_RUN == 1 ]]; then echo open; else echo unknown; fi
+    return
+  fi
+  node -e '
+    const fs = require("node:fs");
+    const p = JSON.parse(fs.readFileSync(process.argv[1], "utf8") || "{}");
+    const list = p.listPolicy;
+    if (p.booleanPolicy?.enforced === true) console.log("enforced");
+    else if (list && (list.allValues === "DENY" || (list.allowedValues ?? []).length > 0 ||
+      (list.deniedValues ?? []).length > 0)) console.log("restricted");
+    else console.log("open");
+  ' "$file"
+}
+
+# Public grants fail in organisations with domain-restricted sharing (no allUsers member) or
+# enforced public access prevention (no public bucket), and would stop a run halfway through the
+# load balancer: read the effective policies first and fall back, saying so.
+check_org_policies() {
+  INVOKER_IAM_CHECK=true
+  local public_invoker=false public_bucket=false
+  if [[ $EDGE == lb && $EDGE_IAP != true ]] ||
+    [[ $EDGE != lb && $PROFILE_ALLOW_UNAUTHENTICATED == true ]]; then public_invoker=true; fi
+  if [[ $EDGE == lb && $EDGE_JSON_ERRORS == true ]]; then public_bucket=true; fi
+  [[ $public_invoker == true || $public_bucket == true ]] || return 0
+  local drs pap=open
+  drs=$(org_policy iam.allowedPolicyMemberDomains)
+  if [[ $public_bucket == true ]]; then pap=$(org_policy storage.publicAccessPrevention); fi
+  if [[ $drs == unknown || $pap == unknown ]]; then
+    echo "deploy.sh: warning: could not read the project's effective organisation policies (iam.allowedPolicyMemberDomains, storage.publicAccessPrevention; needs roles/orgpolicy.policyViewer): assuming none; a public grant below fails if one applies" >&2
+  fi
+  if [[ $public_bucket == true && ($drs == restricted || $pap == enforced) ]]; then
+    EDGE_JSON_ERRORS=false
+    echo "deploy.sh: note: the organisation policy $([[ $pap == enforced ]] && echo storage.publicAccessPrevention || echo iam.allowedPolicyMemberDomains) forbids the public bucket of the edge's JSON error bodies: deploying with EDGE_JSON_ERRORS=false (the edge's 403 and 429 are Google's HTML pages)" >&2
+  fi
+  if [[ $public_invoker == true && $drs == restricted ]]; then
+    # Google's way to a public service under domain-restricted sharing: no allUsers binding,
+    # the service skips the invoker check instead.
+    INVOKER_IAM_CHECK=false
+    echo "deploy.sh: note: domain-restricted sharing (iam.allowedPolicyMemberDomains) forbids granting allUsers the invoker role: the profile function is deployed without it and its Cloud Run service skips the invoker IAM check (--no-invoker-iam-check); callers still need an API key" >&2
+    if [[ -z $API_KEYS_SECRET ]]; then
+      die "PROFILE_ALLOW_UNAUTHENTICATED=true under domain-restricted sharing would open the profile function to anyone without an API key: set API_KEYS_SECRET, or grant callers with PROFILE_INVOKERS instead"
+    fi
+  fi
+}
+
+# Cloud Run's and Cloud Scheduler's own rules for the functions' settings, checked before any
+# call: a value they reject would otherwise fail halfway, after the first functions deployed.
+validate_run_settings() {
+  local secs=${JOB_TIMEOUT%s}
+  ((secs >= 61 && secs <= 1800)) ||
+    die "JOB_TIMEOUT=$JOB_TIMEOUT: must be 61s to 1800s: it is also the scheduler job's attempt deadline, which Cloud Scheduler takes from 15 s to 30 min for HTTP targets, and the job stops itself 60 s before it"
+  if [[ ! $PROFILE_TIMEOUT =~ ^[0-9]+s$ ]] || ((${PROFILE_TIMEOUT%s} < 1 || ${PROFILE_TIMEOUT%s} > 3600)); then
+    die "PROFILE_TIMEOUT must be 1s to 3600s (Cloud Run's limit for HTTP functions)"
+  fi
+  local name
+  for name in PROFILE_MIN_INSTANCES PROFILE_MAX_INSTANCES PROFILE_CONCURRENCY; do
+    [[ ${!name} =~ ^[0-9]+$ ]] || die "$name must be a whole number"
+  done
+  ((PROFILE_CONCURRENCY >= 1 && PROFILE_CONCURRENCY <= 1000)) ||
+    die "PROFILE_CONCURRENCY must be 1 to 1000 (Cloud Run's range)"
+  ((PROFILE_MAX_INSTANCES >= 1 && PROFILE_MIN_INSTANCES <= PROFILE_MAX_INSTANCES)) ||
+    die "PROFILE_MIN_INSTANCES ($PROFILE_MIN_INSTANCES) must not exceed PROFILE_MAX_INSTANCES ($PROFILE_MAX_INSTANCES), which must be at least 1"
+  if [[ $PROFILE_CPU =~ ^0?\. ]]; then
+    ((PROFILE_CONCURRENCY == 1)) ||
+      die "PROFILE_CPU=$PROFILE_CPU with PROFILE_CONCURRENCY=$PROFILE_CONCURRENCY: Cloud Run takes less than 1 CPU only with concurrency 1 (set PROFILE_CPU=1 or more)"
+    [[ $PROFILE_CPU_ALWAYS_ALLOCATED != true ]] ||
+      die "PROFILE_CPU=$PROFILE_CPU with PROFILE_CPU_ALWAYS_ALLOCATED=true: Cloud Run takes less than 1 CPU only with CPU allocated during requests (set PROFILE_CPU=1 or more)"
+  fi
+  check_cpu PROFILE_CPU "$PROFILE_CPU" "$PROFILE_MEMORY"
+  check_cpu JOB_CPU "$JOB_CPU" "$JOB_MEMORY"
+}
+
+# Checks a CPU setting $1 (value $2) as Cloud Run takes it for memory $3: a fraction from 0.08
+# below 1 (with at most 512 MiB below 0.5 CPU, 1 GiB below 1), or 1, 2, 4, 6 or 8 CPUs, at least
+# the minimum for that memory (its "memory limits" page).
+check_cpu() {
+  local name=$1 cpu=$2 memory need
+  memory=$(memory_bytes "$3")
+  if [[ $cpu =~ ^0?\.([0-9]+)$ ]]; then
+    local thousandths=$((10#$(printf '%-3.3s' "${BASH_REMATCH[1]}" | tr ' ' 0)))
+    ((thousandths >= 80)) || die "$name=$cpu: Cloud Run's smallest CPU is 0.08"
+    local most=$((1024 * MIB))
+    if ((thousandths < 500)); then most=$((512 * MIB)); fi
+    ((memory <= most)) ||
+      die "$name=$cpu with $3 of memory: Cloud Run takes at most $((most / MIB)) MiB below $([[ $most == $((512 * MIB)) ]] && echo 0.5 || echo 1) CPU"
+    return 0
+  fi
+  [[ $cpu =~ ^(1|2|4|6|8)$ ]] ||
+    die "$name=$cpu: Cloud Run takes a fraction from 0.08 below 1, or 1, 2, 4, 6 or 8 CPUs"
+  need=$(min_cpu "$memory")
+  ((cpu >= need)) || die "$name=$cpu with $3 of memory: Cloud Run needs at least $need CPUs for that much memory"
+}
+
 # Settings of the front door, checked before anything is created.
 validate_edge() {
   if [[ $EDGE != lb ]]; then
@@ -1192,6 +1659,19 @@ validate_edge() {
   [[ $DOMAIN =~ ^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$ ]] ||
     die "DOMAIN must be a lowercase host name, e.g. api.example.com"
   [[ $EDGE_IAP == true || $EDGE_IAP == false ]] || die "EDGE_IAP must be true or false"
+  if [[ -n $IAP_OAUTH_CLIENT_ID$IAP_OAUTH_CLIENT_SECRET_SECRET$IAP_PROGRAMMATIC_CLIENTS && $EDGE_IAP != true ]]; then
+    die "IAP_OAUTH_CLIENT_ID, IAP_OAUTH_CLIENT_SECRET_SECRET and IAP_PROGRAMMATIC_CLIENTS need EDGE_IAP=true"
+  fi
+  if [[ -n $IAP_OAUTH_CLIENT_ID && -z $IAP_OAUTH_CLIENT_SECRET_SECRET ]] ||
+    [[ -z $IAP_OAUTH_CLIENT_ID && -n $IAP_OAUTH_CLIENT_SECRET_SECRET ]]; then
+    die "IAP_OAUTH_CLIENT_ID and IAP_OAUTH_CLIENT_SECRET_SECRET go together: the custom OAuth client's id and the Secret Manager secret holding its secret"
+  fi
+  local client_id='[0-9]+-[a-z0-9]+\.apps\.googleusercontent\.com'
+  [[ -z $IAP_OAUTH_CLIENT_ID || $IAP_OAUTH_CLIENT_ID =~ ^${client_id}$ ]] ||
+    die "IAP_OAUTH_CLIENT_ID must be an OAuth client id (NNN-xxx.apps.googleusercontent.com)"
+  IAP_PROGRAMMATIC_CLIENTS=${IAP_PROGRAMMATIC_CLIENTS//[[:space:]]/}
+  [[ -z $IAP_PROGRAMMATIC_CLIENTS || $IAP_PROGRAMMATIC_CLIENTS =~ ^${client_id}(,${client_id})*$ ]] ||
+    die "IAP_PROGRAMMATIC_CLIENTS must be comma-separated OAuth client ids (NNN-xxx.apps.googleusercontent.com)"
   if [[ -z $API_KEYS_SECRET && $EDGE_IAP != true ]]; then
     die "EDGE=lb with neither API_KEYS_SECRET nor EDGE_IAP=true would leave the API open to anyone: behind the load balancer the function no longer receives the callers' Google identity tokens. Set API_KEYS_SECRET (callers send x-api-key) or EDGE_IAP=true (Identity-Aware Proxy; grant callers with IAP_MEMBERS)."
   fi
@@ -1202,6 +1682,21 @@ validate_edge() {
     die "RATE_LIMIT_PER_MIN must be a whole number from 1 to 1000000 (Cloud Armor's range)"
   fi
   [[ $RATE_LIMIT_KEY == ip || $RATE_LIMIT_KEY == api-key ]] || die "RATE_LIMIT_KEY must be ip or api-key"
+  RATE_LIMIT_API_KEY_PREFIXES=${RATE_LIMIT_API_KEY_PREFIXES//[[:space:]]/}
+  if [[ $RATE_LIMIT_KEY == api-key ]]; then
+    [[ -n $RATE_LIMIT_API_KEY_PREFIXES ]] ||
+      die "RATE_LIMIT_KEY=api-key needs RATE_LIMIT_API_KEY_PREFIXES (the start of each key you issued, comma-separated): a limit per x-api-key value alone lets a client sending a new random key each time escape every limit, so only known keys get a count of their own; the rest are counted per address"
+    local prefixes prefix
+    IFS=, read -r -a prefixes <<<"$RATE_LIMIT_API_KEY_PREFIXES"
+    ((${#prefixes[@]} <= MAX_KEY_PREFIXES)) ||
+      die "RATE_LIMIT_API_KEY_PREFIXES holds ${#prefixes[@]} prefixes; deploy.sh makes at most $MAX_KEY_PREFIXES key rules"
+    for prefix in "${prefixes[@]}"; do
+      [[ $prefix =~ ^[A-Za-z0-9._-]{4,32}$ ]] ||
+        die "RATE_LIMIT_API_KEY_PREFIXES: '$prefix' must be 4 to 32 letters, digits, '.', '_' or '-'"
+    done
+  elif [[ -n $RATE_LIMIT_API_KEY_PREFIXES ]]; then
+    die "RATE_LIMIT_API_KEY_PREFIXES needs RATE_LIMIT_KEY=api-key"
+  fi
   [[ $EDGE_JSON_ERRORS == true || $EDGE_JSON_ERRORS == false ]] || die "EDGE_JSON_ERRORS must be true or false"
   ALLOWED_CIDRS=${ALLOWED_CIDRS//[[:space:]]/}
   if [[ -n $ALLOWED_CIDRS ]]; then
@@ -1270,29 +1765,59 @@ ensure_error_pages() {
   fi
 }
 
-# Cloud Armor: one throttle rule (per client; limited to ALLOWED_CIDRS when set) and a default
-# rule that allows, or denies what the allow list leaves out.
+# Cloud Armor: the throttle per source address (limited to ALLOWED_CIDRS when set), with
+# RATE_LIMIT_KEY=api-key one throttle per known key before it, and a default rule that allows,
+# or denies what the allow list leaves out. A throttle that lets a request through ends the
+# evaluation, so limits do not stack: a request with a known key counts against that key only,
+# and every other request (no key, or a key nobody issued) against its address, never against
+# a count of its own making (a random key per request would be one).
 ensure_security_policy() {
   local target=(--security-policy="$EDGE_POLICY" --project="$PROJECT_ID")
   if ! exists gcloud compute security-policies describe "$EDGE_POLICY" --project="$PROJECT_ID"; then
     run gcloud compute security-policies create "$EDGE_POLICY" --project="$PROJECT_ID" \
       --description="${NAME_PREFIX} front door: rate limit and allow list"
   fi
-  local keyed=(--enforce-on-key=ip) sources=${ALLOWED_CIDRS:-*} fallback=allow
-  if [[ $RATE_LIMIT_KEY == api-key ]]; then
-    keyed=(--enforce-on-key=http-header --enforce-on-key-name=x-api-key)
-  fi
+  local sources=${ALLOWED_CIDRS:-*} fallback=allow
   if [[ -n $ALLOWED_CIDRS ]]; then fallback=deny-403; fi
-  local rule=(--action=throttle --src-ip-ranges="$sources"
-    --rate-limit-threshold-count="$RATE_LIMIT_PER_MIN" --rate-limit-threshold-interval-sec=60
-    --conform-action=allow --exceed-action=deny-429 "${keyed[@]}"
-    --description="${RATE_LIMIT_PER_MIN} requests per minute per client")
-  if exists gcloud compute security-policies rules describe 1000 "${target[@]}"; then
-    run gcloud compute security-policies rules update 1000 "${target[@]}" "${rule[@]}"
-  else
-    run gcloud compute security-policies rules create 1000 "${target[@]}" "${rule[@]}"
-  fi
+  local limit=(--action=throttle --rate-limit-threshold-count="$RATE_LIMIT_PER_MIN"
+    --rate-limit-threshold-interval-sec=60 --conform-action=allow --exceed-action=deny-429)
+  local priority=$KEY_RULE_FIRST prefix expression prefixes=() within=''
+  if [[ $RATE_LIMIT_KEY == api-key ]]; then IFS=, read -r -a prefixes <<<"$RATE_LIMIT_API_KEY_PREFIXES"; fi
+  if [[ -n $ALLOWED_CIDRS ]]; then within="($(cidr_expression)) && "; fi
+  for prefix in "${prefixes[@]}"; do
+    expression="${within}request.headers['x-api-key'].startsWith('$prefix')"
+    set_rule "$priority" "${limit[@]}" --expression="$expression" --enforce-on-key=all \
+      --description="${RATE_LIMIT_PER_MIN}/min for keys starting $prefix"
+    priority=$((priority + 1))
+  done
+  # Keys no longer listed: their rules go, so their requests count per address again.
+  for ((; priority < KEY_RULE_FIRST + MAX_KEY_PREFIXES; priority++)); do
+    if exists gcloud compute security-policies rules describe "$priority" "${target[@]}"; then
+      run gcloud compute security-policies rules delete "$priority" "${target[@]}" --quiet
+    fi
+  done
+  set_rule 1000 "${limit[@]}" --src-ip-ranges="$sources" --enforce-on-key=ip \
+    --description="${RATE_LIMIT_PER_MIN} requests per minute per client address"
   run gcloud compute security-policies rules update 2147483647 "${target[@]}" --action="$fallback"
+}
+
+# Creates or updates the security policy's rule at priority $1 with the flags after it.
+set_rule() {
+  local priority=$1 target=(--security-policy="$EDGE_POLICY" --project="$PROJECT_ID")
+  shift
+  if exists gcloud compute security-policies rules describe "$priority" "${target[@]}"; then
+    run gcloud compute security-policies rules update "$priority" "${target[@]}" "$@"
+  else
+    run gcloud compute security-policies rules create "$priority" "${target[@]}" "$@"
+  fi
+}
+
+# ALLOWED_CIDRS as a Cloud Armor expression over the source address.
+cidr_expression() {
+  local cidr cidrs out=''
+  IFS=, read -r -a cidrs <<<"$ALLOWED_CIDRS"
+  for cidr in "${cidrs[@]}"; do out+="${out:+ || }inIpRange(origin.ip, '$cidr')"; done
+  echo "$out"
 }
 
 # A backend service over the serverless NEGs of regions $2..., behind Cloud Armor (and IAP).
@@ -1322,13 +1847,25 @@ ensure_backend_service() {
     fi
   done
   if [[ $EDGE_IAP == true ]]; then iap=enabled; fi
-  run gcloud compute backend-services update "$name" --global --project="$PROJECT_ID" \
-    --security-policy="$EDGE_POLICY" --iap="$iap"
+  if [[ $EDGE_IAP == true && -n $IAP_OAUTH_CLIENT_ID ]]; then
+    # The client secret goes to gcloud only; the printed line names where it comes from.
+    run_hiding "$IAP_CLIENT_SECRET" "<secret $IAP_OAUTH_CLIENT_SECRET_SECRET>" \
+      gcloud compute backend-services update "$name" --global --project="$PROJECT_ID" \
+      --security-policy="$EDGE_POLICY" \
+      --iap="enabled,oauth2-client-id=$IAP_OAUTH_CLIENT_ID,oauth2-client-secret=$IAP_CLIENT_SECRET"
+  else
+    run gcloud compute backend-services update "$name" --global --project="$PROJECT_ID" \
+      --security-policy="$EDGE_POLICY" --iap="$iap"
+  fi
+  if [[ $EDGE_IAP == true && -n $IAP_PROGRAMMATIC_CLIENTS ]]; then
+    run gcloud iap settings set "$WORK_DIR/iap-settings.yaml" --project="$PROJECT_ID" \
+      --resource-type=backend-services --service="$name"
+  fi
   if [[ $EDGE_IAP == true && -n $IAP_MEMBERS ]]; then
     local member members
     IFS=, read -r -a members <<<"$IAP_MEMBERS"
     for member in "${members[@]}"; do
-      run gcloud iap web add-iam-policy-binding --project="$PROJECT_ID" \
+      run_retry gcloud iap web add-iam-policy-binding --project="$PROJECT_ID" \
         --resource-type=backend-services --service="$name" --member="$member" \
         --role=roles/iap.httpsResourceAccessor --condition=None
     done
@@ -1381,8 +1918,35 @@ EOF
 
 # The global external Application Load Balancer in front of the profile function, every part
 # created when missing; the parts that carry settings are updated on every run.
+# IAP's own OAuth client (its secret read from Secret Manager) and the OAuth clients of the
+# programs allowed to call through IAP.
+resolve_iap_clients() {
+  IAP_CLIENT_SECRET=''
+  if [[ -n $IAP_OAUTH_CLIENT_ID ]]; then
+    echo "+ gcloud secrets versions access latest --secret=$IAP_OAUTH_CLIENT_SECRET_SECRET --project=$PROJECT_ID  # value not shown"
+    if [[ $DRY_RUN == 1 ]]; then
+      IAP_CLIENT_SECRET='<client secret>'
+    else
+      IAP_CLIENT_SECRET=$(gcloud secrets versions access latest \
+        --secret="$IAP_OAUTH_CLIENT_SECRET_SECRET" --project="$PROJECT_ID") ||
+        die "could not read the OAuth client secret from secret $IAP_OAUTH_CLIENT_SECRET_SECRET"
+    fi
+  fi
+  if [[ -n $IAP_PROGRAMMATIC_CLIENTS ]]; then
+    local client clients
+    IFS=, read -r -a clients <<<"$IAP_PROGRAMMATIC_CLIENTS"
+    {
+      echo "accessSettings:"
+      echo "  oauthSettings:"
+      echo "    programmaticClients:"
+      for client in "${clients[@]}"; do echo "    - $client"; done
+    } >"$WORK_DIR/iap-settings.yaml"
+  fi
+}
+
 ensure_edge() {
   local region cert global=(--global --project="$PROJECT_ID")
+  if [[ $EDGE_IAP == true ]]; then resolve_iap_clients; fi
   if [[ $EDGE_JSON_ERRORS == true ]]; then ensure_error_pages; fi
   if ! exists gcloud compute addresses describe "$EDGE_ADDRESS" "${global[@]}"; then
     run gcloud compute addresses create "$EDGE_ADDRESS" "${global[@]}" --ip-version=IPV4 \
@@ -1448,6 +2012,10 @@ deploy() {
       echo "deploy.sh: warning: $region has no Aerospike seeds of its own (AEROSPIKE_HOSTS_$(region_key "$region")): its profile function reads AEROSPIKE_HOSTS, across regions if the cluster is elsewhere" >&2
     fi
   done
+  [[ $VPC_EGRESS == private-ranges-only || $VPC_EGRESS == all ]] ||
+    die "VPC_EGRESS must be private-ranges-only or all"
+  [[ $AEROSPIKE_PUBLIC == true || $AEROSPIKE_PUBLIC == false ]] || die "AEROSPIKE_PUBLIC must be true or false"
+  for region in "${PROFILE_REGIONS[@]}"; do check_egress "$region"; done
   [[ -n ${MONGO_DATABASE:-} ]] || die "MONGO_DATABASE is required (see --help)"
   require_mapping_table
   [[ $JOB_TIMEOUT =~ ^[0-9]+s$ ]] || die "JOB_TIMEOUT must be seconds, e.g. 1800s"
@@ -1458,13 +2026,18 @@ deploy() {
     die "PROFILE_CPU_ALWAYS_ALLOCATED must be true or false"
   if [[ $MAPPING_STORE == bigtable ]]; then
     validate_bigtable
+    warn_bigtable_regions
     size_bigtable_profile
   else
     size_profile
   fi
+  validate_run_settings
+  size_aerospike_connections
   choose_bucket_location
+  check_org_policies
 
   write_env_files
+  if [[ $DRY_RUN == 1 ]]; then show_env_files; fi
   stage_source
   enable_apis
   ensure_bucket
@@ -1476,6 +2049,7 @@ deploy() {
     ensure_service_account mapping "Profile API: mapping snapshot job"
   fi
   ensure_service_account scheduler "Profile API: Cloud Scheduler caller"
+  ensure_build_account
   ensure_secret "$MONGO_URI_SECRET" MONGO_URI
   if [[ $MAPPING_STORE == bigtable ]]; then ensure_bigtable; fi
   grant_access
@@ -1816,7 +2390,7 @@ teardown() {
     fi
     if [[ $MAPPING_STORE == bigtable ]]; then teardown_bigtable; fi
     local id
-    for id in profile catalog mapping sync scheduler; do
+    for id in profile catalog mapping sync scheduler build; do
       if exists gcloud iam service-accounts describe "$(sa_email "$id")" --project="$PROJECT_ID"; then
         run gcloud iam service-accounts delete "$(sa_email "$id")" --project="$PROJECT_ID" --quiet
       fi

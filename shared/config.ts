@@ -348,3 +348,11 @@ export function parseEnv<S extends z.ZodType>(schema: S, env: Env): Readonly<z.o
 }
 
 export { commonSchema };
+
+/** The variables each function reads, by entry point (tests hold deploy.sh and the README to them). */
+export const FUNCTION_SETTINGS: Readonly<Record<string, readonly string[]>> = Object.freeze({
+  profile: Object.keys(profileSchema.shape),
+  snapshotCatalog: Object.keys(catalogJobSchema.shape),
+  snapshotMapping: Object.keys(mappingJobSchema.shape),
+  syncMapping: Object.keys(syncJobSchema.shape),
+});

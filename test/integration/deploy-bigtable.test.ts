@@ -201,7 +201,6 @@ describe('deploy.sh MAPPING_STORE=bigtable on a new project', () => {
     ).toHaveLength(1);
     const env = envFile(join(box.work, 'sync.env.yaml'));
     expect(Object.fromEntries(env)).toMatchObject({
-      MAPPING_STORE: 'bigtable',
       BIGTABLE_PROJECT: 'demo-proj',
       BIGTABLE_INSTANCE: 'profile-api',
       BIGTABLE_TABLE: 'identity-mapping',
@@ -230,8 +229,9 @@ describe('deploy.sh MAPPING_STORE=bigtable on a new project', () => {
       BIGTABLE_TABLE: 'identity-mapping',
       BIGTABLE_APP_PROFILE: 'profile-api',
       MAPPING_WINDOW_DAYS: '1',
-      MAPPING_LOOKBACK_DAYS: '7',
     });
+    // The lookback is the sync job's alone: the profile function reads the window only.
+    expect(env.has('MAPPING_LOOKBACK_DAYS')).toBe(false);
     expect(env.has('MAPPING_MAX_BYTES')).toBe(false);
   });
 });
@@ -560,4 +560,24 @@ describe('the Bigtable gcloud command lines', () => {
     }
     expect(await unparsedByGcloud(lines, real?.path ?? '')).toEqual([]);
   }, 180_000);
+});
+
+describe('deploy.sh MAPPING_STORE=bigtable with several REGIONS', () => {
+  it('warns, per region away from the cluster, what each lookup costs', async () => {
+    const box = await sandbox({
+      ...SETTINGS,
+      EDGE: 'lb',
+      DOMAIN: 'api.example.com',
+      API_KEYS_SECRET: 'profile-api-keys',
+      REGIONS: 'europe-west1,europe-west4,us-central1',
+    });
+    const result = box.run([], { DRY_RUN: '1' });
+    expect(result.stderr).not.toContain('profile function in europe-west1 reads the mapping');
+    expect(result.stderr).toContain(
+      'the profile function in europe-west4 reads the mapping from the cluster in europe-west1-b: every request pays a round trip between europe-west4 and europe-west1, typically 5 to 70 ms within a continent',
+    );
+    expect(result.stderr).toContain(
+      'the profile function in us-central1 reads the mapping from the cluster in europe-west1-b: every request pays a round trip between continents, typically 80 ms or more',
+    );
+  });
 });

@@ -293,6 +293,7 @@ describe('deploy.sh EDGE=lb refusals', () => {
     [{ EDGE: 'cdn' }, 'EDGE must be lb or unset'],
     [{ RATE_LIMIT_PER_MIN: '0' }, 'RATE_LIMIT_PER_MIN must be a whole number from 1 to 1000000'],
     [{ RATE_LIMIT_KEY: 'user' }, 'RATE_LIMIT_KEY must be ip or api-key'],
+    [{ RATE_LIMIT_KEY: 'api-key' }, 'RATE_LIMIT_KEY=api-key needs RATE_LIMIT_API_KEY_PREFIXES'],
     [
       { ALLOWED_CIDRS: Array.from({ length: 11 }, (_, i) => `10.${i}.0.0/16`).join(',') },
       'ALLOWED_CIDRS holds 11 ranges; Cloud Armor takes at most 10',
@@ -323,19 +324,67 @@ describe('deploy.sh EDGE=lb options', () => {
     return { ...result, plan: planned(result.stdout), box };
   };
 
-  it('lets only ALLOWED_CIDRS in (403 for others), rate limited per x-api-key when asked', async () => {
+  it('lets only ALLOWED_CIDRS in (403 for others), each known key limited on its own, every other request per address', async () => {
     const { plan: lines } = await plan({
       ALLOWED_CIDRS: '203.0.113.0/24, 198.51.100.7/32',
       RATE_LIMIT_KEY: 'api-key',
+      RATE_LIMIT_API_KEY_PREFIXES: 'partnerA, partnerB',
       RATE_LIMIT_PER_MIN: '1200',
     });
+    const within =
+      "(inIpRange(origin.ip, '203.0.113.0/24') || inIpRange(origin.ip, '198.51.100.7/32')) && ";
+    const keys = having(lines, 'security-policies rules create 90');
+    expect(
+      keys.map((k) => [
+        argv(k)[5],
+        flag(k, '--expression'),
+        flag(k, '--enforce-on-key'),
+        flag(k, '--rate-limit-threshold-count'),
+        flag(k, '--exceed-action'),
+      ]),
+    ).toEqual([
+      [
+        '900',
+        `${within}request.headers['x-api-key'].startsWith('partnerA')`,
+        'all',
+        '1200',
+        'deny-429',
+      ],
+      [
+        '901',
+        `${within}request.headers['x-api-key'].startsWith('partnerB')`,
+        'all',
+        '1200',
+        'deny-429',
+      ],
+    ]);
+    // Everything else (no key, a random key per request) is counted per address: no way around.
     const [limit] = having(lines, 'security-policies rules create 1000');
     expect(flag(limit ?? '', '--src-ip-ranges')).toBe('203.0.113.0/24,198.51.100.7/32');
     expect(flag(limit ?? '', '--rate-limit-threshold-count')).toBe('1200');
-    expect(flag(limit ?? '', '--enforce-on-key')).toBe('http-header');
-    expect(flag(limit ?? '', '--enforce-on-key-name')).toBe('x-api-key');
+    expect(flag(limit ?? '', '--enforce-on-key')).toBe('ip');
     const [fallback] = having(lines, 'security-policies rules update 2147483647');
     expect(flag(fallback ?? '', '--action')).toBe('deny-403');
+  });
+
+  it('removes the rule of a key no longer listed, and refuses a limit per key without known keys', async () => {
+    const box = await sandbox({ ...SETTINGS, RATE_LIMIT_KEY: 'api-key' });
+    box.run([], { RATE_LIMIT_API_KEY_PREFIXES: 'partnerA,partnerB' });
+    const again = box.run([], { RATE_LIMIT_API_KEY_PREFIXES: 'partnerB' });
+    expect(having(again.commands, 'security-policies rules update 900 ')).toHaveLength(1);
+    expect(
+      flag(having(again.commands, 'security-policies rules update 900 ')[0] ?? '', '--expression'),
+    ).toBe("request.headers['x-api-key'].startsWith('partnerB')");
+    expect(having(again.commands, 'security-policies rules delete').map((c) => argv(c)[5])).toEqual(
+      ['901'],
+    );
+    const none = box.attempt([], {});
+    expect(none.code).toBe(1);
+    expect(none.stderr).toContain('RATE_LIMIT_KEY=api-key needs RATE_LIMIT_API_KEY_PREFIXES');
+    expect(none.stderr).toContain('a new random key each time escape every limit');
+    const bad = box.attempt([], { RATE_LIMIT_API_KEY_PREFIXES: "x') || true || ('" });
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('must be 4 to 32 letters');
   });
 
   it('puts Identity-Aware Proxy on the backends instead, with IAP as the only invoker', async () => {
@@ -564,7 +613,11 @@ describe('the front door gcloud command lines', () => {
       EDGE_IAP: 'true',
       IAP_MEMBERS: 'user:ops@example.com',
     });
-    const iapFirst = iap.run([], { ALLOWED_CIDRS: '203.0.113.0/24', RATE_LIMIT_KEY: 'api-key' });
+    const iapFirst = iap.run([], {
+      ALLOWED_CIDRS: '203.0.113.0/24',
+      RATE_LIMIT_KEY: 'api-key',
+      RATE_LIMIT_API_KEY_PREFIXES: 'partnerA',
+    });
     // An older deploy's region left in the backend service: the warning prints its removal.
     writeFileSync(
       join(iap.state, 'compute-backend-services--profile-api-backend.backends'),

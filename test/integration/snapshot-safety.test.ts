@@ -93,6 +93,7 @@ function deployedLifecycle(prefix: string): Lifecycle {
       DEPLOY_WORK_DIR: work,
       PROJECT_ID: 'demo-proj',
       AEROSPIKE_HOSTS: '10.0.0.5:3000',
+      VPC_CONNECTOR: 'aerospike-connector',
       MONGO_DATABASE: 'adtech',
       MAPPING_TABLE: 'demo-proj.identity.user_mapping',
       SNAPSHOT_PREFIX: prefix,
