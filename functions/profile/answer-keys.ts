@@ -1,4 +1,4 @@
-import type { ProfileEntry } from './lookup-profiles.js';
+import type { ProfileEntry } from './lookup-plan.js';
 
 /** Entries up to this many are checked for a repeated id pairwise (no Set per answer). */
 const PAIRWISE_MAX = 16;

@@ -1,16 +1,24 @@
-import { ByteWriter } from '../../shared/byte-writer.js';
-import type { Catalog } from '../../shared/catalog/catalog.js';
+import { ByteWriter, type PooledBytes } from '../../shared/byte-writer.js';
 import type { ProfileConfig } from '../../shared/config.js';
 import { HttpError } from '../../shared/errors.js';
-import type { HttpEvent, HttpResult } from '../../shared/http/http-event.js';
-import type { ProfileKey } from '../../shared/profiles/profile-store.js';
-import type { LoadedSnapshot } from '../../shared/snapshots/load-snapshot.js';
-import type { AnswerSelection } from './answer-options.js';
-import { entriesOf, type LookupPlan, planLookup } from './lookup-profiles.js';
+import {
+  type HandlerContext,
+  type HttpEvent,
+  type HttpResult,
+  requestBody,
+} from '../../shared/http/http-event.js';
+import type { QueryParameters } from '../../shared/http/query-string.js';
+import type { ProfileBins, ProfileKey } from '../../shared/profiles/profile-store.js';
+import { parseAnswerSelection, renderOptions } from './answer-options.js';
+import { findLinkedIds } from './linked-ids.js';
+import { lookupAnswer } from './lookup-answer.js';
+import { entriesOf, type LookupPlan, planLookup } from './lookup-plan.js';
 import type { ProfileDeps } from './profile-deps.js';
+import { readProfiles } from './profile-reads.js';
 import { type ProfileRequest, parseId, UNKNOWN_ID } from './profile-request.js';
-import { renderProfilesInto, WrittenProfiles } from './render-profiles.js';
-import { mappingThenProfiles, type Phases } from './request-steps.js';
+import { whenReady } from './readiness.js';
+import { type RenderOptions, renderProfilesInto, WrittenProfiles } from './render-profiles.js';
+import type { Phases } from './server-timing.js';
 
 /** One requested id of a batch as the body gave it: checked item by item. */
 export type BatchItem = { readonly id: unknown; readonly type?: unknown };
@@ -65,10 +73,12 @@ type Checked =
   | { readonly ok: false; readonly id: string | null; readonly error: HttpError };
 
 /**
- * Answers a batch: every item's linked ids in one mapping lookup (Bigtable: two reads for the
- * whole batch), then ALL profiles (requested and linked ids, deduplicated) in ONE profile-store
- * read under one deadline; a store failure fails the whole call (503), never a partial 200.
- * Results come in request order, duplicates answered each time.
+ * `POST /profiles:batchGet`: many ids in one call, through the steps GET takes (parse, wait for
+ * readiness, find linked ids, plan, read, render), each step for all ids at once: every item's
+ * linked ids in ONE mapping lookup (Bigtable: two reads for the whole batch), then ALL profiles
+ * (requested and linked ids, deduplicated) in ONE profile-store read under one deadline; a store
+ * failure fails the whole call (503), never a partial 200. Results come in request order,
+ * duplicates answered each time.
  *
  * What one call costs is bounded whatever it asks: at most BATCH_MAX_PROFILES reads (an id
  * without a type counts once per type it may be: the reads it needs when the mapping does not
@@ -77,16 +87,42 @@ type Checked =
  * profiles in the answer: from the first result that would pass it, results are 413
  * `answer_too_large` (error results echo their ids: the answer may pass the bound by those).
  */
-export function batchAnswer(
+export async function batchGet(
   deps: ProfileDeps,
-  items: readonly BatchItem[],
-  selection: AnswerSelection,
-  catalog: LoadedSnapshot<Catalog>,
+  event: HttpEvent,
+  params: QueryParameters,
+  context: HandlerContext,
   phases: Phases,
-): HttpResult | Promise<HttpResult> {
+): Promise<HttpResult> {
   const { config } = deps;
+  const selection = parseAnswerSelection(params);
+  checkBatchContentType(event);
+  // The body is read here, past the key check and the route: nowhere else is one accepted.
+  const items = parseBatchBody(await requestBody(event, context, config.REQUEST_BUDGET_MS), config);
+  const catalog = await whenReady(deps, context, phases);
+  const options = renderOptions(selection, catalog.value, deps);
   const checked = items.map((item) => check(item, deps));
   const valid = checked.filter((c): c is Extract<Checked, { ok: true }> => c.ok);
+  const mapping = await findLinkedIds(
+    deps,
+    valid.map((v) => v.request.candidates),
+    linkedPerId(valid, config),
+    phases,
+  );
+  const plans = valid.map((v, i) => planLookup(v.request, mapping.matches[i], deps.registry));
+  const { keys, slots } = distinctKeys(plans);
+  const bins = await readProfiles(deps, keys, phases);
+  const t0 = performance.now();
+  const body = renderResults(checked, plans, slots, bins, options, config);
+  phases.render = performance.now() - t0;
+  return lookupAnswer(catalog, mapping, phases, body);
+}
+
+/** Each id's linked ids, capped so that the whole call reads at most BATCH_MAX_PROFILES. */
+function linkedPerId(
+  valid: readonly Extract<Checked, { ok: true }>[],
+  config: Pick<ProfileConfig, 'BATCH_MAX_PROFILES' | 'LINKED_IDS_MAX'>,
+): number {
   let reserved = 0;
   for (const v of valid) reserved += v.request.candidates.length;
   if (reserved > config.BATCH_MAX_PROFILES) {
@@ -97,53 +133,52 @@ export function batchAnswer(
         `at most ${config.BATCH_MAX_PROFILES} per call (BATCH_MAX_PROFILES): give the types, or send fewer ids`,
     );
   }
-  const perId = Math.min(
+  return Math.min(
     config.LINKED_IDS_MAX,
     Math.floor((config.BATCH_MAX_PROFILES - reserved) / Math.max(1, valid.length)),
   );
-  return mappingThenProfiles(
-    deps,
-    catalog,
-    selection,
-    phases,
-    valid.map((v) => v.request.candidates),
-    perId,
-    (mapping) =>
-      dedupe(valid.map((v, i) => planLookup(v.request, mapping.matches[i], deps.registry))),
-    ({ plans, slots }, bins, options) => {
-      const out = new ByteWriter().text('{"results":[');
-      const written = new WrittenProfiles();
-      let next = 0;
-      let full = false;
-      checked.forEach((item, n) => {
-        if (n > 0) out.text(',');
-        const mark = out.length;
-        if (!item.ok) {
-          out.text(errorResult(item.id, item.error));
-          return;
-        }
-        const plan = plans[next] as LookupPlan;
-        const entries = entriesOf(
-          plan,
-          (slots[next++] as number[]).map((k) => bins[k]),
-        );
-        if (!entries || full) {
-          out.text(errorResult(item.id, entries ? answerTooLarge(config) : UNKNOWN_ID));
-          return;
-        }
-        const truncated = plan.linkedTotal > entries.length - 1;
-        out.text(`{"id":${JSON.stringify(item.id)},"status":200,"profiles":`);
-        renderProfilesInto(out, entries, options, written);
-        out.text(`,"linkedIds":{"total":${plan.linkedTotal},"truncated":${truncated}}}`);
-        if (out.length > config.BATCH_MAX_ANSWER_BYTES) {
-          // Nothing is rendered after this: no copy is made of the profiles dropped with it.
-          out.truncate(mark).text(errorResult(item.id, answerTooLarge(config)));
-          full = true;
-        }
-      });
-      return out.text(']}').take();
-    },
-  );
+}
+
+/** `{"results": [...]}`: one result per item, in request order (see batchGet for the bounds). */
+function renderResults(
+  checked: readonly Checked[],
+  plans: readonly LookupPlan[],
+  slots: readonly (readonly number[])[],
+  bins: readonly (ProfileBins | undefined)[],
+  options: RenderOptions,
+  config: Pick<ProfileConfig, 'BATCH_MAX_ANSWER_BYTES'>,
+): PooledBytes {
+  const out = new ByteWriter().text('{"results":[');
+  const written = new WrittenProfiles();
+  let next = 0;
+  let full = false;
+  checked.forEach((item, n) => {
+    if (n > 0) out.text(',');
+    const mark = out.length;
+    if (!item.ok) {
+      out.text(errorResult(item.id, item.error));
+      return;
+    }
+    const plan = plans[next] as LookupPlan;
+    const entries = entriesOf(
+      plan,
+      (slots[next++] as number[]).map((k) => bins[k]),
+    );
+    if (!entries || full) {
+      out.text(errorResult(item.id, entries ? answerTooLarge(config) : UNKNOWN_ID));
+      return;
+    }
+    const truncated = plan.linkedTotal > entries.length - 1;
+    out.text(`{"id":${JSON.stringify(item.id)},"status":200,"profiles":`);
+    renderProfilesInto(out, entries, options, written);
+    out.text(`,"linkedIds":{"total":${plan.linkedTotal},"truncated":${truncated}}}`);
+    if (out.length > config.BATCH_MAX_ANSWER_BYTES) {
+      // Nothing is rendered after this: no copy is made of the profiles dropped with it.
+      out.truncate(mark).text(errorResult(item.id, answerTooLarge(config)));
+      full = true;
+    }
+  });
+  return out.text(']}').take();
 }
 
 function answerTooLarge(config: Pick<ProfileConfig, 'BATCH_MAX_ANSWER_BYTES'>): HttpError {
@@ -182,9 +217,8 @@ function check(item: BatchItem, deps: ProfileDeps): Checked {
   }
 }
 
-/** All plans' keys read once: the plans, the distinct keys, and each plan's positions among them. */
-function dedupe(plans: readonly LookupPlan[]): {
-  plans: readonly LookupPlan[];
+/** All plans' keys, each once, and each plan's positions among them. */
+function distinctKeys(plans: readonly LookupPlan[]): {
   keys: ProfileKey[];
   slots: number[][];
 } {
@@ -202,7 +236,7 @@ function dedupe(plans: readonly LookupPlan[]): {
       return at;
     }),
   );
-  return { plans, keys, slots };
+  return { keys, slots };
 }
 
 function errorResult(id: string | null, error: HttpError): string {

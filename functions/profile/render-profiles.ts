@@ -1,8 +1,9 @@
 import { ByteWriter, type PooledBytes } from '../../shared/byte-writer.js';
 import type { CatalogView } from '../../shared/catalog/catalog.js';
-import { forEachLiveSegment, writeAttributeMembers } from '../../shared/profiles/profile-bins.js';
+import { forEachLiveSegment } from '../../shared/profiles/profile-bins.js';
 import { answerKeys } from './answer-keys.js';
-import type { ProfileEntry } from './lookup-profiles.js';
+import type { ProfileEntry } from './lookup-plan.js';
+import { writeAttributeMembers } from './render-attributes.js';
 
 /** Which parts of each profile an answer carries (`type` and `found` always come). */
 export interface ProfileFields {

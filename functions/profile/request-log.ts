@@ -1,7 +1,7 @@
 import type { LogRequests } from '../../shared/config.js';
 import type { HttpEvent } from '../../shared/http/http-event.js';
 import { type Logger, traceFields } from '../../shared/logger.js';
-import type { Phases } from './request-steps.js';
+import type { Phases } from './server-timing.js';
 
 /** Longest path, query or User-Agent a log line carries (the rest is cut, its length noted). */
 const MAX_FIELD_CHARS = 256;

@@ -9,22 +9,15 @@ let requestCount = 0;
 /**
  * Wraps an AWS-style handler as a functions-framework HTTP function: builds the event from
  * the Express request, writes the result back, and turns anything the handler throws into a
- * generic 500 (the error is logged, never sent). A result at hand is written at once and no
- * promise is handed to the framework (it would chain one more): every request runs in a domain
- * here, which makes each promise cost async-hook calls.
+ * generic 500 (the error is logged, never sent).
  */
 export function toHttpFunction(handler: () => HttpHandler, log: Logger): HttpFunction {
-  return (req: Request, res: Response) => {
-    const fail = (err: unknown) => {
+  return async (req: Request, res: Response) => {
+    try {
+      write(res, await handler()(toHttpEvent(req), new WireContext(req, res)));
+    } catch (err) {
       log.error('unhandled error in handler', { err });
       write(res, internalErrorResult());
-    };
-    try {
-      const result = handler()(toHttpEvent(req), new WireContext(req, res));
-      if (result instanceof Promise) result.then((r) => write(res, r), fail);
-      else write(res, result);
-    } catch (err) {
-      fail(err);
     }
   };
 }

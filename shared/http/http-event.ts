@@ -54,12 +54,5 @@ export function requestBody(
   return Promise.resolve(Buffer.from(event.body, event.isBase64Encoded ? 'base64' : 'utf8'));
 }
 
-/**
- * An AWS-style HTTP handler: a plain function from event to result, returning the result itself
- * when it is at hand (no promise: under functions-framework each request runs in a domain, where
- * every promise costs async-hook calls) and a promise when it had to wait.
- */
-export type HttpHandler = (
-  event: HttpEvent,
-  context: HandlerContext,
-) => HttpResult | Promise<HttpResult>;
+/** An AWS-style HTTP handler: a plain async function from event to result. */
+export type HttpHandler = (event: HttpEvent, context: HandlerContext) => Promise<HttpResult>;

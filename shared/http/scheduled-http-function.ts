@@ -1,16 +1,7 @@
 import type { HttpFunction, Request, Response } from '@google-cloud/functions-framework';
 import { z } from 'zod';
-import {
-  BackendUnavailableError,
-  ConfigError,
-  type HttpError,
-  InvalidQueryError,
-  JobTimeoutError,
-  PreconditionFailedError,
-  SnapshotIntegrityError,
-  UnknownVersionError,
-  UnsupportedRequestError,
-} from '../errors.js';
+import type { HttpError } from '../errors.js';
+import { classifyJobError } from '../jobs/job-errors.js';
 import type { ScheduledEvent, ScheduledHandler } from '../jobs/scheduled-job.js';
 import type { Logger } from '../logger.js';
 import { readRequestBody } from './harden-framework.js';
@@ -121,7 +112,7 @@ export function toScheduledHttpFunction<S>(
       const summary = await run(event, { signal: req.abortController?.signal });
       return send(res, 200, JSON.stringify(summary));
     } catch (err) {
-      const [status, code] = classify(err);
+      const { status, code } = classifyJobError(err);
       if (code === 'internal') log.error('scheduled job crashed', { err });
       if (code === 'misconfigured') {
         log.error(`scheduled job misconfigured: ${(err as Error).message}`, { err });
@@ -131,19 +122,6 @@ export function toScheduledHttpFunction<S>(
       return send(res, status, errorBody(code, message));
     }
   };
-}
-
-function classify(err: unknown): [number, string] {
-  if (err instanceof InvalidQueryError) return [400, 'invalid_query'];
-  if (err instanceof UnknownVersionError) return [404, 'unknown_version'];
-  if (err instanceof UnsupportedRequestError) return [400, 'not_supported'];
-  if (err instanceof ConfigError) return [500, 'misconfigured'];
-  if (err instanceof BackendUnavailableError) return [503, 'source_unavailable'];
-  if (err instanceof JobTimeoutError) return [504, 'timeout'];
-  if (err instanceof PreconditionFailedError) return [503, 'publish_conflict'];
-  if (err instanceof SnapshotIntegrityError) return [500, 'snapshot_error'];
-  if (err instanceof Error && err.name === 'TimeoutError') return [504, 'timeout'];
-  return [500, 'internal'];
 }
 
 /** The body as JSON (whatever its declared type: schedulers often send octet-stream); undefined when empty. */

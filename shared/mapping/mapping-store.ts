@@ -40,15 +40,15 @@ export interface MappingStore {
   /**
    * For each request (its candidate typed ids), finds the first candidate the mapping knows,
    * with up to `maxLinked` linked ids. One request for a GET, many for a batch (Bigtable: still
-   * two reads in all). Synchronous when the answer is in memory; throws (or rejects with)
-   * BackendUnavailableError when the store cannot answer in time.
+   * two reads in all). Rejects with BackendUnavailableError when the store cannot answer in
+   * time.
    */
   find(
     requests: readonly (readonly TypedId[])[],
     maxLinked: number,
     timeoutMs: number,
-  ): MappingAnswer | Promise<MappingAnswer>;
-  health(now: number): MappingHealth | Promise<MappingHealth>;
+  ): Promise<MappingAnswer>;
+  health(now: number): Promise<MappingHealth>;
   /** Starts the first load without waiting (module init). */
   warmUp(): void;
   close(): Promise<void>;

@@ -13,7 +13,7 @@ export interface SnapshotMappingOptions {
 
 /**
  * The default mapping store: the published snapshot, held in memory by a refreshing cache.
- * Lookups are synchronous; a refresh runs in the background and swaps the index in at once.
+ * Lookups answer from memory; a refresh runs in the background and swaps the index in at once.
  */
 export class SnapshotMappingStore implements MappingStore {
   readonly kind = 'snapshot';
@@ -34,7 +34,7 @@ export class SnapshotMappingStore implements MappingStore {
     );
   }
 
-  find(requests: readonly (readonly TypedId[])[], maxLinked: number): MappingAnswer {
+  async find(requests: readonly (readonly TypedId[])[], maxLinked: number): Promise<MappingAnswer> {
     const loaded = this.cache.peek();
     if (!loaded) throw new BackendUnavailableError('snapshot-store', 'mapping not loaded yet');
     const index = loaded.value;
@@ -45,7 +45,7 @@ export class SnapshotMappingStore implements MappingStore {
     return { version: loaded.manifest.version, matches };
   }
 
-  health(now: number): MappingHealth {
+  async health(now: number): Promise<MappingHealth> {
     const detail = snapshotHealth(this.cache, now, this.options.maxStalenessSecs);
     return { ok: detail.loaded, degraded: detail.degraded, detail };
   }

@@ -34,12 +34,8 @@ export class EmbeddedProfileStore implements ProfileStore {
     private readonly segmentsBin = 'segments',
   ) {}
 
-  getMany(
-    keys: readonly ProfileKey[],
-  ): (ProfileBins | undefined)[] | Promise<(ProfileBins | undefined)[]> {
-    // Once loaded, the records are at hand: answer without a promise.
-    if (this.loaded) return readRecords(this.loaded, keys);
-    return this.load().then((records) => readRecords(records, keys));
+  async getMany(keys: readonly ProfileKey[]): Promise<(ProfileBins | undefined)[]> {
+    return readRecords(this.loaded ?? (await this.load()), keys);
   }
 
   async ping(): Promise<void> {

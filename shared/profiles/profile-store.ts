@@ -23,14 +23,13 @@ export interface ProfileStore {
   readonly name: string;
   /**
    * Reads all keys in one round trip; the result has one entry per key, in order, undefined
-   * where there is no record. A store with the records at hand may answer synchronously (no
-   * promise: each one costs async-hook calls under functions-framework's per-request domain).
-   * Throws (or rejects with) BackendUnavailableError when the store cannot answer in time.
+   * where there is no record. Rejects with BackendUnavailableError when the store cannot answer
+   * in time.
    */
   getMany(
     keys: readonly ProfileKey[],
     options: StoreCallOptions,
-  ): (ProfileBins | undefined)[] | Promise<(ProfileBins | undefined)[]>;
+  ): Promise<(ProfileBins | undefined)[]>;
   /** Resolves when the store answers; throws BackendUnavailableError otherwise. */
   ping(options: StoreCallOptions): Promise<void>;
   close(): Promise<void>;

@@ -1,6 +1,7 @@
+import { writeAttributeMembers } from '../../functions/profile/render-attributes.js';
 import { ByteWriter } from '../../shared/byte-writer.js';
 import type { JsonValue } from '../../shared/json-value.js';
-import { forEachLiveSegment, writeAttributeMembers } from '../../shared/profiles/profile-bins.js';
+import { forEachLiveSegment } from '../../shared/profiles/profile-bins.js';
 import type { ProfileBins } from '../../shared/profiles/profile-store.js';
 
 /** What the renderer takes from a record: its attributes and its live segment ids, in order. */

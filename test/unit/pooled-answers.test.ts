@@ -28,29 +28,29 @@ const request = (id: string) =>
   ({ url: `/?id=${id}`, originalUrl: `/?id=${id}`, method: 'GET', headers: {} }) as Request;
 
 /** Answers `{"id":"<id>","pad":"<id repeated>"}`, built in a pooled buffer. */
-const handler: HttpHandler = (event) => {
+const handler: HttpHandler = async (event) => {
   const id = new URLSearchParams(event.rawQueryString).get('id') ?? '';
   const out = new ByteWriter().text(`{"id":"${id}","pad":"${id.repeat(20_000)}"}`);
   return jsonResult(200, out.take());
 };
 
 describe('answers built in pooled buffers', () => {
-  it('keeps an answer intact until it has been sent, then reuses its buffer', () => {
+  it('keeps an answer intact until it has been sent, then reuses its buffer', async () => {
     const fn = toHttpFunction(() => handler, silentLogger);
     const a = slowResponse();
-    fn(request('a'), a.res);
+    await fn(request('a'), a.res);
     const expectedA = `{"id":"a","pad":"${'a'.repeat(20_000)}"}`;
 
     // Another answer while the first is still on its way: it must not land in the same bytes.
     const b = slowResponse();
-    fn(request('b'), b.res);
+    await fn(request('b'), b.res);
     expect(a.sent.body?.toString()).toBe(expectedA);
     expect(b.sent.body?.buffer).not.toBe(a.sent.body?.buffer);
 
     // Once sent, the buffer goes back to the pool: the next answer is built in it.
     a.sent.finish();
     const c = slowResponse();
-    fn(request('c'), c.res);
+    await fn(request('c'), c.res);
     expect(c.sent.body?.buffer).toBe(a.sent.body?.buffer);
     expect(c.sent.body?.toString()).toBe(`{"id":"c","pad":"${'c'.repeat(20_000)}"}`);
     b.sent.finish();

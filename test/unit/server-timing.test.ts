@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { timingMs } from '../../functions/profile/request-steps.js';
+import { timingMs } from '../../functions/profile/server-timing.js';
 
 describe('durations in server-timing', () => {
   it('print with two decimals, as toFixed(2) does away from half-hundredths', () => {

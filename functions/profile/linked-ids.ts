@@ -1,0 +1,36 @@
+import { ProfileApiError } from '../../shared/errors.js';
+import type { TypedId } from '../../shared/id-types.js';
+import type { MappingAnswer } from '../../shared/mapping/mapping-store.js';
+import type { ProfileDeps } from './profile-deps.js';
+import type { Phases } from './server-timing.js';
+import { unavailable } from './unavailable.js';
+
+/**
+ * The linked ids of every request (its candidate typed ids) in ONE mapping call (in memory: at
+ * once; Bigtable: at most two reads for all of them), within REQUEST_BUDGET_MS; 503
+ * `mapping_unavailable` when the mapping store cannot answer. Times `phases.mapping`.
+ */
+export async function findLinkedIds(
+  deps: ProfileDeps,
+  requests: readonly (readonly TypedId[])[],
+  maxLinked: number,
+  phases: Phases,
+): Promise<MappingAnswer> {
+  const t0 = performance.now();
+  let found: MappingAnswer;
+  try {
+    found = await deps.mapping.find(requests, maxLinked, deps.config.REQUEST_BUDGET_MS);
+  } catch (err) {
+    if (!(err instanceof ProfileApiError)) throw err;
+    deps.backends.mappingAnswered(false);
+    deps.log.warn('mapping store unavailable', { err });
+    throw unavailable(
+      'mapping_unavailable',
+      'the identity mapping is unavailable; retry later',
+      deps.config.RETRY_AFTER_SECS,
+    );
+  }
+  deps.backends.mappingAnswered(true);
+  phases.mapping = performance.now() - t0;
+  return found;
+}

@@ -1,0 +1,35 @@
+import { ProfileApiError } from '../../shared/errors.js';
+import type { ProfileBins, ProfileKey } from '../../shared/profiles/profile-store.js';
+import type { ProfileDeps } from './profile-deps.js';
+import type { Phases } from './server-timing.js';
+import { unavailable } from './unavailable.js';
+
+/**
+ * Every profile of a request (or a whole batch) in ONE profile-store call, within what is left
+ * of REQUEST_BUDGET_MS after the mapping; one entry per key, in order. 503 `store_unavailable`
+ * when the store cannot answer. Times `phases.store`.
+ */
+export async function readProfiles(
+  deps: ProfileDeps,
+  keys: readonly ProfileKey[],
+  phases: Phases,
+): Promise<readonly (ProfileBins | undefined)[]> {
+  const t0 = performance.now();
+  const budgetMs = Math.max(1, deps.config.REQUEST_BUDGET_MS - (phases.mapping ?? 0));
+  let bins: readonly (ProfileBins | undefined)[];
+  try {
+    bins = await deps.store.getMany(keys, { timeoutMs: budgetMs });
+  } catch (err) {
+    if (!(err instanceof ProfileApiError)) throw err;
+    deps.backends.storeAnswered(false);
+    deps.log.warn('profile store unavailable', { err });
+    throw unavailable(
+      'store_unavailable',
+      'the profile store is unavailable; retry later',
+      deps.config.RETRY_AFTER_SECS,
+    );
+  }
+  deps.backends.storeAnswered(true);
+  phases.store = performance.now() - t0;
+  return bins;
+}
