@@ -1,6 +1,6 @@
 import type { PooledBytes } from '../../shared/byte-writer.js';
 import type { Catalog } from '../../shared/catalog/catalog.js';
-import { HttpError, ProfileApiError } from '../../shared/errors.js';
+import { BackendUnavailableError, HttpError, ProfileApiError } from '../../shared/errors.js';
 import type { HttpResult } from '../../shared/http/http-event.js';
 import { jsonResult } from '../../shared/http/responses.js';
 import type { TypedId } from '../../shared/id-types.js';
@@ -118,7 +118,9 @@ function mappingFailed(deps: ProfileDeps, err: unknown): never {
 }
 
 function storeFailed(deps: ProfileDeps, err: unknown): never {
-  if (!(err instanceof ProfileApiError)) throw err;
+  // Anything but "unavailable for now" (a store that refuses the request as configured: unknown
+  // namespace, security...) is logged at ERROR by the handler and answered with a bare 500.
+  if (!(err instanceof BackendUnavailableError)) throw err;
   deps.log.warn('profile store unavailable', { err });
   throw unavailable('store_unavailable', 'the profile store is unavailable; retry later', deps);
 }

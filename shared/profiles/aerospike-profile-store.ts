@@ -1,25 +1,70 @@
+import { lookup } from 'node:dns/promises';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type * as AerospikeModule from 'aerospike';
 import type { Client, ConfigOptions } from 'aerospike';
 import { BackendUnavailableError } from '../errors.js';
-import type { ProfileBins, ProfileKey, ProfileStore, StoreCallOptions } from './profile-store.js';
+import { type Logger, silentLogger } from '../logger.js';
+import { type EventLoopDelay, eventLoopDelay } from './event-loop-delay.js';
+import {
+  type ProfileBins,
+  type ProfileKey,
+  type ProfileStore,
+  ProfileStoreRejectedError,
+  type StoreCallOptions,
+} from './profile-store.js';
 
-/** Where the cluster is and how long each call may take. */
+/** The C client's log levels by name (Aerospike.log). */
+export const AEROSPIKE_LOG_LEVELS = {
+  OFF: -1,
+  ERROR: 0,
+  WARN: 1,
+  INFO: 2,
+  DEBUG: 3,
+  TRACE: 4,
+} as const;
+
+/** Where the cluster is, how to reach it and how long each call may take. */
 export interface AerospikeStoreOptions {
-  /** `host:port` seeds. */
+  /** `host:port` seeds (IP addresses spare a DNS lookup at connect). */
   readonly hosts: readonly { readonly host: string; readonly port: number }[];
   readonly namespace: string;
   readonly user?: string | undefined;
   readonly password?: string | undefined;
+  /** Enterprise: INTERNAL (default), EXTERNAL (LDAP) or PKI (the TLS client certificate). */
+  readonly authMode?: 'INTERNAL' | 'EXTERNAL' | 'PKI' | undefined;
+  /** Enterprise: TLS on every connection; PEM texts, written to private files for the C client. */
+  readonly tls?:
+    | { readonly name: string; readonly ca?: string; readonly cert?: string; readonly key?: string }
+    | undefined;
+  /** Per seed address, and the bound of the DNS lookup of a seed given by name. */
   readonly connectTimeoutMs: number;
-  /** Per attempt. */
-  readonly socketTimeoutMs: number;
+  /** Per attempt; undefined: the total timeout shared by the attempts (see `timeouts`). */
+  readonly socketTimeoutMs?: number | undefined;
   /** Whole call, retries included; the request's remaining budget may shorten it. */
   readonly totalTimeoutMs: number;
   readonly maxRetries: number;
+  /** Async connections per node (the client's default is 100). */
+  readonly maxConnsPerNode?: number | undefined;
+  /** Pooled sockets idle longer than this are closed rather than used (0: not checked per command). */
+  readonly maxSocketIdleSecs?: number | undefined;
+  readonly logLevel?: keyof typeof AEROSPIKE_LOG_LEVELS | undefined;
 }
 
-/** Opens a client; injected in tests, `Aerospike.connect` otherwise. */
-export type AerospikeConnect = (config: ConfigOptions) => Promise<Client>;
+/** A cluster event as the client reports it (Client#event). */
+export interface ClusterEvent {
+  readonly name: string;
+  readonly nodeName?: string;
+  readonly nodeAddress?: string;
+}
+
+/** Opens a client, reporting cluster events to `onEvent`; injected in tests. */
+export type AerospikeConnect = (
+  config: ConfigOptions,
+  onEvent: (event: ClusterEvent) => void,
+) => Promise<Client>;
 
 type Lib = (typeof AerospikeModule)['default'];
 // The native addon loads on first use only: the embedded default must run without it.
@@ -29,98 +74,193 @@ const loadLib = (): Promise<Lib> => {
   return lib;
 };
 
+/** Creates the client, listens to its cluster events, connects; a failed connect is closed. */
+const defaultConnect: AerospikeConnect = async (config, onEvent) => {
+  const Aerospike = await loadLib();
+  const client = Aerospike.client(config);
+  client.on('event', onEvent);
+  try {
+    return await client.connect();
+  } catch (err) {
+    // Unreferences the client's event loop (which connect referenced) without releasing it for
+    // good: close(true) would make every later connect throw.
+    client.close(false);
+    throw err;
+  }
+};
+
+const OK = 0;
 const RECORD_NOT_FOUND = 2;
 const CONNECT_RETRY_MIN_MS = 500;
 const CONNECT_RETRY_MAX_MS = 15_000;
+const EVENTS_KEPT = 10;
+
+/**
+ * Status codes (as_status.h, C client 7.4.0) that a retry cannot fix: the request or the
+ * configuration is wrong (namespace, security, parameters, a feature the server lacks or has
+ * disabled). Every other code, and a failure without one, means "unavailable for now".
+ */
+const REJECTED_CODES: ReadonlyMap<number, string> = new Map([
+  [-4, 'invalid host'],
+  [-2, 'invalid parameter'],
+  [4, 'request invalid'],
+  [10, 'always forbidden'],
+  [12, 'incompatible bin type'],
+  [16, 'unsupported feature'],
+  [20, 'namespace not found'],
+  [21, 'bin name'],
+  [25, 'enterprise only'],
+  [51, 'security not supported'],
+  [52, 'security not enabled'],
+  [53, 'security scheme not supported'],
+  [54, 'invalid command'],
+  [55, 'invalid field'],
+  [60, 'invalid user'],
+  [62, 'invalid password'],
+  [63, 'expired password'],
+  [64, 'forbidden password'],
+  [65, 'invalid credential'],
+  [70, 'invalid role'],
+  [72, 'invalid privilege'],
+  [73, 'invalid allowlist'],
+  [80, 'not authenticated'],
+  [81, 'role violation'],
+  [82, 'not allowlisted'],
+  [150, 'batch disabled'],
+  [151, 'batch max requests exceeded'],
+]);
+
+/** Whether a failure with this status code is for now (503) or for good (500, an operator acts). */
+export function aerospikeFailureKind(code: number | undefined): 'unavailable' | 'rejected' {
+  return code !== undefined && REJECTED_CODES.has(code) ? 'rejected' : 'unavailable';
+}
 
 /**
  * The production profile store: one batch read per request across the sets named by the id
  * types' codes. The client is created on first use and reused; a failed connect is retried by a
  * later call after a short back-off (connect blocks the event loop inside the C client, so an
- * outage must not make every request pay for it).
+ * outage must not make every request pay for it). Once connected, the client's own tend thread
+ * follows the cluster (nodes lost, added, back); `/health` never opens a connection.
  */
 export class AerospikeProfileStore implements ProfileStore {
   readonly name = 'aerospike';
   private clientPromise: Promise<Client> | undefined;
+  private client: Client | undefined;
   private connectFailures = 0;
   private nextConnectAt = 0;
+  private lastConnect:
+    | { readonly at: string; readonly ms: number; readonly error?: string }
+    | undefined;
+  private readonly events: { at: string; event: string; node?: string; address?: string }[] = [];
+  private tlsFiles: { ca?: string; cert?: string; key?: string } | undefined;
 
   constructor(
     private readonly options: AerospikeStoreOptions,
-    private readonly connect: AerospikeConnect = async (config) =>
-      (await loadLib()).connect(config),
-  ) {}
+    private readonly log: Logger = silentLogger,
+    private readonly connectClient: AerospikeConnect = defaultConnect,
+    private readonly loopDelay: () => EventLoopDelay = eventLoopDelay,
+  ) {
+    // Sampling starts now, so that the first figures cover the instance's first requests.
+    loopDelay();
+  }
 
   async getMany(
     keys: readonly ProfileKey[],
     call: StoreCallOptions,
   ): Promise<(ProfileBins | undefined)[]> {
     if (keys.length === 0) return [];
-    const client = await this.client();
+    const client = await this.connected(call);
     const Aerospike = await loadLib();
-    const policy = new Aerospike.BatchPolicy(this.timeouts(call.timeoutMs));
     const { namespace } = this.options;
-    let results: AerospikeModule.BatchResult[];
+    let records: AerospikeModule.BatchReadRecord[];
     try {
-      results = await client.batchRead(
-        keys.map((k) => ({
-          key: new Aerospike.Key(namespace, k.set, userKey(k)),
-          readAllBins: true,
-        })),
-        policy,
-      );
+      records = keys.map((k) => ({
+        key: new Aerospike.Key(namespace, k.set, userKey(k)),
+        readAllBins: true,
+      }));
     } catch (err) {
-      throw new BackendUnavailableError('aerospike', `batch read failed: ${codeOf(err)}`, {
+      // The Key constructor refuses what no request can fix (a set name over 63 bytes...).
+      throw new ProfileStoreRejectedError('aerospike', `key cannot be built: ${describe(err)}`, {
         cause: err,
       });
     }
-    return results.map((r) => {
-      if (r.status === Aerospike.status.OK) return (r.record.bins ?? {}) as ProfileBins;
-      if (r.status === RECORD_NOT_FOUND) return undefined;
-      throw new BackendUnavailableError('aerospike', `batch read record status ${r.status}`);
-    });
+    let results: AerospikeModule.BatchResult[];
+    try {
+      results = await client.batchRead(records, new Aerospike.BatchPolicy(this.timeouts(call)));
+    } catch (err) {
+      throw this.failure('batch read failed', err);
+    }
+    const bins: (ProfileBins | undefined)[] = new Array(results.length);
+    for (let i = 0; i < results.length; i++) {
+      const r = results[i] as AerospikeModule.BatchResult;
+      if (r.status === OK) bins[i] = (r.record.bins ?? {}) as ProfileBins;
+      else if (r.status === RECORD_NOT_FOUND) bins[i] = undefined;
+      else throw this.failure('batch read record failed', { code: r.status });
+    }
+    return bins;
   }
 
   async ping(call: StoreCallOptions): Promise<void> {
-    const client = await this.client();
+    const client = await this.connected(call);
     const Aerospike = await loadLib();
     try {
       // A key nobody writes: "not found" is an answer, which is all a ping needs.
       await client.exists(
         new Aerospike.Key(this.options.namespace, null, 'profile-api-ping'),
-        new Aerospike.ReadPolicy(this.timeouts(call.timeoutMs)),
+        new Aerospike.ReadPolicy(this.timeouts(call)),
       );
     } catch (err) {
-      throw new BackendUnavailableError('aerospike', `ping failed: ${codeOf(err)}`, { cause: err });
+      throw this.failure('ping failed', err);
     }
   }
 
+  /** The client's view of the cluster and its recent changes, without a call. */
+  detail(): Readonly<Record<string, unknown>> {
+    const client = this.client;
+    let nodes: { name: string; address: string; inUse?: number; inPool?: number }[] = [];
+    if (client) {
+      const stats = new Map(client.stats().nodes.map((n) => [n.name, n.asyncConnections]));
+      nodes = client.getNodes().map((n) => ({
+        name: n.name,
+        address: n.address,
+        inUse: stats.get(n.name)?.inUse,
+        inPool: stats.get(n.name)?.inPool,
+      }));
+    }
+    return {
+      connected: client !== undefined,
+      nodes,
+      maxConnsPerNode: this.options.maxConnsPerNode ?? 100,
+      ...(this.lastConnect ? { lastConnect: this.lastConnect } : {}),
+      clusterEvents: [...this.events],
+      eventLoopDelay: this.loopDelay(),
+    };
+  }
+
+  /** Closes the client; a later call connects again (the client's event loop is kept). */
   async close(): Promise<void> {
     const pending = this.clientPromise;
     this.clientPromise = undefined;
+    this.client = undefined;
     const client = await pending?.catch(() => undefined);
-    client?.close(true);
+    client?.close(false);
   }
 
-  private client(): Promise<Client> {
+  private connected(call: StoreCallOptions): Promise<Client> {
     if (this.clientPromise) return this.clientPromise;
+    if (call.connect === false) {
+      return Promise.reject(new BackendUnavailableError('aerospike', 'not connected'));
+    }
     const now = Date.now();
     if (now < this.nextConnectAt) {
       return Promise.reject(
         new BackendUnavailableError('aerospike', 'not connected; retrying shortly'),
       );
     }
-    const { hosts, user, password, connectTimeoutMs } = this.options;
-    const config: ConfigOptions = {
-      hosts: hosts.map((h) => ({ addr: h.host, port: h.port })),
-      connTimeoutMs: connectTimeoutMs,
-      // Our own logs say what failed; the C client's would print every timeout at ERROR (OFF = -1).
-      log: { level: -1 },
-      ...(user && password ? { user, password } : {}),
-    };
-    this.clientPromise = this.connect(config).then(
+    this.clientPromise = this.open().then(
       (client) => {
         this.connectFailures = 0;
+        this.client = client;
         return client;
       },
       (err: unknown) => {
@@ -128,20 +268,157 @@ export class AerospikeProfileStore implements ProfileStore {
         this.connectFailures++;
         const backoff = CONNECT_RETRY_MIN_MS * 2 ** Math.min(this.connectFailures - 1, 10);
         this.nextConnectAt = Date.now() + Math.min(backoff, CONNECT_RETRY_MAX_MS);
-        throw new BackendUnavailableError('aerospike', `connect failed: ${codeOf(err)}`, {
-          cause: err,
-        });
+        throw this.failure('connect failed', err);
       },
     );
     return this.clientPromise;
   }
 
-  private timeouts(budgetMs: number) {
-    const total = Math.max(1, Math.min(this.options.totalTimeoutMs, budgetMs));
+  /**
+   * Resolves seed names off the event loop (bounded), then connects. The C client's connect runs
+   * on this thread: at most one attempt per seed address, each bounded by connectTimeoutMs.
+   */
+  private async open(): Promise<Client> {
+    const o = this.options;
+    const hosts = await this.seedAddresses();
+    const level = AEROSPIKE_LOG_LEVELS[o.logLevel ?? 'WARN'];
+    const Aerospike = await loadLib();
+    // The C client's own log (its tend thread: seeds and nodes that fail, peers...) is process
+    // wide, plain text on stderr. The per-client log is the Node binding's, which prints every
+    // failed command at ERROR: off, our own log says what failed, once, with its context.
+    Aerospike.setDefaultLogging({ level });
+    const config: ConfigOptions = {
+      hosts,
+      connTimeoutMs: o.connectTimeoutMs,
+      log: { level: AEROSPIKE_LOG_LEVELS.OFF },
+      ...(o.maxConnsPerNode !== undefined ? { maxConnsPerNode: o.maxConnsPerNode } : {}),
+      ...(o.maxSocketIdleSecs !== undefined ? { maxSocketIdle: o.maxSocketIdleSecs } : {}),
+      ...this.security(Aerospike),
+    };
+    const started = performance.now();
+    const at = new Date().toISOString();
+    try {
+      const client = await this.connectClient(config, (event) => this.onClusterEvent(event));
+      const ms = Math.round(performance.now() - started);
+      this.lastConnect = { at, ms };
+      this.log.info('aerospike connected', { nodes: client.getNodes(), connectMs: ms });
+      return client;
+    } catch (err) {
+      const ms = Math.round(performance.now() - started);
+      this.lastConnect = { at, ms, error: describe(err) };
+      throw err;
+    }
+  }
+
+  /** Seeds as addresses: names are looked up here, in parallel and bounded, not in the C client. */
+  private async seedAddresses(): Promise<{ addr: string; port: number; tlsname?: string }[]> {
+    const { hosts, connectTimeoutMs, tls } = this.options;
+    const resolved = await Promise.all(
+      hosts.map(async ({ host }) => {
+        if (isIP(host)) return [host];
+        try {
+          const found = await withTimeout(lookup(host, { all: true }), connectTimeoutMs);
+          return found.map((a) => a.address);
+        } catch (err) {
+          this.log.warn('aerospike seed name did not resolve', { host, err: describe(err) });
+          return [];
+        }
+      }),
+    );
+    const seeds = hosts.flatMap(({ port }, i) =>
+      (resolved[i] ?? []).map((addr) => ({ addr, port, ...(tls ? { tlsname: tls.name } : {}) })),
+    );
+    if (seeds.length === 0) {
+      throw new BackendUnavailableError('aerospike', 'no seed address resolved');
+    }
+    return seeds;
+  }
+
+  private security(Aerospike: Lib): Partial<ConfigOptions> {
+    const { user, password, authMode, tls } = this.options;
+    const config: Partial<ConfigOptions> = {};
+    if (authMode === 'PKI') config.authMode = Aerospike.auth.AUTH_PKI;
+    else if (authMode === 'EXTERNAL') config.authMode = Aerospike.auth.EXTERNAL;
+    if (user && password && authMode !== 'PKI') Object.assign(config, { user, password });
+    if (tls) {
+      // The Node client takes files only (no in-memory CA): write the secrets once, private.
+      if (!this.tlsFiles) {
+        const dir = mkdtempSync(join(tmpdir(), 'aerospike-tls-'));
+        const write = (name: string, text: string | undefined) => {
+          if (text === undefined) return undefined;
+          const path = join(dir, name);
+          writeFileSync(path, text, { mode: 0o600 });
+          return path;
+        };
+        this.tlsFiles = {
+          ca: write('ca.pem', tls.ca),
+          cert: write('cert.pem', tls.cert),
+          key: write('key.pem', tls.key),
+        };
+      }
+      const { ca, cert, key } = this.tlsFiles;
+      config.tls = {
+        enable: true,
+        ...(ca ? { cafile: ca } : {}),
+        ...(cert && key ? { certfile: cert, keyfile: key } : {}),
+      };
+    }
+    return config;
+  }
+
+  private onClusterEvent(event: ClusterEvent): void {
+    const entry = {
+      at: new Date().toISOString(),
+      event: event.name,
+      ...(event.nodeName ? { node: event.nodeName } : {}),
+      ...(event.nodeAddress ? { address: event.nodeAddress } : {}),
+    };
+    this.events.push(entry);
+    if (this.events.length > EVENTS_KEPT) this.events.shift();
+    const fields = { ...entry, nodes: this.client?.getNodes() };
+    if (event.name === 'nodeAdded') this.log.info(`aerospike node added`, fields);
+    else
+      this.log.warn(
+        `aerospike ${event.name === 'nodeRemoved' ? 'node removed' : event.name}`,
+        fields,
+      );
+  }
+
+  /** Our error for a failed call: for now (BackendUnavailableError) or for good (rejected). */
+  private failure(what: string, err: unknown): Error {
+    const code = codeOf(err);
+    const message = `${what}: ${code === undefined ? 'no status code' : `code ${code}`}${
+      err instanceof Error ? ` ${err.message}` : ''
+    }`;
+    if (aerospikeFailureKind(code) === 'rejected') {
+      return new ProfileStoreRejectedError(
+        'aerospike',
+        `${message} (${REJECTED_CODES.get(code as number)})`,
+        { cause: err },
+      );
+    }
+    const delay = this.loopDelay();
+    // A timeout with the event loop this late is the loop's doing, not the cluster's.
+    const loop =
+      code === 9 ? ` (event loop delay p99 ${delay.p99Ms} ms, max ${delay.maxMs} ms)` : '';
+    return new BackendUnavailableError('aerospike', `${message}${loop}`, { cause: err });
+  }
+
+  /**
+   * The call's policy: the total timeout is the configured one or what is left of the request's
+   * budget, whichever is shorter; each attempt gets an equal share of it unless a socket timeout
+   * is configured. A share, not a fixed 200 ms: an attempt is only cut short when a retry still
+   * has time to run (on a replica, for reads), so a busy event loop that delays a reply already
+   * received does not turn it into a retry that cannot finish either.
+   */
+  private timeouts(call: StoreCallOptions) {
+    const { totalTimeoutMs, socketTimeoutMs, maxRetries } = this.options;
+    const total = Math.max(1, Math.floor(Math.min(totalTimeoutMs, call.timeoutMs)));
+    const share = Math.max(1, Math.floor(total / (maxRetries + 1)));
     return {
       totalTimeout: total,
-      socketTimeout: Math.min(this.options.socketTimeoutMs, total),
-      maxRetries: this.options.maxRetries,
+      socketTimeout: Math.min(socketTimeoutMs ?? share, total),
+      maxRetries,
     };
   }
 }
@@ -159,7 +436,19 @@ export function parseAerospikeHosts(spec: string): { host: string; port: number 
   });
 }
 
-function codeOf(err: unknown): string {
+function codeOf(err: unknown): number | undefined {
   const code = (err as { code?: unknown } | undefined)?.code;
-  return typeof code === 'number' ? `code ${code}` : 'unknown error';
+  return typeof code === 'number' ? code : undefined;
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

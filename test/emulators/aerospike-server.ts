@@ -6,13 +6,17 @@ import { inflateSync } from 'node:zlib';
 
 /**
  * How the server treats traffic: answer; ignore everything; apply data commands at once but
- * reply only after delayMs (info is answered at once); or hang up on any data command.
+ * reply only after delayMs (info is answered at once); hang up on any data command; or refuse
+ * every data command with a result code, as a real server refuses a command before running it
+ * (81 role violation for a user without read privilege, 18 device overload...): one message with
+ * the code, flagged LAST so that it also ends a batch.
  */
 export type AerospikeMode =
   | { kind: 'normal' }
   | { kind: 'silent' }
   | { kind: 'slow'; delayMs: number }
-  | { kind: 'drop' };
+  | { kind: 'drop' }
+  | { kind: 'refuse'; result: number };
 
 /** Counters of handled traffic; commands ignored or dropped by the mode are not counted. */
 export interface AerospikeStats {
@@ -578,6 +582,10 @@ export class AerospikeServer {
     // Admin (type 2) would mean the client wants authentication, which is not emulated.
     if ((type !== 3 && type !== 4) || mode.kind === 'drop') {
       socket.destroy();
+      return;
+    }
+    if (mode.kind === 'refuse') {
+      socket.write(proto(3, message(failure(mode.result), 0, INFO3.LAST)));
       return;
     }
     const reply = this.#dataReply(type, body);
