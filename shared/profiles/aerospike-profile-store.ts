@@ -91,6 +91,7 @@ const defaultConnect: AerospikeConnect = async (config, onEvent) => {
 
 const OK = 0;
 const RECORD_NOT_FOUND = 2;
+const BATCH_FAILED = -16;
 const CONNECT_RETRY_MIN_MS = 500;
 const CONNECT_RETRY_MAX_MS = 15_000;
 const EVENTS_KEPT = 10;
@@ -185,10 +186,19 @@ export class AerospikeProfileStore implements ProfileStore {
       });
     }
     let results: AerospikeModule.BatchResult[];
+    const started = performance.now();
     try {
       results = await client.batchRead(records, new Aerospike.BatchPolicy(this.timeouts(call)));
     } catch (err) {
-      throw this.failure('batch read failed', err);
+      const first = records[0];
+      if (codeOf(err) !== BATCH_FAILED || first === undefined) {
+        throw this.failure('batch read failed', err);
+      }
+      // No key found a node (as_batch_records_execute in client 7.4.0): the per-key reasons,
+      // an unknown namespace (for good) or no live replica (for now), are not passed on. One
+      // single-key command on the same client gives the reason; a failure path only.
+      const left = call.timeoutMs - (performance.now() - started);
+      throw this.failure('batch read failed', await this.probe(client, first, left, err));
     }
     const bins: (ProfileBins | undefined)[] = new Array(results.length);
     for (let i = 0; i < results.length; i++) {
@@ -198,6 +208,23 @@ export class AerospikeProfileStore implements ProfileStore {
       else throw this.failure('batch read record failed', { code: r.status });
     }
     return bins;
+  }
+
+  /** The error a single-key read of `record` gets, or `fallback` when it gets none. */
+  private async probe(
+    client: Client,
+    record: AerospikeModule.BatchReadRecord,
+    timeoutMs: number,
+    fallback: unknown,
+  ): Promise<unknown> {
+    const Aerospike = await loadLib();
+    const total = Math.max(1, Math.floor(Math.min(timeoutMs, this.options.totalTimeoutMs)));
+    try {
+      await client.exists(record.key, new Aerospike.ReadPolicy({ totalTimeout: total }));
+      return fallback;
+    } catch (err) {
+      return err;
+    }
   }
 
   async ping(call: StoreCallOptions): Promise<void> {
