@@ -10,6 +10,7 @@ import { parseQueryString, type QueryParameters } from '../../shared/http/query-
 import { requestLogPolicy } from '../../shared/http/request-log-policy.js';
 import { httpErrorResult, internalErrorResult, jsonResult } from '../../shared/http/responses.js';
 import { traceFields } from '../../shared/logger.js';
+import { eventLoopDelay } from '../../shared/profiles/event-loop-delay.js';
 import type { LoadedSnapshot } from '../../shared/snapshots/load-snapshot.js';
 import { type AnswerSelection, parseAnswerSelection } from './answer-options.js';
 import { apiKeyCheck } from './api-key.js';
@@ -233,6 +234,8 @@ function log(deps: ProfileDeps, event: HttpEvent, status: number, phases: Phases
       userAgent: event.requestContext.http.userAgent,
     },
     phases: roundPhases(phases),
+    // How late the event loop runs: what turns healthy Aerospike reads into timeouts.
+    eventLoopDelay: eventLoopDelay(),
   };
   const message = `${method} ${event.rawPath} ${status}`;
   if (status >= 500) deps.log.error(message, fields);
