@@ -51,6 +51,11 @@ export interface AerospikeStoreOptions {
   /** Pooled sockets idle longer than this are closed rather than used (0: not checked per command). */
   readonly maxSocketIdleSecs?: number | undefined;
   readonly logLevel?: keyof typeof AEROSPIKE_LOG_LEVELS | undefined;
+  /**
+   * Who retries a failed batch: we do, key by key (default), or the client (its own batch retry,
+   * as before; kept to measure it: test/bench/node-loss.ts). Not a setting. See `batchPolicy`.
+   */
+  readonly retry?: 'own' | 'client' | undefined;
 }
 
 /** A cluster event as the client reports it (Client#event). */
@@ -92,6 +97,7 @@ const defaultConnect: AerospikeConnect = async (config, onEvent) => {
 const OK = 0;
 const RECORD_NOT_FOUND = 2;
 const BATCH_FAILED = -16;
+const READ_EACH_CONCURRENCY = 8;
 const CONNECT_RETRY_MIN_MS = 500;
 const CONNECT_RETRY_MAX_MS = 15_000;
 const EVENTS_KEPT = 10;
@@ -154,6 +160,7 @@ export class AerospikeProfileStore implements ProfileStore {
     | undefined;
   private readonly events: { at: string; event: string; node?: string; address?: string }[] = [];
   private tlsFiles: { ca?: string; cert?: string; key?: string } | undefined;
+  private readonly singles: Slots;
 
   constructor(
     private readonly options: AerospikeStoreOptions,
@@ -163,6 +170,8 @@ export class AerospikeProfileStore implements ProfileStore {
   ) {
     // Sampling starts now, so that the first figures cover the instance's first requests.
     loopDelay();
+    // Half of each node's connections, for key-by-key reads; batches keep the other half.
+    this.singles = new Slots(Math.max(2, Math.floor((options.maxConnsPerNode ?? 100) / 2)));
   }
 
   async getMany(
@@ -185,29 +194,103 @@ export class AerospikeProfileStore implements ProfileStore {
         cause: err,
       });
     }
-    let results: AerospikeModule.BatchResult[];
     const started = performance.now();
+    const total = this.totalTimeout(call);
+    // Ours when retries are allowed at all (AEROSPIKE_MAX_RETRIES=0: none).
+    const own = this.options.retry !== 'client' && this.options.maxRetries > 0;
+    let results: AerospikeModule.BatchResult[];
     try {
-      results = await client.batchRead(records, new Aerospike.BatchPolicy(this.timeouts(call)));
+      results = await client.batchRead(records, this.batchPolicy(Aerospike, total, own));
     } catch (err) {
       const first = records[0];
-      if (codeOf(err) !== BATCH_FAILED || first === undefined) {
-        throw this.failure('batch read failed', err);
+      if (codeOf(err) === BATCH_FAILED && first !== undefined) {
+        // No key found a node (as_batch_records_execute in client 7.4.0): the per-key reasons,
+        // an unknown namespace (for good) or no live replica (for now), are not passed on. One
+        // single-key command on the same client gives the reason; a failure path only.
+        const left = total - (performance.now() - started);
+        throw this.failure('batch read failed', await this.probe(client, first, left, err));
       }
-      // No key found a node (as_batch_records_execute in client 7.4.0): the per-key reasons,
-      // an unknown namespace (for good) or no live replica (for now), are not passed on. One
-      // single-key command on the same client gives the reason; a failure path only.
-      const left = call.timeoutMs - (performance.now() - started);
-      throw this.failure('batch read failed', await this.probe(client, first, left, err));
+      const failed = this.failure('batch read failed', err);
+      // The Node binding passes no record on when a node's part of a batch failed: which keys
+      // were answered is lost, so each key is read again, on its own.
+      if (!own || !(failed instanceof BackendUnavailableError)) throw failed;
+      const again = await this.readEach(client, records, started + total, failed);
+      this.log.debug('aerospike batch read again key by key', {
+        keys: records.length,
+        reason: failed.message,
+      });
+      return again;
     }
     const bins: (ProfileBins | undefined)[] = new Array(results.length);
+    let retry: number[] | undefined;
     for (let i = 0; i < results.length; i++) {
       const r = results[i] as AerospikeModule.BatchResult;
       if (r.status === OK) bins[i] = (r.record.bins ?? {}) as ProfileBins;
       else if (r.status === RECORD_NOT_FOUND) bins[i] = undefined;
-      else throw this.failure('batch read record failed', { code: r.status });
+      else {
+        const failed = this.failure('batch read record failed', { code: r.status });
+        if (!own || !(failed instanceof BackendUnavailableError)) throw failed;
+        (retry ??= []).push(i);
+      }
+    }
+    if (retry) {
+      // Only the keys that failed, each on its own.
+      const some = retry.map((i) => records[i] as AerospikeModule.BatchReadRecord);
+      const failed = new BackendUnavailableError('aerospike', 'batch read record failed');
+      const again = await this.readEach(client, some, started + total, failed);
+      for (const [j, i] of retry.entries()) bins[i] = again[j];
     }
     return bins;
+  }
+
+  /**
+   * Reads keys one by one (at most READ_EACH_CONCURRENCY at a time) within what is left until
+   * `deadline`: a single-key command retries on another copy when a node fails, which the
+   * client's batch retry does not do reliably (see batchPolicy). Throws `failed` when no time
+   * is left, else the first key's failure.
+   */
+  private async readEach(
+    client: Client,
+    records: readonly AerospikeModule.BatchReadRecord[],
+    deadline: number,
+    failed: Error,
+  ): Promise<(ProfileBins | undefined)[]> {
+    const Aerospike = await loadLib();
+    const left = Math.floor(deadline - performance.now());
+    if (left < 1) throw failed;
+    const { socketTimeoutMs } = this.options;
+    const policy = new Aerospike.ReadPolicy({
+      totalTimeout: left,
+      // Two attempts in what is left: the copy the map names, then another (the replica).
+      socketTimeout: Math.max(1, Math.min(socketTimeoutMs ?? left, Math.floor(left / 2))),
+      maxRetries: 1,
+      replica: Aerospike.policy.replica.SEQUENCE,
+    });
+    const out: (ProfileBins | undefined)[] = new Array(records.length);
+    let next = 0;
+    const worker = async () => {
+      while (next < records.length) {
+        const i = next++;
+        // Key-by-key reads of all requests share a part of the connections: during a node loss
+        // they must not use up the surviving node's (code -7, which retries on the lost node).
+        if (!(await this.singles.acquire(deadline))) throw failed;
+        try {
+          const record = await client.get(
+            (records[i] as AerospikeModule.BatchReadRecord).key,
+            policy,
+          );
+          out[i] = (record.bins ?? {}) as ProfileBins;
+        } catch (err) {
+          if (codeOf(err) === RECORD_NOT_FOUND) out[i] = undefined;
+          else throw this.failure('read of a single key failed', err);
+        } finally {
+          this.singles.release();
+        }
+      }
+    };
+    const workers = Math.min(READ_EACH_CONCURRENCY, records.length);
+    await Promise.all(Array.from({ length: workers }, worker));
+    return out;
   }
 
   /** The error a single-key read of `record` gets, or `fallback` when it gets none. */
@@ -220,7 +303,13 @@ export class AerospikeProfileStore implements ProfileStore {
     const Aerospike = await loadLib();
     const total = Math.max(1, Math.floor(Math.min(timeoutMs, this.options.totalTimeoutMs)));
     try {
-      await client.exists(record.key, new Aerospike.ReadPolicy({ totalTimeout: total }));
+      await client.exists(
+        record.key,
+        new Aerospike.ReadPolicy({
+          totalTimeout: total,
+          replica: Aerospike.policy.replica.SEQUENCE,
+        }),
+      );
       return fallback;
     } catch (err) {
       return err;
@@ -234,7 +323,10 @@ export class AerospikeProfileStore implements ProfileStore {
       // A key nobody writes: "not found" is an answer, which is all a ping needs.
       await client.exists(
         new Aerospike.Key(this.options.namespace, null, 'profile-api-ping'),
-        new Aerospike.ReadPolicy(this.timeouts(call)),
+        new Aerospike.ReadPolicy({
+          ...this.timeouts(call),
+          replica: Aerospike.policy.replica.SEQUENCE,
+        }),
       );
     } catch (err) {
       throw this.failure('ping failed', err);
@@ -414,10 +506,12 @@ export class AerospikeProfileStore implements ProfileStore {
   /** Our error for a failed call: for now (BackendUnavailableError) or for good (rejected). */
   private failure(what: string, err: unknown): Error {
     const code = codeOf(err);
+    // With no node left the client answers "Cluster is empty" with the namespace's code (20).
+    const emptyCluster = code === 20 && (this.client?.getNodes().length ?? 0) === 0;
     const message = `${what}: ${code === undefined ? 'no status code' : `code ${code}`}${
       err instanceof Error ? ` ${err.message}` : ''
     }`;
-    if (aerospikeFailureKind(code) === 'rejected') {
+    if (aerospikeFailureKind(code) === 'rejected' && !emptyCluster) {
       return new ProfileStoreRejectedError(
         'aerospike',
         `${message} (${REJECTED_CODES.get(code as number)})`,
@@ -432,21 +526,85 @@ export class AerospikeProfileStore implements ProfileStore {
   }
 
   /**
-   * The call's policy: the total timeout is the configured one or what is left of the request's
-   * budget, whichever is shorter; each attempt gets an equal share of it unless a socket timeout
-   * is configured. A share, not a fixed 200 ms: an attempt is only cut short when a retry still
-   * has time to run (on a replica, for reads), so a busy event loop that delays a reply already
-   * received does not turn it into a retry that cannot finish either.
+   * The batch's policy. Our own retry (the default): one attempt, with the total timeout's
+   * first share; on failure `readEach` uses the rest. The client's own batch retry goes wrong
+   * twice when a node is lost (C client 7.4.0, unchanged in 7.5.0): as_event_command_retry and
+   * as_batch_retry_async both add one to the replica index, so with two copies a retry goes back
+   * to the node that failed (every batch touching a lost node failed until the client dropped
+   * the node, 1.5 to 2.5 s); and when the failed node's keys are split over several nodes,
+   * as_batch_retry_write writes the new batch field's size into the old command's buffer, so
+   * each node gets a malformed message and answers 4 (as_transaction_prepare on the server).
+   * `client` keeps the client's retry (SEQUENCE, the default replica), to measure it.
+   */
+  private batchPolicy(Aerospike: Lib, total: number, own: boolean): AerospikeModule.BatchPolicy {
+    const { maxRetries, socketTimeoutMs } = this.options;
+    const first = own && maxRetries > 0 ? Math.max(1, Math.floor(total / (maxRetries + 1))) : total;
+    const share = Math.max(1, Math.floor(total / (maxRetries + 1)));
+    return new Aerospike.BatchPolicy({
+      totalTimeout: first,
+      socketTimeout: Math.min(socketTimeoutMs ?? share, first),
+      maxRetries: own ? 0 : maxRetries,
+      replica: Aerospike.policy.replica.SEQUENCE,
+    });
+  }
+
+  /** The whole call: the configured total timeout or what is left of the request's budget. */
+  private totalTimeout(call: StoreCallOptions): number {
+    return Math.max(1, Math.floor(Math.min(this.options.totalTimeoutMs, call.timeoutMs)));
+  }
+
+  /**
+   * A single read's policy (ping): each attempt an equal share of the total timeout unless a
+   * socket timeout is configured. A share, not a fixed 200 ms: an attempt is only cut short
+   * when a retry still has time to run (on a replica), so a busy event loop that delays a reply
+   * already received does not turn it into a retry that cannot finish either.
    */
   private timeouts(call: StoreCallOptions) {
-    const { totalTimeoutMs, socketTimeoutMs, maxRetries } = this.options;
-    const total = Math.max(1, Math.floor(Math.min(totalTimeoutMs, call.timeoutMs)));
+    const { socketTimeoutMs, maxRetries } = this.options;
+    const total = this.totalTimeout(call);
     const share = Math.max(1, Math.floor(total / (maxRetries + 1)));
     return {
       totalTimeout: total,
       socketTimeout: Math.min(socketTimeoutMs ?? share, total),
       maxRetries,
     };
+  }
+}
+
+/** A counting semaphore whose waits end at a deadline. */
+class Slots {
+  private used = 0;
+  private readonly waiting: ((granted: boolean) => void)[] = [];
+
+  constructor(private readonly size: number) {}
+
+  /** Resolves true once a slot is held, false if none freed up before `deadline` (performance.now). */
+  acquire(deadline: number): Promise<boolean> {
+    if (this.used < this.size) {
+      this.used++;
+      return Promise.resolve(true);
+    }
+    return new Promise((resolve) => {
+      const grant = (granted: boolean) => {
+        clearTimeout(timer);
+        resolve(granted);
+      };
+      const timer = setTimeout(
+        () => {
+          const at = this.waiting.indexOf(grant);
+          if (at >= 0) this.waiting.splice(at, 1);
+          resolve(false);
+        },
+        Math.max(0, deadline - performance.now()),
+      );
+      this.waiting.push(grant);
+    });
+  }
+
+  release(): void {
+    const next = this.waiting.shift();
+    if (next) next(true);
+    else this.used--;
   }
 }
 

@@ -132,12 +132,25 @@ describe('aerospikeFailureKind', () => {
 /** A client double recording what the store asks of it. */
 class FakeClient {
   readonly policies: Record<string, unknown>[] = [];
+  readonly gets: { key: unknown; policy: Record<string, unknown> }[] = [];
   readonly closed: unknown[] = [];
+  /** Records by user key, for get(). */
+  readonly records = new Map<string, Record<string, unknown>>();
   failWith: { code: number; message: string } | undefined;
+  getFailsWith: { code: number; message: string } | undefined;
+  rows: { status: number; record: { bins?: Record<string, unknown> } }[] | undefined;
   async batchRead(records: unknown[], policy: Record<string, unknown>) {
     this.policies.push({ ...policy });
     if (this.failWith) throw Object.assign(new Error(this.failWith.message), this.failWith);
-    return records.map(() => ({ status: 2, record: {} }));
+    return this.rows ?? records.map(() => ({ status: 2, record: {} }));
+  }
+  async get(key: { key: unknown }, policy: Record<string, unknown>) {
+    this.gets.push({ key: key.key, policy: { ...policy } });
+    if (this.getFailsWith)
+      throw Object.assign(new Error(this.getFailsWith.message), this.getFailsWith);
+    const bins = this.records.get(String(key.key));
+    if (!bins) throw Object.assign(new Error('not found'), { code: 2 });
+    return { bins };
   }
   async exists() {
     return false;
@@ -184,32 +197,72 @@ function fakeStore(options: Partial<AerospikeStoreOptions> = {}) {
   };
 }
 
+function pick({ totalTimeout, socketTimeout, maxRetries }: Record<string, unknown>) {
+  return { totalTimeout, socketTimeout, maxRetries };
+}
+
 const KEYS = [
   { set: '222222', id: 'a', keyType: 'string' as const },
   { set: '222222', id: 'b', keyType: 'string' as const },
 ];
 
 describe('AerospikeProfileStore policies', () => {
-  it('gives each attempt its share of the total timeout, shortened by the request budget', async () => {
+  it('gives the batch the first share of the total timeout, the request budget shortening it', async () => {
     const { store, client } = fakeStore();
     await store.getMany(KEYS, { timeoutMs: 2_000 });
     await store.getMany(KEYS, { timeoutMs: 300 });
-    expect(
-      client.policies.map(({ totalTimeout, socketTimeout, maxRetries }) => ({
-        totalTimeout,
-        socketTimeout,
-        maxRetries,
-      })),
-    ).toEqual([
-      { totalTimeout: 500, socketTimeout: 250, maxRetries: 1 },
-      { totalTimeout: 300, socketTimeout: 150, maxRetries: 1 },
+    // No client retry: it goes back to a failed node (see the cluster tests); we retry key by key.
+    expect(client.policies.map(pick)).toEqual([
+      { totalTimeout: 250, socketTimeout: 250, maxRetries: 0 },
+      { totalTimeout: 150, socketTimeout: 150, maxRetries: 0 },
     ]);
   });
 
-  it('uses a configured socket timeout, never above the total', async () => {
-    const { store, client } = fakeStore({ socketTimeoutMs: 400 });
-    await store.getMany(KEYS, { timeoutMs: 200 });
-    expect(client.policies[0]).toMatchObject({ totalTimeout: 200, socketTimeout: 200 });
+  it('uses a configured socket timeout, never above the attempt', async () => {
+    const { store, client } = fakeStore({ socketTimeoutMs: 100, maxRetries: 0 });
+    await store.getMany(KEYS, { timeoutMs: 60 });
+    await store.getMany(KEYS, { timeoutMs: 500 });
+    expect(client.policies.map(pick)).toEqual([
+      { totalTimeout: 60, socketTimeout: 60, maxRetries: 0 },
+      { totalTimeout: 500, socketTimeout: 100, maxRetries: 0 },
+    ]);
+  });
+
+  it('reads each key again, in what is left of the total, when the batch fails for now', async () => {
+    const { store, client } = fakeStore();
+    client.failWith = { code: -6, message: 'Failed to connect: B2 10.0.0.6:3000' };
+    client.records.set('a', { v: 'a' });
+    const bins = await store.getMany(KEYS, { timeoutMs: 500 });
+    expect(bins).toEqual([{ v: 'a' }, undefined]);
+    expect(client.gets).toHaveLength(2);
+    // Two attempts each (the copy the map names, then another), within what the batch left.
+    const { maxRetries, totalTimeout, socketTimeout } = client.gets[0]?.policy as Record<
+      string,
+      number
+    >;
+    expect(maxRetries).toBe(1);
+    expect(totalTimeout).toBeLessThanOrEqual(500);
+    expect(socketTimeout).toBeLessThanOrEqual((totalTimeout as number) / 2);
+  });
+
+  it('reads again only the keys whose rows failed for now', async () => {
+    const { store, client } = fakeStore();
+    client.rows = [
+      { status: 0, record: { bins: { v: 'a' } } },
+      { status: 11, record: {} },
+    ];
+    client.records.set('b', { v: 'b' });
+    expect(await store.getMany(KEYS, { timeoutMs: 500 })).toEqual([{ v: 'a' }, { v: 'b' }]);
+    expect(client.gets.map((g) => g.key)).toEqual(['b']);
+  });
+
+  it('does not read again when the batch was refused for good', async () => {
+    const { store, client } = fakeStore();
+    client.failWith = { code: 81, message: 'Role violation' };
+    await expect(store.getMany(KEYS, { timeoutMs: 500 })).rejects.toBeInstanceOf(
+      ProfileStoreRejectedError,
+    );
+    expect(client.gets).toHaveLength(0);
   });
 
   it('connects with the connection limit, the idle limit, TLS files and the auth mode', async () => {
@@ -241,6 +294,7 @@ describe('AerospikeProfileStore policies', () => {
     expect(rejected).toBeInstanceOf(ProfileStoreRejectedError);
     expect(String((rejected as Error).message)).toMatch(/code 20 .*namespace not found/);
     client.failWith = { code: 9, message: 'Client timeout' };
+    client.getFailsWith = { code: 9, message: 'Client timeout' };
     const timeout = await store.getMany(KEYS, { timeoutMs: 500 }).catch((e: unknown) => e);
     expect(timeout).toBeInstanceOf(BackendUnavailableError);
     // A timeout says how late the event loop ran, to tell a busy instance from a slow cluster.
