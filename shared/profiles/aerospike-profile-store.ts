@@ -222,7 +222,7 @@ export class AerospikeProfileStore implements ProfileStore {
       return again;
     }
     const bins: (ProfileBins | undefined)[] = new Array(results.length);
-    let retry: number[] | undefined;
+    const retry: number[] = [];
     for (let i = 0; i < results.length; i++) {
       const r = results[i] as AerospikeModule.BatchResult;
       if (r.status === OK) bins[i] = (r.record.bins ?? {}) as ProfileBins;
@@ -230,10 +230,10 @@ export class AerospikeProfileStore implements ProfileStore {
       else {
         const failed = this.failure('batch read record failed', { code: r.status });
         if (!own || !(failed instanceof BackendUnavailableError)) throw failed;
-        (retry ??= []).push(i);
+        retry.push(i);
       }
     }
-    if (retry) {
+    if (retry.length > 0) {
       // Only the keys that failed, each on its own.
       const some = retry.map((i) => records[i] as AerospikeModule.BatchReadRecord);
       const failed = new BackendUnavailableError('aerospike', 'batch read record failed');

@@ -995,7 +995,7 @@ export class Cluster {
   #departs(i: number): void {
     this.#later(this.#heartbeatTimeoutMs, () => {
       const node = this.nodes[i];
-      if (!node || !node.member || (node.running && this.servers[i]?.answering())) return;
+      if (!node?.member || (node.running && this.servers[i]?.answering())) return;
       node.member = false;
       this.#changed();
     });

@@ -236,7 +236,7 @@ describe('AerospikeProfileStore policies', () => {
     expect(bins).toEqual([{ v: 'a' }, undefined]);
     expect(client.gets).toHaveLength(2);
     // Two attempts each (the copy the map names, then another), within what the batch left.
-    const { maxRetries, totalTimeout, socketTimeout } = client.gets[0]?.policy as Record<
+    const { maxRetries, totalTimeout, socketTimeout } = (client.gets[0]?.policy ?? {}) as Record<
       string,
       number
     >;
