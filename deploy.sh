@@ -128,7 +128,8 @@ BIGQUERY_SET=(MAPPING_TABLE BIGQUERY_PROJECT BIGQUERY_LOCATION)
     AEROSPIKE_USER MAPPING_MAX_BYTES MAPPING_WINDOW_DAYS "${BIGTABLE_VARS[@]}"
     AEROSPIKE_MAX_CONNS_PER_NODE NODE_ENV)
   # Each secret variable NAME comes from the secret named by the setting NAME_SECRET.
-  PROFILE_SECRET=(AEROSPIKE_PASSWORD API_KEYS OPERATOR_API_KEYS AEROSPIKE_TLS_CA)
+  PROFILE_SECRET=(AEROSPIKE_PASSWORD API_KEYS OPERATOR_API_KEYS AEROSPIKE_TLS_CA AEROSPIKE_TLS_CERT
+    AEROSPIKE_TLS_KEY)
   # The embedded store is for local runs (deployed: PROFILE_STORE=aerospike); deployed functions
   # authenticate as their service account, never with a pasted token.
   PROFILE_LOCAL=(EMBEDDED_PROFILES_PATH GOOGLE_OAUTH_ACCESS_TOKEN)
@@ -265,6 +266,9 @@ Settings (default):
                              proto-fd-max at PROFILE_MAX_INSTANCES
   AEROSPIKE_TLS_CA_SECRET    unset (Secret Manager secret holding the cluster's CA certificate,
                              PEM, for TLS; with AEROSPIKE_TLS_NAME, Enterprise Edition)
+  AEROSPIKE_TLS_CERT_SECRET, AEROSPIKE_TLS_KEY_SECRET
+                             unset (secrets holding a client certificate and its key, PEM:
+                             mutual TLS, required with AEROSPIKE_AUTH_MODE=PKI)
   BIGQUERY_PROJECT           <PROJECT_ID> (runs and pays for the mapping query)
   BIGQUERY_LOCATION          unset
   GOOGLE_OAUTH_ACCESS_TOKEN  verify only: token for BigQuery (default: gcloud auth
@@ -423,6 +427,8 @@ AEROSPIKE_NAMESPACE=${AEROSPIKE_NAMESPACE:-profiles}
 AEROSPIKE_USER=${AEROSPIKE_USER:-}
 AEROSPIKE_PASSWORD_SECRET=${AEROSPIKE_PASSWORD_SECRET:-}
 AEROSPIKE_TLS_CA_SECRET=${AEROSPIKE_TLS_CA_SECRET:-}
+AEROSPIKE_TLS_CERT_SECRET=${AEROSPIKE_TLS_CERT_SECRET:-}
+AEROSPIKE_TLS_KEY_SECRET=${AEROSPIKE_TLS_KEY_SECRET:-}
 # Unset: sized from PROFILE_CONCURRENCY by size_aerospike_connections.
 AEROSPIKE_MAX_CONNS_PER_NODE=${AEROSPIKE_MAX_CONNS_PER_NODE:-}
 API_KEYS_SECRET=${API_KEYS_SECRET:-}

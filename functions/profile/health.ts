@@ -76,8 +76,14 @@ async function storeHealth(
   try {
     await deps.store.ping({
       timeoutMs: Math.min(STORE_PING_TIMEOUT_MS, deps.config.REQUEST_BUDGET_MS),
+      connect: false,
     });
-    return { name: deps.store.name, ok: true, latencyMs: round(performance.now() - t0) };
+    return {
+      name: deps.store.name,
+      ok: true,
+      latencyMs: round(performance.now() - t0),
+      ...deps.store.detail?.(),
+    };
   } catch (err) {
     deps.log.warn('health: profile store did not answer', { err: describeError(err) });
     return {
@@ -85,6 +91,7 @@ async function storeHealth(
       ok: false,
       latencyMs: round(performance.now() - t0),
       error: err instanceof Error ? err.name : 'Error',
+      ...deps.store.detail?.(),
     };
   }
 }

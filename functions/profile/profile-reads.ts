@@ -1,4 +1,4 @@
-import { ProfileApiError } from '../../shared/errors.js';
+import { BackendUnavailableError } from '../../shared/errors.js';
 import type { ProfileBins, ProfileKey } from '../../shared/profiles/profile-store.js';
 import type { ProfileDeps } from './profile-deps.js';
 import type { Phases } from './server-timing.js';
@@ -7,7 +7,8 @@ import { unavailable } from './unavailable.js';
 /**
  * Every profile of a request (or a whole batch) in ONE profile-store call, within what is left
  * of REQUEST_BUDGET_MS after the mapping; one entry per key, in order. 503 `store_unavailable`
- * when the store cannot answer. Times `phases.store`.
+ * when the store cannot answer for now; a store that refuses the request for good is a 500.
+ * Times `phases.store`.
  */
 export async function readProfiles(
   deps: ProfileDeps,
@@ -20,7 +21,9 @@ export async function readProfiles(
   try {
     bins = await deps.store.getMany(keys, { timeoutMs: budgetMs });
   } catch (err) {
-    if (!(err instanceof ProfileApiError)) throw err;
+    // Anything but "unavailable for now" (a store that refuses the request as configured:
+    // unknown namespace, security...) is logged at ERROR by the handler and answered 500.
+    if (!(err instanceof BackendUnavailableError)) throw err;
     deps.backends.storeAnswered(false);
     deps.log.warn('profile store unavailable', { err });
     throw unavailable(

@@ -1,6 +1,7 @@
 import type { LogRequests } from '../../shared/config.js';
 import type { HttpEvent } from '../../shared/http/http-event.js';
 import { type Logger, traceFields } from '../../shared/logger.js';
+import { eventLoopDelay } from '../../shared/profiles/event-loop-delay.js';
 import type { Phases } from './server-timing.js';
 
 /** Longest path, query or User-Agent a log line carries (the rest is cut, its length noted). */
@@ -101,6 +102,8 @@ export class RequestLog {
         userAgent: bounded(event.requestContext.http.userAgent),
       },
       phases: roundPhases(phases),
+      // How late the event loop runs: what turns healthy Aerospike reads into timeouts.
+      eventLoopDelay: eventLoopDelay(),
     };
     if (this.notLogged > 0) {
       fields.rejectedNotLogged = this.notLogged;

@@ -60,7 +60,7 @@ export function createProfileRuntime(config: ProfileConfig, log: Logger): Profil
           ),
           { maxStalenessSecs: config.MAX_STALENESS_SECS },
         );
-  const store = createProfileStore(config);
+  const store = createProfileStore(config, log);
   const now = Date.now;
   const deps: ProfileDeps = {
     config,

@@ -1,3 +1,4 @@
+import { ProfileApiError } from '../errors.js';
 import type { KeyType } from '../id-types.js';
 
 /** Where one profile lives: the set (the id type's code), the id, and how the id is keyed. */
@@ -15,6 +16,25 @@ export type ProfileBins = Readonly<Record<string, unknown>>;
 export interface StoreCallOptions {
   /** The whole call, retries included, must finish within this. */
   readonly timeoutMs: number;
+  /**
+   * false: answer from an open connection only, never open one (`/health`: opening a connection
+   * can block the instance). Default true.
+   */
+  readonly connect?: boolean;
+}
+
+/**
+ * The store refused the request as configured (unknown namespace, security, a key it cannot
+ * build...): a retry cannot help, an operator must act. Not a BackendUnavailableError.
+ */
+export class ProfileStoreRejectedError extends ProfileApiError {
+  constructor(
+    readonly backend: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
 }
 
 /** The profile store: Aerospike in production, an in-memory store in the embedded default. */
@@ -24,7 +44,7 @@ export interface ProfileStore {
   /**
    * Reads all keys in one round trip; the result has one entry per key, in order, undefined
    * where there is no record. Rejects with BackendUnavailableError when the store cannot answer
-   * in time.
+   * in time, and ProfileStoreRejectedError when it refuses the request for good.
    */
   getMany(
     keys: readonly ProfileKey[],
@@ -32,5 +52,7 @@ export interface ProfileStore {
   ): Promise<(ProfileBins | undefined)[]>;
   /** Resolves when the store answers; throws BackendUnavailableError otherwise. */
   ping(options: StoreCallOptions): Promise<void>;
+  /** What the store knows without a call (cluster view, connection), for `/health`. */
+  detail?(): Readonly<Record<string, unknown>>;
   close(): Promise<void>;
 }

@@ -3,6 +3,7 @@ import { Worker } from 'node:worker_threads';
 import type {
   AerospikeMode,
   AerospikeStats,
+  ClusterView,
   ControlReply,
   ControlRequest,
   RawRecord,
@@ -14,6 +15,7 @@ import type {
 export type {
   AerospikeMode,
   AerospikeStats,
+  ClusterView,
   RawParticle,
   RawRecord,
   SeedKey,
@@ -29,22 +31,39 @@ interface Pending {
   reject(error: Error): void;
 }
 
+/** How many nodes, and how the cluster behaves when one goes away. */
+export interface AerospikeEmulatorOptions {
+  /** Namespaces, `profiles` and `test` by default. */
+  namespaces?: string[];
+  /** Nodes in the cluster (1 by default), each on its own port. */
+  nodes?: number;
+  /** Copies of each partition (2 by default; never more than the nodes). */
+  replicationFactor?: number;
+  /** How long the other nodes take to drop a node that stopped answering (1,500 ms, as real). */
+  heartbeatTimeoutMs?: number;
+}
+
 /**
- * A single-node in-memory Aerospike server for tests. It runs in a worker thread because the
- * client's connect() blocks the calling thread inside C code until the server has answered.
+ * An in-memory Aerospike server for tests: one node, or a cluster of several with a partition
+ * map and replicas as real nodes advertise them. It runs in a worker thread because the client's
+ * connect() blocks the calling thread inside C code until the server has answered.
  */
 export class AerospikeEmulator {
   readonly host = '127.0.0.1';
+  /** Node 0's port. */
   readonly port: number;
+  /** Every node's port, by node index. */
+  readonly ports: readonly number[];
   readonly #worker: Worker;
   readonly #pending = new Map<number, Pending>();
   #nextId = 1;
   #exited = false;
   #closing: Promise<void> | undefined;
 
-  private constructor(worker: Worker, port: number) {
+  private constructor(worker: Worker, ports: number[]) {
     this.#worker = worker;
-    this.port = port;
+    this.ports = ports;
+    this.port = ports[0] as number;
     worker.on('message', (reply: ControlReply) => {
       if (reply.kind === 'ready') return;
       const pending = this.#pending.get(reply.id);
@@ -59,37 +78,66 @@ export class AerospikeEmulator {
     });
   }
 
-  /** Starts a server on an ephemeral port; namespaces default to `profiles` and `test`. */
-  static async start(options: { namespaces?: string[] } = {}): Promise<AerospikeEmulator> {
+  /** Starts the nodes on ephemeral ports. */
+  static async start(options: AerospikeEmulatorOptions = {}): Promise<AerospikeEmulator> {
     const namespaces = options.namespaces ?? ['profiles', 'test'];
     // Plain Node loads the .ts file itself (type stripping), outside vitest's module graph.
     const worker = new Worker(new URL('./aerospike-server.ts', import.meta.url), {
-      workerData: { namespaces },
+      workerData: { ...options, namespaces },
     });
     try {
       // events.once rejects if the worker fails to load and removes only its own listener.
       const [ready] = (await once(worker, 'message')) as [ControlReply];
       if (ready.kind !== 'ready') throw new Error('aerospike emulator: unexpected first message');
-      return new AerospikeEmulator(worker, ready.port);
+      return new AerospikeEmulator(worker, ready.ports);
     } catch (error) {
       await worker.terminate();
       throw error;
     }
   }
 
-  /** Switches how the server treats traffic from now on (existing connections included). */
-  async setMode(mode: AerospikeMode): Promise<void> {
-    await this.#call({ op: 'setMode', mode });
+  /** Switches how a node (0 by default) treats traffic from now on, existing connections too. */
+  async setMode(mode: AerospikeMode, node = 0): Promise<void> {
+    await this.#call({ op: 'setMode', mode, node });
   }
 
-  /** Counters since start or the last resetStats(). */
-  async stats(): Promise<AerospikeStats> {
-    return (await this.#call({ op: 'stats' })) as AerospikeStats;
+  /** A node's counters since start or the last resetStats(). */
+  async stats(node = 0): Promise<AerospikeStats> {
+    return (await this.#call({ op: 'stats', node })) as AerospikeStats;
   }
 
-  /** Zeroes the counters. */
-  async resetStats(): Promise<void> {
-    await this.#call({ op: 'resetStats' });
+  /** Zeroes a node's counters. */
+  async resetStats(node = 0): Promise<void> {
+    await this.#call({ op: 'resetStats', node });
+  }
+
+  /**
+   * Stops a node: killed (connections dropped, port closed, as a crashed process) or stopped
+   * gracefully (connections closed after what they were sent). The others drop it from the
+   * cluster after the heartbeat timeout.
+   */
+  async stopNode(node: number, { graceful = false } = {}): Promise<void> {
+    await this.#call({ op: 'stopNode', node, graceful });
+  }
+
+  /** Starts a stopped node on its port again; resolves once it has rejoined and listens. */
+  async startNode(node: number): Promise<void> {
+    await this.#call({ op: 'startNode', node });
+  }
+
+  /** Cuts a node off: its sockets stay open but it answers nothing (a network partition). */
+  async isolateNode(node: number): Promise<void> {
+    await this.#call({ op: 'isolateNode', node });
+  }
+
+  /** Ends a node's isolation: it answers and rejoins. */
+  async healNode(node: number): Promise<void> {
+    await this.#call({ op: 'healNode', node });
+  }
+
+  /** Membership, generations and ports as the nodes advertise them. */
+  async clusterView(): Promise<ClusterView> {
+    return (await this.#call({ op: 'clusterView' })) as ClusterView;
   }
 
   /** Live records in a namespace, optionally only those written with the given set name. */

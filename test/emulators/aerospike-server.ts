@@ -6,13 +6,17 @@ import { inflateSync } from 'node:zlib';
 
 /**
  * How the server treats traffic: answer; ignore everything; apply data commands at once but
- * reply only after delayMs (info is answered at once); or hang up on any data command.
+ * reply only after delayMs (info is answered at once); hang up on any data command; or refuse
+ * every data command with a result code, as a real server refuses a command before running it
+ * (81 role violation for a user without read privilege, 18 device overload...): one message with
+ * the code, flagged LAST so that it also ends a batch.
  */
 export type AerospikeMode =
   | { kind: 'normal' }
   | { kind: 'silent' }
   | { kind: 'slow'; delayMs: number }
-  | { kind: 'drop' };
+  | { kind: 'drop' }
+  | { kind: 'refuse'; result: number };
 
 /** Counters of handled traffic; commands ignored or dropped by the mode are not counted. */
 export interface AerospikeStats {
@@ -71,28 +75,37 @@ export interface RawRecord {
   bins: Record<string, RawParticle>;
 }
 
-/** A request from the controller thread to the worker. */
+/** The cluster as its nodes see it: who is in, and the partition map they advertise. */
+export interface ClusterView {
+  /** Per node: its name, port, whether it runs, and whether the others count it in. */
+  nodes: { name: string; port: number; running: boolean; member: boolean }[];
+  peersGeneration: number;
+  partitionGeneration: number;
+}
+
+/** A request from the controller thread to the worker; `node` (default 0) picks a node. */
 export type ControlRequest =
-  | { id: number; op: 'setMode'; mode: AerospikeMode }
-  | { id: number; op: 'stats' | 'resetStats' | 'close' }
+  | { id: number; op: 'setMode'; mode: AerospikeMode; node?: number }
+  | { id: number; op: 'stats' | 'resetStats'; node?: number }
+  | { id: number; op: 'close' | 'clusterView' }
+  | { id: number; op: 'stopNode'; node: number; graceful: boolean }
+  | { id: number; op: 'startNode' | 'isolateNode' | 'healNode'; node: number }
   | { id: number; op: 'recordCount'; namespace: string; set?: string }
   | { id: number; op: 'seed'; namespace: string; records: SeedRecord[] }
   | { id: number; op: 'digestOf'; set: string; key: SeedKey }
   | { id: number; op: 'rawRecord'; namespace: string; digest: string };
 
-/** A worker message: the listening port once, then one reply per control request. */
+/** A worker message: the nodes' listening ports once, then one reply per control request. */
 export type ControlReply =
-  | { kind: 'ready'; port: number }
+  | { kind: 'ready'; ports: number[] }
   | { kind: 'reply'; id: number; value: unknown }
   | { kind: 'failed'; id: number; message: string };
 
 const MAX_BODY = 128 * 1024 * 1024;
 const MAX_REPLY_PROTO = 128 * 1024;
-const NODE_NAME = 'BB9E0000000000A';
 const BUILD = '8.0.0.0'; // >= 6.0 makes the client use the batch row format parsed below.
 const CITRUSLEAF_EPOCH = 1262304000;
-// One node owns all 4096 partitions: 512 bytes of 0xFF, 684 base64 characters.
-const FULL_BITMAP = Buffer.alloc(512, 0xff).toString('base64');
+const N_PARTITIONS = 4096;
 
 // Wire constants, names as in the C client (as_proto.h, as_command.h, aerospike_batch.c).
 const INFO1 = { GET_ALL: 0x02, BATCH_INDEX: 0x08, NOBINDATA: 0x20 } as const;
@@ -419,18 +432,45 @@ function raw(particle: Bin): RawParticle {
   return { type: particle.type, value: particle.value.toString('base64') };
 }
 
-/** The in-memory single-node server: records keyed by namespace, then digest. */
+/** Records keyed by namespace, then digest (hex). */
+type Records = Map<string, Map<string, StoredRecord>>;
+
+/**
+ * One in-memory node: records keyed by namespace, then digest, shared by every node of its
+ * cluster. Each node holds every record, so a node asked for a partition it does not own
+ * answers as a real node answers by proxying to the owner.
+ */
 export class AerospikeServer {
-  readonly #namespaces: Map<string, Map<string, StoredRecord>>;
-  readonly #server: Server;
+  readonly #namespaces: Records;
+  readonly #cluster: Cluster;
+  readonly #index: number;
+  #server: Server;
   readonly #sockets = new Set<Socket>();
   readonly #timers = new Set<NodeJS.Timeout>();
   #mode: AerospikeMode = { kind: 'normal' };
   #stats = AerospikeServer.#zero();
 
-  constructor(namespaces: readonly string[]) {
-    this.#namespaces = new Map(namespaces.map((ns) => [ns, new Map<string, StoredRecord>()]));
+  constructor(namespaces: readonly string[] | Records, cluster?: Cluster, index = 0) {
+    this.#namespaces = Array.isArray(namespaces)
+      ? new Map(namespaces.map((ns) => [ns, new Map<string, StoredRecord>()]))
+      : (namespaces as Records);
+    this.#cluster = cluster ?? new Cluster(1, 1, 0);
+    this.#index = index;
     this.#server = createServer((socket) => this.#accept(socket));
+  }
+
+  /** Stops listening and hangs up: at once (a crash), or after the replies it owes (a stop). */
+  stop(graceful: boolean): Promise<void> {
+    for (const timer of this.#timers) clearTimeout(timer);
+    this.#timers.clear();
+    for (const socket of this.#sockets) {
+      // Graceful: what was written goes out, then the socket closes (a process that exits).
+      if (graceful) socket.end(() => socket.destroy());
+      else socket.destroy();
+    }
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    this.#server = createServer((socket) => this.#accept(socket));
+    return closed;
   }
 
   static #zero(): AerospikeStats {
@@ -458,10 +498,24 @@ export class AerospikeServer {
 
   /** Stops listening, drops every connection and pending delayed reply. */
   close(): Promise<void> {
+    if (!this.#server.listening) {
+      for (const socket of this.#sockets) socket.destroy();
+      return Promise.resolve();
+    }
     for (const timer of this.#timers) clearTimeout(timer);
     this.#timers.clear();
     for (const socket of this.#sockets) socket.destroy();
     return new Promise((resolve) => this.#server.close(() => resolve()));
+  }
+
+  /** Switches mode from the cluster (a node cut off, then back). */
+  setModeNow(mode: AerospikeMode): void {
+    this.#mode = mode;
+  }
+
+  /** Whether this node answers at all (not silent). */
+  answering(): boolean {
+    return this.#mode.kind !== 'silent';
   }
 
   /** Executes one control request from the test process. */
@@ -491,8 +545,8 @@ export class AerospikeServer {
         return digestOf(request.set, request.key).toString('hex');
       case 'rawRecord':
         return this.#rawRecord(request.namespace, request.digest);
-      case 'close':
-        return this.close();
+      default:
+        throw new Error(`${request.op} is a cluster request`);
     }
   }
 
@@ -580,6 +634,10 @@ export class AerospikeServer {
       socket.destroy();
       return;
     }
+    if (mode.kind === 'refuse') {
+      socket.write(proto(3, message(failure(mode.result), 0, INFO3.LAST)));
+      return;
+    }
     const reply = this.#dataReply(type, body);
     if (mode.kind === 'normal') {
       socket.write(reply);
@@ -602,23 +660,26 @@ export class AerospikeServer {
 
   #infoValue(socket: Socket, name: string): string {
     const namespaces = [...this.#namespaces.keys()];
+    const cluster = this.#cluster;
     switch (name.split(':')[0]) {
       case 'node':
-        return NODE_NAME;
+        return cluster.nodeName(this.#index);
       case 'build':
         return BUILD;
       case 'partition-generation':
+        return String(cluster.partitionGeneration);
       case 'peers-generation':
-        return '1';
+        return String(cluster.peersGeneration);
       case 'partitions':
-        return '4096';
+        return String(N_PARTITIONS);
       case 'peers-clear-std':
       case 'peers-clear-alt':
+        return cluster.peers(this.#index);
       case 'peers-tls-std':
       case 'peers-tls-alt':
-        return '1,,[]';
+        return `${cluster.peersGeneration},,[]`;
       case 'replicas':
-        return namespaces.map((ns) => `${ns}:0,1,${FULL_BITMAP}`).join(';');
+        return cluster.replicas(this.#index, namespaces);
       case 'service-clear-std':
         // The dialled address, so the client never re-dials an advertised one.
         return `${socket.localAddress}:${socket.localPort}`;
@@ -660,6 +721,9 @@ export class AerospikeServer {
       const nOps = r.u16();
       r.take(headerSize - 22);
       const { fields, ops } = readFieldsAndOps(r, nFields, nOps);
+      // As as_transaction_prepare on a real node: the fields and ops must fill the message
+      // exactly (a field size that runs past it, or leaves bytes over, is refused with 4).
+      if (r.pos !== msg.length) throw new BadRequest('extra bytes follow fields and bin-ops');
       if (info1 & INFO1.BATCH_INDEX) return this.#batch(fields);
       const command: Command = { info1, info2, info3, generation, ttl, fields, ops };
       if (info2 & INFO2.DELETE) this.#stats.deletes++;
@@ -829,17 +893,233 @@ export class AerospikeServer {
   }
 }
 
-function namespacesFrom(data: unknown): string[] {
-  const list = (data as { namespaces?: unknown } | null)?.namespaces;
-  if (Array.isArray(list) && list.every((ns) => typeof ns === 'string')) return list;
-  return ['profiles', 'test'];
+/**
+ * A 32-bit FNV-1a hash: the rank of a node for a partition. Real nodes rank with a hash of the
+ * node id and the partition id too (the succession list); any stable spread will do here.
+ */
+function rank(node: string, partition: number): number {
+  let h = 0x811c9dc5;
+  for (const c of `${node}:${partition}`) h = Math.imul(h ^ c.charCodeAt(0), 0x01000193) >>> 0;
+  return h;
+}
+
+/**
+ * The cluster as its nodes advertise it to clients: membership (peers), generations and the
+ * partition map (replicas), as the info commands the client tends with report them. A node that
+ * stops (or is cut off: it answers nothing) stays a member until the others miss its heartbeats
+ * for heartbeatTimeoutMs (the real default: 10 intervals of 150 ms), then the survivors
+ * advertise new peers and a new map and both generations move. A node started again answers
+ * only once it has joined (a real node opens its service port after joining). One node: the
+ * map a single node advertises, every partition its own.
+ */
+export class Cluster {
+  readonly nodes: { name: string; port: number; running: boolean; member: boolean }[];
+  readonly servers: AerospikeServer[] = [];
+  peersGeneration = 1;
+  partitionGeneration = 1;
+  readonly #rf: number;
+  readonly #heartbeatTimeoutMs: number;
+  readonly #timers = new Set<NodeJS.Timeout>();
+  #map: { generation: number; bitmaps: Map<number, string[]> } | undefined;
+
+  constructor(count: number, replicationFactor: number, heartbeatTimeoutMs: number) {
+    this.nodes = Array.from({ length: count }, (_, i) => ({
+      // Node names are 15 hex digits (node 0: BB9E0000000000A).
+      name: `BB9E00000000${i.toString(16).padStart(2, '0')}A`,
+      port: 0,
+      running: true,
+      member: true,
+    }));
+    this.#rf = replicationFactor;
+    this.#heartbeatTimeoutMs = heartbeatTimeoutMs;
+  }
+
+  nodeName(i: number): string {
+    return this.nodes[i]?.name ?? '';
+  }
+
+  /** `peers-clear-std`: the other members, each `[name,,[127.0.0.1:port]]`. */
+  peers(self: number): string {
+    const others = this.nodes
+      .filter((n, i) => i !== self && n.member)
+      .map((n) => `[${n.name},,[127.0.0.1:${n.port}]]`);
+    return `${this.peersGeneration},,[${others.join(',')}]`;
+  }
+
+  /** `replicas`: per namespace, regime 0 (AP), the replica count, one bitmap per replica index. */
+  replicas(self: number, namespaces: readonly string[]): string {
+    const members = this.nodes.filter((n) => n.member).length;
+    const rf = Math.max(1, Math.min(this.#rf, members));
+    const bitmaps = this.#bitmaps().get(self) ?? [];
+    return namespaces.map((ns) => `${ns}:0,${rf},${bitmaps.slice(0, rf).join(',')}`).join(';');
+  }
+
+  /** Where each partition lives: its members ranked per partition, master first. */
+  #bitmaps(): Map<number, string[]> {
+    if (this.#map?.generation === this.partitionGeneration) return this.#map.bitmaps;
+    const members = this.nodes.flatMap((n, i) => (n.member ? [i] : []));
+    const rf = Math.max(1, Math.min(this.#rf, members.length));
+    const bits = new Map(
+      members.map((i) => [i, Array.from({ length: rf }, () => Buffer.alloc(N_PARTITIONS / 8))]),
+    );
+    for (let p = 0; p < N_PARTITIONS; p++) {
+      const ranked = [...members].sort(
+        (a, b) => rank(this.nodeName(b), p) - rank(this.nodeName(a), p),
+      );
+      for (let r = 0; r < rf; r++) {
+        const owner = bits.get(ranked[r] as number)?.[r] as Buffer;
+        owner[p >> 3] = (owner[p >> 3] as number) | (0x80 >> (p & 7));
+      }
+    }
+    const bitmaps = new Map(
+      [...bits].map(([i, maps]) => [i, maps.map((b) => b.toString('base64'))]),
+    );
+    this.#map = { generation: this.partitionGeneration, bitmaps };
+    return bitmaps;
+  }
+
+  #changed(): void {
+    this.peersGeneration++;
+    this.partitionGeneration++;
+  }
+
+  #later(ms: number, action: () => void): void {
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer);
+      action();
+    }, ms);
+    this.#timers.add(timer);
+  }
+
+  /** Node i stops answering (crash, stop or network cut); the others drop it after the timeout. */
+  #departs(i: number): void {
+    this.#later(this.#heartbeatTimeoutMs, () => {
+      const node = this.nodes[i];
+      if (!node?.member || (node.running && this.servers[i]?.answering())) return;
+      node.member = false;
+      this.#changed();
+    });
+  }
+
+  async stopNode(i: number, graceful: boolean): Promise<void> {
+    const node = this.#node(i);
+    node.running = false;
+    await this.servers[i]?.stop(graceful);
+    this.#departs(i);
+  }
+
+  /** Starts node i again on its port; it answers once it has joined (after a heartbeat timeout's fifth). */
+  async startNode(i: number): Promise<void> {
+    const node = this.#node(i);
+    if (node.running) return;
+    node.running = true;
+    await new Promise((resolve) => setTimeout(resolve, this.#heartbeatTimeoutMs / 5));
+    await this.servers[i]?.listen(node.port);
+    if (!node.member) {
+      node.member = true;
+      this.#changed();
+    }
+  }
+
+  /** Node i is cut off: it keeps its sockets but answers nothing; the others drop it in time. */
+  isolateNode(i: number): void {
+    this.servers[i]?.setModeNow({ kind: 'silent' });
+    this.#departs(i);
+  }
+
+  /** Node i is reachable again and rejoins. */
+  healNode(i: number): void {
+    this.servers[i]?.setModeNow({ kind: 'normal' });
+    const node = this.#node(i);
+    if (!node.member) {
+      node.member = true;
+      this.#changed();
+    }
+  }
+
+  view(): ClusterView {
+    return {
+      nodes: this.nodes.map((n) => ({ ...n })),
+      peersGeneration: this.peersGeneration,
+      partitionGeneration: this.partitionGeneration,
+    };
+  }
+
+  async close(): Promise<void> {
+    for (const timer of this.#timers) clearTimeout(timer);
+    this.#timers.clear();
+    await Promise.all(this.servers.map((s) => s.close()));
+  }
+
+  #node(i: number) {
+    const node = this.nodes[i];
+    if (!node) throw new Error(`no node ${i}`);
+    return node;
+  }
+}
+
+interface ClusterOptions {
+  namespaces: string[];
+  nodes: number;
+  replicationFactor: number;
+  heartbeatTimeoutMs: number;
+}
+
+function clusterOptionsFrom(data: unknown): ClusterOptions {
+  const d = (data ?? {}) as Partial<Record<keyof ClusterOptions, unknown>>;
+  const list = d.namespaces;
+  const int = (v: unknown, fallback: number) => (Number.isInteger(v) ? (v as number) : fallback);
+  return {
+    namespaces:
+      Array.isArray(list) && list.every((ns) => typeof ns === 'string')
+        ? list
+        : ['profiles', 'test'],
+    nodes: int(d.nodes, 1),
+    replicationFactor: int(d.replicationFactor, 2),
+    heartbeatTimeoutMs: int(d.heartbeatTimeoutMs, 1_500),
+  };
+}
+
+/** Serves control requests: node ones to their node, the cluster's to the cluster. */
+async function control(cluster: Cluster, request: ControlRequest): Promise<unknown> {
+  switch (request.op) {
+    case 'stopNode':
+      return cluster.stopNode(request.node, request.graceful);
+    case 'startNode':
+      return cluster.startNode(request.node);
+    case 'isolateNode':
+      return cluster.isolateNode(request.node);
+    case 'healNode':
+      return cluster.healNode(request.node);
+    case 'clusterView':
+      return cluster.view();
+    case 'close':
+      return cluster.close();
+    case 'setMode':
+    case 'stats':
+    case 'resetStats': {
+      const server = cluster.servers[request.node ?? 0];
+      if (!server) throw new Error(`no node ${request.node}`);
+      return server.control(request);
+    }
+    default:
+      // Records are shared: any node answers for them all.
+      return (cluster.servers[0] as AerospikeServer).control(request);
+  }
 }
 
 if (!isMainThread && parentPort) {
   const port = parentPort;
-  const server = new AerospikeServer(namespacesFrom(workerData));
+  const options = clusterOptionsFrom(workerData);
+  const records: Records = new Map(
+    options.namespaces.map((ns) => [ns, new Map<string, StoredRecord>()]),
+  );
+  const cluster = new Cluster(options.nodes, options.replicationFactor, options.heartbeatTimeoutMs);
+  for (let i = 0; i < options.nodes; i++) {
+    cluster.servers.push(new AerospikeServer(records, cluster, i));
+  }
   port.on('message', (request: ControlRequest) => {
-    server.control(request).then(
+    control(cluster, request).then(
       (value) => port.postMessage({ kind: 'reply', id: request.id, value } satisfies ControlReply),
       (error: unknown) =>
         port.postMessage({
@@ -849,5 +1129,11 @@ if (!isMainThread && parentPort) {
         } satisfies ControlReply),
     );
   });
-  server.listen().then((listening) => port.postMessage({ kind: 'ready', port: listening }));
+  Promise.all(
+    cluster.servers.map(async (server, i) => {
+      const listening = await server.listen();
+      (cluster.nodes[i] as { port: number }).port = listening;
+      return listening;
+    }),
+  ).then((ports) => port.postMessage({ kind: 'ready', ports }));
 }
