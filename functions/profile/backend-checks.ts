@@ -26,11 +26,13 @@ export const CHECK_TTL_MS = 5_000;
  * The backend checks behind /health, made at most once per CHECK_TTL_MS however often /health
  * is called (each is a store ping and, with Bigtable, a table read), shared by concurrent calls;
  * and made again at once when a live request contradicts the last check (a store call failing
- * where the check found the store up, or the reverse): /health follows an outage and its end
- * without delay.
+ * where the check found the store up, or the reverse) or the mapping's version changed since:
+ * /health follows an outage, its end and a sync without delay.
  */
 export class BackendChecks {
-  private cached: { at: number; state: Promise<BackendState> } | undefined;
+  private cached:
+    | { at: number; mappingVersion: string | undefined; state: Promise<BackendState> }
+    | undefined;
   /** What the cached check found, once it has: what live requests are held against. */
   private storeOk: boolean | undefined;
   private mappingOk: boolean | undefined;
@@ -38,6 +40,8 @@ export class BackendChecks {
   constructor(
     private readonly check: () => Promise<BackendState>,
     private readonly now: () => number,
+    /** The version the mapping store answers with: a check made before it changed is stale. */
+    private readonly mappingVersion: () => string | undefined = () => undefined,
   ) {}
 
   /** A live request's store call succeeded or failed. */
@@ -53,9 +57,12 @@ export class BackendChecks {
   /** The backends' state: the last check while it is fresh, else a new one. */
   current(): Promise<BackendState> {
     const now = this.now();
+    const mappingVersion = this.mappingVersion();
     const cached = this.cached;
-    if (cached && now - cached.at < CHECK_TTL_MS) return cached.state;
-    const entry = { at: now, state: this.check() };
+    if (cached && now - cached.at < CHECK_TTL_MS && cached.mappingVersion === mappingVersion) {
+      return cached.state;
+    }
+    const entry = { at: now, mappingVersion, state: this.check() };
     this.cached = entry;
     entry.state.then(
       (state) => {

@@ -20,9 +20,13 @@ export async function healthResult(deps: ProfileDeps, detail: boolean): Promise<
   const maxAgeSecs = deps.config.MAX_STALENESS_SECS;
   const catalog = snapshotHealth(deps.catalog, now, maxAgeSecs);
   const backends = await deps.backends.current();
-  // The in-memory mapping is asked every time (no call leaves the instance); Bigtable's answer
-  // comes from the backend check.
-  const mapping = backends.mapping ?? (await deps.mapping.health(now));
+  // The in-memory mapping is asked every time (no call leaves the instance), and so is one that
+  // cannot answer yet (Bigtable before its first checkpoint read: its own back-off bounds the
+  // reads, and /health alone must bring it round); a ready Bigtable from the backend check.
+  const mapping =
+    backends.mapping !== undefined && deps.mapping.version() !== undefined
+      ? backends.mapping
+      : await deps.mapping.health(now);
   const { store } = backends;
 
   const unavailable = !catalog.loaded || !mapping.ok || !store.ok;

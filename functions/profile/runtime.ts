@@ -69,7 +69,11 @@ export function createProfileRuntime(config: ProfileConfig, log: Logger): Profil
     mapping,
     mappingBudgetBytes,
     store,
-    backends: new BackendChecks(() => checkBackends({ store, mapping, config, log, now }), now),
+    backends: new BackendChecks(
+      () => checkBackends({ store, mapping, config, log, now }),
+      now,
+      () => mapping.version(),
+    ),
     log,
     now,
   };

@@ -145,7 +145,7 @@ export async function benchMix(
 }
 
 /** One side of an alternating comparison: a server and the request paths it is driven with. */
-interface Side {
+export interface Side {
   readonly f: FunctionProcess;
   readonly paths: readonly string[];
 }
@@ -155,7 +155,7 @@ interface Side {
  * `2 * seconds / MIX_ROUNDS` seconds per side per round: the figures over all rounds per side,
  * each round's ratio of first to second in req/s, and their median.
  */
-async function inRounds(first: Side, second: Side, connections: number, seconds: number) {
+export async function inRounds(first: Side, second: Side, connections: number, seconds: number) {
   const runs: { first: MeasuredRun; second: MeasuredRun }[] = [];
   const perRound = Math.max(1, (2 * seconds) / MIX_ROUNDS);
   const measure = ({ f, paths }: Side) => measuredRun(f, `${f.url}/`, connections, perRound, paths);
@@ -170,11 +170,16 @@ async function inRounds(first: Side, second: Side, connections: number, seconds:
     }
   }
   const ratios = runs.map((r) => r.first.requestsPerSec / r.second.requestsPerSec);
+  const cpuPerRequest = (run: MeasuredRun) => run.cpuMs / Math.max(1, run.requests);
+  // Second's CPU per request over first's: 1 when first costs its server as much per request.
+  const cpuRatios = runs.map((r) => cpuPerRequest(r.second) / cpuPerRequest(r.first));
   return {
     first: overRounds(runs.map((r) => r.first)),
     second: overRounds(runs.map((r) => r.second)),
     ratio: median(ratios),
     ratios,
+    cpuRatio: median(cpuRatios),
+    cpuRatios,
   };
 }
 
@@ -225,8 +230,8 @@ export async function benchSelections(
         connections,
         seconds,
       );
-      const { first, second, ratio, ratios } = compared;
-      return { random: first, fixed: second, ratio, ratios };
+      const { first, second, ratio, ratios, cpuRatio } = compared;
+      return { random: first, fixed: second, ratio, ratios, cpuRatio };
     },
   );
 }

@@ -8,6 +8,12 @@ export function withBackendChecks(
 ): ProfileDeps {
   return {
     ...deps,
-    backends: deps.backends ?? new BackendChecks(() => checkBackends(deps), deps.now),
+    backends:
+      deps.backends ??
+      new BackendChecks(
+        () => checkBackends(deps),
+        deps.now,
+        () => deps.mapping.version(),
+      ),
   };
 }
