@@ -10,13 +10,13 @@ import {
 import type { QueryParameters } from '../../shared/http/query-string.js';
 import type { ProfileBins, ProfileKey } from '../../shared/profiles/profile-store.js';
 import { parseAnswerSelection, renderOptions } from './answer-options.js';
-import { findLinkedIds } from './linked-ids.js';
+import { findLinkedIds, linkedIdsInMemory } from './linked-ids.js';
 import { lookupAnswer } from './lookup-answer.js';
 import { entriesOf, type LookupPlan, planLookup } from './lookup-plan.js';
 import type { ProfileDeps } from './profile-deps.js';
 import { readProfiles } from './profile-reads.js';
 import { type ProfileRequest, parseId, UNKNOWN_ID } from './profile-request.js';
-import { whenReady } from './readiness.js';
+import { readyNow, whenReady } from './readiness.js';
 import { type RenderOptions, renderProfilesInto, WrittenProfiles } from './render-profiles.js';
 import type { Phases } from './server-timing.js';
 
@@ -99,16 +99,15 @@ export async function batchGet(
   checkBatchContentType(event);
   // The body is read here, past the key check and the route: nowhere else is one accepted.
   const items = parseBatchBody(await requestBody(event, context, config.REQUEST_BUDGET_MS), config);
-  const catalog = await whenReady(deps, context, phases);
+  const catalog = readyNow(deps, phases) ?? (await whenReady(deps, context, phases));
   const options = renderOptions(selection, catalog.value, deps);
   const checked = items.map((item) => check(item, deps));
   const valid = checked.filter((c): c is Extract<Checked, { ok: true }> => c.ok);
-  const mapping = await findLinkedIds(
-    deps,
-    valid.map((v) => v.request.candidates),
-    linkedPerId(valid, config),
-    phases,
-  );
+  const requests = valid.map((v) => v.request.candidates);
+  const maxLinked = linkedPerId(valid, config);
+  const mapping =
+    linkedIdsInMemory(deps, requests, maxLinked, phases) ??
+    (await findLinkedIds(deps, requests, maxLinked, phases));
   const plans = valid.map((v, i) => planLookup(v.request, mapping.matches[i], deps.registry));
   const { keys, slots } = distinctKeys(plans);
   const bins = await readProfiles(deps, keys, phases);

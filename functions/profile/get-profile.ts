@@ -1,13 +1,13 @@
 import type { HandlerContext, HttpResult } from '../../shared/http/http-event.js';
 import type { QueryParameters } from '../../shared/http/query-string.js';
 import { parseAnswerSelection, renderOptions } from './answer-options.js';
-import { findLinkedIds } from './linked-ids.js';
+import { findLinkedIds, linkedIdsInMemory } from './linked-ids.js';
 import { lookupAnswer } from './lookup-answer.js';
 import { entriesOf, type ProfileEntry, planLookup } from './lookup-plan.js';
 import type { ProfileDeps } from './profile-deps.js';
 import { readProfiles } from './profile-reads.js';
 import { parseProfileRequest, UNKNOWN_ID } from './profile-request.js';
-import { whenReady } from './readiness.js';
+import { readyNow, whenReady } from './readiness.js';
 import { renderProfiles } from './render-profiles.js';
 import type { Phases } from './server-timing.js';
 
@@ -25,14 +25,13 @@ export async function getProfile(
 ): Promise<HttpResult> {
   const request = parseProfileRequest(params, deps.registry, deps.config.MAX_ID_LENGTH);
   const selection = parseAnswerSelection(params);
-  const catalog = await whenReady(deps, context, phases);
+  const catalog = readyNow(deps, phases) ?? (await whenReady(deps, context, phases));
   const options = renderOptions(selection, catalog.value, deps);
-  const mapping = await findLinkedIds(
-    deps,
-    [request.candidates],
-    deps.config.LINKED_IDS_MAX,
-    phases,
-  );
+  const requests = [request.candidates];
+  const maxLinked = deps.config.LINKED_IDS_MAX;
+  const mapping =
+    linkedIdsInMemory(deps, requests, maxLinked, phases) ??
+    (await findLinkedIds(deps, requests, maxLinked, phases));
   const plan = planLookup(request, mapping.matches[0], deps.registry);
   const bins = await readProfiles(deps, plan.keys, phases);
   const entries = entriesOf(plan, bins);

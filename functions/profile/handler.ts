@@ -72,33 +72,39 @@ export function createProfileHandler(deps: ProfileDeps): HttpHandler {
     return getProfile(deps, queryOf(event), context, phases);
   };
 
-  return async (event, context) => {
+  return (event, context) => {
     const started = performance.now();
     const phases: Phases = {};
     const path = withoutTrailingSlashes(event.rawPath);
-    let result: HttpResult;
     let errorCode: string | undefined;
-    try {
-      checkApiKey(event.headers);
-      result = await route(event, path, context, phases);
-    } catch (err) {
+    const failed = (err: unknown): HttpResult => {
       if (err instanceof HttpError) {
         errorCode = err.code;
-        result = httpErrorResult(err);
-      } else {
-        deps.log.error('profile request failed', {
-          ...traceFields(event.headers, deps.config.GOOGLE_CLOUD_PROJECT),
-          err,
-        });
-        errorCode = 'internal';
-        result = internalErrorResult();
+        return httpErrorResult(err);
       }
+      deps.log.error('profile request failed', {
+        ...traceFields(event.headers, deps.config.GOOGLE_CLOUD_PROJECT),
+        err,
+      });
+      errorCode = 'internal';
+      return internalErrorResult();
+    };
+    const finish = (result: HttpResult): HttpResult => {
+      const total = performance.now() - started;
+      phases.total = total;
+      const logged = ROUTES.has(path) ? path : 'other';
+      requestLog.answered({ event, route: logged, status: result.statusCode, errorCode, phases });
+      return withTotalTiming(result, total);
+    };
+    let routed: Promise<HttpResult> | HttpResult;
+    try {
+      checkApiKey(event.headers);
+      routed = route(event, path, context, phases);
+    } catch (err) {
+      routed = failed(err);
     }
-    const total = performance.now() - started;
-    phases.total = total;
-    const route_ = ROUTES.has(path) ? path : 'other';
-    requestLog.answered({ event, route: route_, status: result.statusCode, errorCode, phases });
-    return withTotalTiming(result, total);
+    // One promise per request here (Promise.resolve keeps a promise as it is): see readProfiles.
+    return Promise.resolve(routed).then(finish, (err: unknown) => finish(failed(err)));
   };
 }
 

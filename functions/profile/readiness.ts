@@ -6,20 +6,26 @@ import type { ProfileDeps } from './profile-deps.js';
 import type { Phases } from './server-timing.js';
 import { unavailable } from './unavailable.js';
 
+/** The catalog when the catalog and the mapping can answer now (a warm instance), else undefined. */
+export function readyNow(deps: ProfileDeps, phases: Phases): LoadedSnapshot<Catalog> | undefined {
+  const catalog = deps.catalog.peek();
+  if (catalog === undefined || deps.mapping.version() === undefined) return undefined;
+  phases.snapshots = 0;
+  return catalog;
+}
+
 /**
- * The catalog, once the catalog and the mapping can answer: at once on a warm instance, after a
- * bounded wait (FIRST_LOAD_TIMEOUT_MS) for the first loads on a cold one; 503 when they fail.
+ * The catalog, once the catalog and the mapping can answer, after a bounded wait
+ * (FIRST_LOAD_TIMEOUT_MS) for the first loads of a cold instance; 503 when they fail. A warm
+ * instance answers from readyNow, without a promise.
  */
 export async function whenReady(
   deps: ProfileDeps,
   context: HandlerContext,
   phases: Phases,
 ): Promise<LoadedSnapshot<Catalog>> {
-  const catalog = deps.catalog.peek();
-  if (catalog && deps.mapping.version() !== undefined) {
-    phases.snapshots = 0;
-    return catalog;
-  }
+  const now = readyNow(deps, phases);
+  if (now) return now;
   const t0 = performance.now();
   const [loaded] = await Promise.all([catalogReady(deps), mappingReady(deps)]);
   phases.snapshots = performance.now() - t0;

@@ -1,6 +1,6 @@
 import { ByteWriter, type PooledBytes } from '../../shared/byte-writer.js';
 import type { CatalogView } from '../../shared/catalog/catalog.js';
-import { forEachLiveSegment } from '../../shared/profiles/profile-bins.js';
+import { forEachLiveSegment, type SegmentVisitor } from '../../shared/profiles/profile-bins.js';
 import { answerKeys } from './answer-keys.js';
 import type { ProfileEntry } from './lookup-plan.js';
 import { writeAttributeMembers } from './render-attributes.js';
@@ -167,14 +167,12 @@ function segmentsInto(
   options: RenderOptions,
 ): SegmentList {
   const list = new SegmentList(out, options);
-  if (entry.bins) {
-    forEachLiveSegment(entry.bins[options.segmentsBin], options.nowSecs, (id) => list.add(id));
-  }
+  if (entry.bins) forEachLiveSegment(entry.bins[options.segmentsBin], options.nowSecs, list);
   return list;
 }
 
 /** One record's segment list as it is written: known segments copied, unknown ids kept. */
-class SegmentList {
+class SegmentList implements SegmentVisitor {
   private count = 0;
   private unknown: string[] | undefined;
   private readonly catalog: CatalogView;
@@ -188,7 +186,7 @@ class SegmentList {
     this.segmentTypes = options.segmentTypes;
   }
 
-  add(id: string | number): void {
+  segment(id: string | number): void {
     const catalog = this.catalog;
     const at = catalog.positionOf(id);
     if (at < 0) {

@@ -48,6 +48,13 @@ export interface MappingStore {
     maxLinked: number,
     timeoutMs: number,
   ): Promise<MappingAnswer>;
+  /**
+   * `find` answered from memory, for a store that holds the mapping in the instance (snapshot
+   * mode); absent where an answer needs a call (Bigtable). The one synchronous variant of the
+   * ports, used in one place (functions/profile/linked-ids.ts): on the production path each
+   * promise costs async-hook calls under functions-framework's per-request domain (bench part n).
+   */
+  findInMemory?(requests: readonly (readonly TypedId[])[], maxLinked: number): MappingAnswer;
   health(now: number): Promise<MappingHealth>;
   /** Starts the first load without waiting (module init). */
   warmUp(): void;

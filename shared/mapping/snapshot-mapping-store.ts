@@ -35,6 +35,10 @@ export class SnapshotMappingStore implements MappingStore {
   }
 
   async find(requests: readonly (readonly TypedId[])[], maxLinked: number): Promise<MappingAnswer> {
+    return this.findInMemory(requests, maxLinked);
+  }
+
+  findInMemory(requests: readonly (readonly TypedId[])[], maxLinked: number): MappingAnswer {
     const loaded = this.cache.peek();
     if (!loaded) throw new BackendUnavailableError('snapshot-store', 'mapping not loaded yet');
     const index = loaded.value;

@@ -74,8 +74,13 @@ export type AerospikeConnect = (
 type Lib = (typeof AerospikeModule)['default'];
 // The native addon loads on first use only: the embedded default must run without it.
 let lib: Promise<Lib> | undefined;
+/** The module once loaded: the request path reads it without a promise. */
+let loadedLib: Lib | undefined;
 const loadLib = (): Promise<Lib> => {
-  lib ??= import('aerospike').then((m) => m.default);
+  lib ??= import('aerospike').then((m) => {
+    loadedLib = m.default;
+    return m.default;
+  });
   return lib;
 };
 
@@ -174,13 +179,17 @@ export class AerospikeProfileStore implements ProfileStore {
     this.singles = new Slots(Math.max(2, Math.floor((options.maxConnsPerNode ?? 100) / 2)));
   }
 
+  private fullBatchPolicy: AerospikeModule.BatchPolicy | undefined;
+
   async getMany(
     keys: readonly ProfileKey[],
     call: StoreCallOptions,
   ): Promise<(ProfileBins | undefined)[]> {
     if (keys.length === 0) return [];
-    const client = await this.connected(call);
-    const Aerospike = await loadLib();
+    // No promise to wait for once connected: under functions-framework each request runs in a
+    // domain, where every promise costs async-hook calls (bench part n).
+    const client = this.client ?? (await this.connected(call));
+    const Aerospike = loadedLib ?? (await loadLib());
     const { namespace } = this.options;
     let records: AerospikeModule.BatchReadRecord[];
     try {
@@ -200,7 +209,15 @@ export class AerospikeProfileStore implements ProfileStore {
     const own = this.options.retry !== 'client' && this.options.maxRetries > 0;
     let results: AerospikeModule.BatchResult[];
     try {
-      results = await client.batchRead(records, this.batchPolicy(Aerospike, total, own));
+      // The policy for the configured total timeout is made once (nearly every call has it).
+      if (this.fullBatchPolicy === undefined) {
+        this.fullBatchPolicy = this.batchPolicy(Aerospike, this.options.totalTimeoutMs, own);
+      }
+      const policy =
+        total === this.options.totalTimeoutMs
+          ? this.fullBatchPolicy
+          : this.batchPolicy(Aerospike, total, own);
+      results = await client.batchRead(records, policy);
     } catch (err) {
       const first = records[0];
       if (codeOf(err) === BATCH_FAILED && first !== undefined) {

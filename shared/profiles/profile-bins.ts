@@ -1,34 +1,31 @@
 import { SegmentTable } from './segment-table.js';
 
+/** Receives the live segment ids of a bin, one call each (an object: no closure per record). */
+export interface SegmentVisitor {
+  segment(id: string | number): void;
+}
+
 /**
- * Calls `visit` with each live segment id of a segments bin, in record order, as the record
+ * Calls `visitor.segment` with each live segment id of a segments bin, in record order, as the record
  * holds it (integer or string): a list of ids, or a map of id -> expiry.
  */
-export function forEachLiveSegment(
-  value: unknown,
-  nowSecs: number,
-  visit: (id: string | number) => void,
-): void {
+export function forEachLiveSegment(value: unknown, nowSecs: number, visitor: SegmentVisitor): void {
   // The compact form apart, in a function small enough for V8 to inline with the visitor.
-  if (value instanceof SegmentTable) value.forEachLive(nowSecs, visit);
-  else forEachLiveInBin(value, nowSecs, visit);
+  if (value instanceof SegmentTable) value.forEachLive(nowSecs, visitor);
+  else forEachLiveInBin(value, nowSecs, visitor);
 }
 
 /** forEachLiveSegment over a bin as the store gave it (see there). */
-function forEachLiveInBin(
-  value: unknown,
-  nowSecs: number,
-  visit: (id: string | number) => void,
-): void {
+function forEachLiveInBin(value: unknown, nowSecs: number, visitor: SegmentVisitor): void {
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) {
       const item: unknown = value[i];
       if (typeof item === 'number') {
-        if (Number.isInteger(item)) visit(item);
+        if (Number.isInteger(item)) visitor.segment(item);
       } else if (typeof item === 'string') {
-        if (item.length > 0) visit(item);
+        if (item.length > 0) visitor.segment(item);
       } else if (typeof item === 'bigint') {
-        visit(Number.isSafeInteger(Number(item)) ? Number(item) : item.toString());
+        visitor.segment(Number.isSafeInteger(Number(item)) ? Number(item) : item.toString());
       }
     }
     return;
@@ -37,7 +34,7 @@ function forEachLiveInBin(
     // forEach: no entry array per segment, unlike for...of with destructuring.
     (value as Map<unknown, unknown>).forEach((expiry, id) => {
       if (isSegmentId(id) && isLive(expiry, nowSecs))
-        visit(typeof id === 'bigint' ? String(id) : id);
+        visitor.segment(typeof id === 'bigint' ? String(id) : id);
     });
     return;
   }
@@ -48,7 +45,7 @@ function forEachLiveInBin(
   const ids = Object.keys(map);
   for (let i = 0; i < ids.length; i++) {
     const id = ids[i] as string;
-    if (id.length > 0 && isLive(map[id], nowSecs)) visit(id);
+    if (id.length > 0 && isLive(map[id], nowSecs)) visitor.segment(id);
   }
 }
 

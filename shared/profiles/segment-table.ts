@@ -53,13 +53,13 @@ export class SegmentTable {
     return new SegmentTable(cells, start, start + pairs.length);
   }
 
-  /** Calls `visit` with each segment id whose expiry is not past at `nowSecs`, in order. */
-  forEachLive(nowSecs: number, visit: (id: number) => void): void {
+  /** Calls `visitor.segment` with each segment id whose expiry is not past at `nowSecs`, in order. */
+  forEachLive(nowSecs: number, visitor: { segment(id: number): void }): void {
     const cells = this.cells;
     for (let i = this.start; i < this.end; i += 2) {
       const expiry = cells[i + 1] as number;
       // `| 0`: the id is a small integer, handed on untagged (no boxed number per segment).
-      if (!(expiry > 0 && expiry <= nowSecs)) visit((cells[i] as number) | 0);
+      if (!(expiry > 0 && expiry <= nowSecs)) visitor.segment((cells[i] as number) | 0);
     }
   }
 }
