@@ -3,6 +3,7 @@ import { HttpError } from '../../shared/errors.js';
 import type { QueryParameters } from '../../shared/http/query-string.js';
 import type { ProfileDeps } from './profile-deps.js';
 import type { ProfileFields, RenderOptions } from './render-profiles.js';
+import { PROFILE_FIELDS, type RequestSchemas } from './request-schemas.js';
 
 /** What the request asked an answer to carry, before the catalog is at hand. */
 export interface AnswerSelection {
@@ -13,7 +14,6 @@ export interface AnswerSelection {
   readonly flat: boolean;
 }
 
-const FIELDS = ['attributes', 'segments', 'unknownSegmentIds'] as const;
 const ALL_FIELDS: ProfileFields = { attributes: true, segments: true, unknownSegmentIds: true };
 const FLAT_DEFAULT: ProfileFields = { attributes: true, segments: true, unknownSegmentIds: false };
 
@@ -26,11 +26,15 @@ const DEFAULT_SELECTION: AnswerSelection = {
 };
 
 /**
- * Reads `fields`, `segmentFields`, `segmentTypes` and `view` (each comma-separated, given once).
- * A repeated parameter, an empty list item or an unknown `fields` or `view` value is a 400 here;
- * unknown segment fields once the catalog is known (renderOptions).
+ * Reads `fields`, `segmentFields`, `segmentTypes` and `view` (each comma-separated, given once),
+ * checked with their request schemas. A repeated parameter, an empty list item or an unknown
+ * `fields` or `view` value is a 400 here; unknown segment fields once the catalog is known
+ * (renderOptions).
  */
-export function parseAnswerSelection(params: QueryParameters): AnswerSelection {
+export function parseAnswerSelection(
+  params: QueryParameters,
+  schemas: RequestSchemas,
+): AnswerSelection {
   const fieldsParam = once(params, 'fields');
   const segmentFields = once(params, 'segmentFields');
   const segmentTypes = once(params, 'segmentTypes');
@@ -43,18 +47,20 @@ export function parseAnswerSelection(params: QueryParameters): AnswerSelection {
   ) {
     return DEFAULT_SELECTION;
   }
-  if (view !== undefined && view !== 'full' && view !== 'flat') {
+  if (view !== undefined && !schemas.view.safeParse(view).success) {
     throw badRequest('invalid_view', 'view must be full or flat');
   }
   const flat = view === 'flat';
   let fields = flat ? FLAT_DEFAULT : ALL_FIELDS;
   if (fieldsParam !== undefined) {
-    const names = list(fieldsParam, 'fields');
-    const unknown = names.filter((n) => !(FIELDS as readonly string[]).includes(n));
-    if (unknown.length > 0) {
+    const names = list(fieldsParam);
+    if (!schemas.fields.safeParse(fieldsParam).success) {
+      const unknown = names.filter((n) => !(PROFILE_FIELDS as readonly string[]).includes(n));
       throw badRequest(
         'invalid_fields',
-        `fields takes ${FIELDS.join(', ')}; not ${unknown.join(', ')}`,
+        unknown.some((n) => n !== '')
+          ? `fields takes ${PROFILE_FIELDS.join(', ')}; not ${unknown.filter((n) => n !== '').join(', ')}`
+          : 'fields has an empty item',
       );
     }
     fields = {
@@ -63,11 +69,16 @@ export function parseAnswerSelection(params: QueryParameters): AnswerSelection {
       unknownSegmentIds: names.includes('unknownSegmentIds'),
     };
   }
+  if (segmentFields !== undefined && !schemas.segmentFields.safeParse(segmentFields).success) {
+    throw badRequest('invalid_segment_fields', 'segmentFields has an empty item');
+  }
+  if (segmentTypes !== undefined && !schemas.segmentTypes.safeParse(segmentTypes).success) {
+    throw badRequest('invalid_segment_types', 'segmentTypes has an empty item');
+  }
   return {
     fields,
-    segmentFields: segmentFields === undefined ? undefined : list(segmentFields, 'segmentFields'),
-    segmentTypes:
-      segmentTypes === undefined ? undefined : new Set(list(segmentTypes, 'segmentTypes')),
+    segmentFields: segmentFields === undefined ? undefined : list(segmentFields),
+    segmentTypes: segmentTypes === undefined ? undefined : new Set(list(segmentTypes)),
     flat,
   };
 }
@@ -114,15 +125,8 @@ function once(params: QueryParameters, name: string): string | undefined {
   return values[0];
 }
 
-function list(value: string, name: string): string[] {
-  const items = value.split(',').map((v) => v.trim());
-  if (items.some((v) => v === ''))
-    throw badRequest(`invalid_${snake(name)}`, `${name} has an empty item`);
-  return items;
-}
-
-function snake(name: string): string {
-  return name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+function list(value: string): string[] {
+  return value.split(',').map((v) => v.trim());
 }
 
 function badRequest(code: string, message: string): HttpError {

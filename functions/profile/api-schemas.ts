@@ -70,32 +70,21 @@ export const flatEntrySchema = z
   )
   .register(apiSchemas, { id: 'FlatProfileEntry' });
 
+const KEYS =
+  'Keyed by user id (normalised for its type): the requested id first, then its linked ids ordered by id, then type code. ' +
+  'Key order is significant and kept, also for numeric ids. No key appears twice: when a later entry has the id text ' +
+  'of an earlier one (two id types of the same syntax), it is keyed `<type name>:<id>` (then `<type name>:<id>#2`, ' +
+  '`#3`... should that be taken too); the requested id always keeps its bare key.';
+
 export const profileResponseSchema = z
-  .record(z.string(), z.union([profileEntrySchema, flatEntrySchema]))
-  .describe(
-    'Keyed by user id (normalised for its type): the requested id first, then its linked ids ordered by id, then type code. ' +
-      'Key order is significant and kept, also for numeric ids. No key appears twice: when a later entry has the id text ' +
-      'of an earlier one (two id types of the same syntax), it is keyed `<type name>:<id>` (then `<type name>:<id>#2`, ' +
-      '`#3`... should that be taken too); the requested id always keeps its bare key.',
-  )
+  .record(z.string(), profileEntrySchema)
+  .describe(`The full view (default). ${KEYS}`)
   .register(apiSchemas, { id: 'ProfileResponse' });
 
-export const batchRequestSchema = z
-  .object({
-    ids: z
-      .array(
-        z
-          .object({
-            id: z.string().describe('A user id, as for GET /?id='),
-            type: z.string().optional().describe("The id's type name; inferred when absent."),
-          })
-          .strict(),
-      )
-      .min(1)
-      .describe('Up to BATCH_MAX_IDS ids (default 100), answered in this order.'),
-  })
-  .strict()
-  .register(apiSchemas, { id: 'BatchGetRequest' });
+export const flatProfileResponseSchema = z
+  .record(z.string(), flatEntrySchema)
+  .describe(`The flat view (view=flat). ${KEYS}`)
+  .register(apiSchemas, { id: 'FlatProfileResponse' });
 
 export const ERROR_CODES = [
   'missing_id',
@@ -105,6 +94,11 @@ export const ERROR_CODES = [
   'malformed_id',
   'invalid_query',
   'unknown_type',
+  'request_timeout',
+  'uri_too_long',
+  'expectation_failed',
+  'bad_request',
+  'headers_too_large',
   'unknown_id',
   'not_found',
   'method_not_allowed',
@@ -137,40 +131,62 @@ export const errorResponseSchema = z
   .describe('Every error answer. Never a stack trace or a driver message.')
   .register(apiSchemas, { id: 'Error' });
 
-export const batchResultSchema = z
-  .union([
-    z
-      .object({
-        id: z.string(),
-        status: z.literal(200),
-        profiles: profileResponseSchema,
-        linkedIds: z
-          .object({
-            total: z.number().int().describe('Linked ids the person has in all.'),
-            truncated: z.boolean().describe('Whether the cap cut them.'),
-          })
-          .strict(),
-      })
-      .strict(),
-    z
-      .object({
-        id: z.string().nullable().describe('The id as given (null when it was not a string).'),
-        status: z
-          .union([z.literal(400), z.literal(404), z.literal(413)])
-          .describe('413: the answer reached BATCH_MAX_ANSWER_BYTES (answer_too_large).'),
-        error: errorResponseSchema.shape.error,
-      })
-      .strict(),
-  ])
-  .describe("One requested id's answer: its profiles, or its own error.")
-  .register(apiSchemas, { id: 'BatchGetResult' });
+/** The error codes a batch result can carry (each item is checked on its own). */
+export const BATCH_ITEM_ERROR_CODES = [
+  'invalid_item',
+  'empty_id',
+  'id_too_long',
+  'malformed_id',
+  'unknown_type',
+  'unknown_id',
+  'answer_too_large',
+] as const;
 
-export const batchResponseSchema = z
+const batchErrorResult = z
   .object({
-    results: z.array(batchResultSchema).describe('One per requested id, in request order.'),
+    id: z.string().nullable().describe('The id as given (null when it was not a string).'),
+    status: z
+      .union([z.literal(400), z.literal(404), z.literal(413)])
+      .describe(
+        '400: this item is malformed; 404: nobody knows this id; 413: the answer reached BATCH_MAX_ANSWER_BYTES before it.',
+      ),
+    error: z.object({ code: z.enum(BATCH_ITEM_ERROR_CODES), message: z.string() }).strict(),
   })
   .strict()
-  .register(apiSchemas, { id: 'BatchGetResponse' });
+  .describe("One requested id's own error.")
+  .register(apiSchemas, { id: 'BatchGetError' });
+
+const linkedIds = z
+  .object({
+    total: z.number().int().describe('Linked ids the person has in all.'),
+    truncated: z.boolean().describe('Whether the cap cut them.'),
+  })
+  .strict();
+
+/** A batch answer whose profiles are in `profiles` (the full or the flat view). */
+function batchResponse(profiles: z.ZodType, id: string, view: string) {
+  const result = z
+    .union([
+      z.object({ id: z.string(), status: z.literal(200), profiles, linkedIds }).strict(),
+      batchErrorResult,
+    ])
+    .describe("One requested id's answer: its profiles, or its own error.")
+    .register(apiSchemas, { id: `${id}Result` });
+  return z
+    .object({
+      results: z.array(result).describe('One per requested id, in request order.'),
+    })
+    .strict()
+    .describe(`A batch answer in the ${view} view.`)
+    .register(apiSchemas, { id });
+}
+
+export const batchResponseSchema = batchResponse(profileResponseSchema, 'BatchGetResponse', 'full');
+export const flatBatchResponseSchema = batchResponse(
+  flatProfileResponseSchema,
+  'FlatBatchGetResponse',
+  'flat',
+);
 
 const isoTime = z.string().describe('RFC 3339 time');
 
@@ -214,6 +230,13 @@ export const bigtableHealthSchema = z
     windowDays: z.number(),
     stale: z.boolean(),
     lastError: z.string().nullable(),
+    firstSync: z
+      .record(z.string(), jsonValueSchema)
+      .nullable()
+      .optional()
+      .describe(
+        'While nothing is synced: what the first sync found instead (newestPartition, excludedBy, what to do); else null.',
+      ),
   })
   .strict()
   .describe('MAPPING_STORE=bigtable: the mapping table and the sync checkpoint.')
@@ -240,7 +263,10 @@ export const healthDetailSchema = z
         latencyMs: z.number(),
         error: z.string().optional(),
       })
-      .strict(),
+      .catchall(jsonValueSchema)
+      .describe(
+        "Whether the profile store answers; the store's own view besides (Aerospike: connected, nodes and their connections, recent cluster events, event-loop delay).",
+      ),
     memory: z
       .object({
         rssBytes: z.number(),

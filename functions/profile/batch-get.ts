@@ -15,9 +15,16 @@ import { lookupAnswer } from './lookup-answer.js';
 import { entriesOf, type LookupPlan, planLookup } from './lookup-plan.js';
 import type { ProfileDeps } from './profile-deps.js';
 import { readProfiles } from './profile-reads.js';
-import { type ProfileRequest, parseId, UNKNOWN_ID } from './profile-request.js';
+import {
+  idProblem,
+  type ProfileRequest,
+  resolveId,
+  UNKNOWN_ID,
+  unknownType,
+} from './profile-request.js';
 import { readyNow, whenReady } from './readiness.js';
 import { type RenderOptions, renderProfilesInto, WrittenProfiles } from './render-profiles.js';
+import { type RequestSchemas, requestSchemas } from './request-schemas.js';
 import type { Phases } from './server-timing.js';
 
 /** One requested id of a batch as the body gave it: checked item by item. */
@@ -34,37 +41,37 @@ export function checkBatchContentType(event: HttpEvent): void {
 }
 
 /**
- * Reads a `POST /profiles:batchGet` body (once: nothing parsed it before). The whole call is
- * refused (400) when the body is not JSON, not of the documented shape, has no ids or more than
- * BATCH_MAX_IDS. Items are checked later, each on its own: one bad id never fails the others.
+ * Reads a `POST /profiles:batchGet` body (once: nothing parsed it before), checked with its
+ * request schema. The whole call is refused (400) when the body is not JSON, not of the
+ * documented shape, has no ids or more than BATCH_MAX_IDS. Items are checked later, each on its
+ * own (the schema's item issues are theirs): one bad id never fails the others.
  */
-export function parseBatchBody(
-  raw: Buffer,
-  config: Pick<ProfileConfig, 'BATCH_MAX_IDS'>,
-): BatchItem[] {
+export function parseBatchBody(raw: Buffer, schemas: RequestSchemas): BatchItem[] {
   let body: unknown;
   try {
     body = JSON.parse(raw.toString('utf8'));
   } catch {
     throw new HttpError(400, 'invalid_json', 'the body is not valid JSON');
   }
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw new HttpError(400, 'invalid_body', SHAPE);
+  const checked = schemas.batchBody.safeParse(body);
+  if (!checked.success) {
+    for (const issue of checked.error.issues) {
+      if (issue.path.length > 2) continue; // within an item: that item's own error
+      if (issue.path.length === 2 && issue.path[0] === 'ids') continue;
+      if (issue.path[0] === 'ids' && issue.code === 'too_small') {
+        throw new HttpError(400, 'no_ids', 'ids is empty');
+      }
+      if (issue.path[0] === 'ids' && issue.code === 'too_big') {
+        throw new HttpError(
+          400,
+          'too_many_ids',
+          `at most ${issue.maximum} ids per call (BATCH_MAX_IDS); got ${(body as { ids: unknown[] }).ids.length}`,
+        );
+      }
+      throw new HttpError(400, 'invalid_body', SHAPE);
+    }
   }
-  const keys = Object.keys(body);
-  const ids = (body as { ids?: unknown }).ids;
-  if (keys.some((k) => k !== 'ids') || !Array.isArray(ids)) {
-    throw new HttpError(400, 'invalid_body', SHAPE);
-  }
-  if (ids.length === 0) throw new HttpError(400, 'no_ids', 'ids is empty');
-  if (ids.length > config.BATCH_MAX_IDS) {
-    throw new HttpError(
-      400,
-      'too_many_ids',
-      `at most ${config.BATCH_MAX_IDS} ids per call (BATCH_MAX_IDS); got ${ids.length}`,
-    );
-  }
-  return ids as BatchItem[];
+  return (body as { ids: BatchItem[] }).ids;
 }
 
 /** One item after its own checks: a lookup to run, or its own error answer. */
@@ -95,13 +102,17 @@ export async function batchGet(
   phases: Phases,
 ): Promise<HttpResult> {
   const { config } = deps;
-  const selection = parseAnswerSelection(params);
+  const schemas = requestSchemas(deps.registry, config);
+  const selection = parseAnswerSelection(params, schemas);
   checkBatchContentType(event);
   // The body is read here, past the key check and the route: nowhere else is one accepted.
-  const items = parseBatchBody(await requestBody(event, context, config.REQUEST_BUDGET_MS), config);
+  const items = parseBatchBody(
+    await requestBody(event, context, config.REQUEST_BUDGET_MS),
+    schemas,
+  );
   const catalog = readyNow(deps, phases) ?? (await whenReady(deps, context, phases));
   const options = renderOptions(selection, catalog.value, deps);
-  const checked = items.map((item) => check(item, deps));
+  const checked = items.map((item) => check(item, deps, schemas));
   const valid = checked.filter((c): c is Extract<Checked, { ok: true }> => c.ok);
   const requests = valid.map((v) => v.request.candidates);
   const maxLinked = linkedPerId(valid, config);
@@ -188,28 +199,29 @@ function answerTooLarge(config: Pick<ProfileConfig, 'BATCH_MAX_ANSWER_BYTES'>): 
   );
 }
 
-function check(item: BatchItem, deps: ProfileDeps): Checked {
+/** One item, checked with the batch item's request schema, then as the id types it may be. */
+function check(item: BatchItem, deps: ProfileDeps, schemas: RequestSchemas): Checked {
   const shown = typeof item?.id === 'string' ? item.id : null;
-  // `shown` is null here unless the item's only fault is an extra member.
-  if (
-    typeof item !== 'object' ||
-    item === null ||
-    Array.isArray(item) ||
-    typeof item.id !== 'string' ||
-    Object.keys(item).some((k) => k !== 'id' && k !== 'type')
-  ) {
-    return {
-      ok: false,
-      id: shown,
-      error: badItem('each item is {"id": "<id>", "type": "<type>"}'),
-    };
+  const checked = schemas.batchItem.safeParse(item);
+  if (!checked.success) {
+    const issue = checked.error.issues[0];
+    const field = issue?.path[0];
+    let error: HttpError;
+    if (field === 'id' && issue?.code !== 'invalid_type') {
+      error = idProblem(issue?.code, schemas);
+    } else if (field === 'type') {
+      error =
+        issue?.code === 'invalid_value'
+          ? unknownType(deps.registry)
+          : badItem('type is an id type name (a string)');
+    } else {
+      error = badItem('each item is {"id": "<id>", "type": "<type>"}');
+    }
+    return { ok: false, id: shown, error };
   }
-  if (item.type !== undefined && typeof item.type !== 'string') {
-    return { ok: false, id: shown, error: badItem('type is an id type name (a string)') };
-  }
+  const { id, type } = checked.data as { id: string; type?: string };
   try {
-    const request = parseId(item.id, item.type, deps.registry, deps.config.MAX_ID_LENGTH);
-    return { ok: true, id: item.id, request };
+    return { ok: true, id, request: resolveId(id, type, deps.registry) };
   } catch (err) {
     if (err instanceof HttpError) return { ok: false, id: shown, error: err };
     throw err;

@@ -9,6 +9,7 @@ import { readProfiles } from './profile-reads.js';
 import { parseProfileRequest, UNKNOWN_ID } from './profile-request.js';
 import { readyNow, whenReady } from './readiness.js';
 import { renderProfiles } from './render-profiles.js';
+import { requestSchemas } from './request-schemas.js';
 import type { Phases } from './server-timing.js';
 
 /**
@@ -23,8 +24,9 @@ export async function getProfile(
   context: HandlerContext,
   phases: Phases,
 ): Promise<HttpResult> {
-  const request = parseProfileRequest(params, deps.registry, deps.config.MAX_ID_LENGTH);
-  const selection = parseAnswerSelection(params);
+  const schemas = requestSchemas(deps.registry, deps.config);
+  const request = parseProfileRequest(params, deps.registry, schemas);
+  const selection = parseAnswerSelection(params, schemas);
   const catalog = readyNow(deps, phases) ?? (await whenReady(deps, context, phases));
   const options = renderOptions(selection, catalog.value, deps);
   const requests = [request.candidates];

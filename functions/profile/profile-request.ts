@@ -1,6 +1,7 @@
 import { HttpError } from '../../shared/errors.js';
 import type { QueryParameters } from '../../shared/http/query-string.js';
 import { checkId, type IdCheck, type IdTypeRegistry, type TypedId } from '../../shared/id-types.js';
+import type { RequestSchemas } from './request-schemas.js';
 
 /** A validated profile request: the id as each type it may be, in registry order. */
 export interface ProfileRequest {
@@ -12,9 +13,6 @@ export interface ProfileRequest {
 /** The 404 of an id nobody knows (HttpError has no stack: one instance serves every answer). */
 export const UNKNOWN_ID = new HttpError(404, 'unknown_id', 'no profile is known for this id');
 
-// Printable ASCII without space: ids are tokens, and anything else is a client mistake.
-const ID_CHARACTERS = /^[\x21-\x7e]+$/;
-
 /**
  * Reads `id` (and optional `type`) from the query parameters. Throws HttpError: 400 for a
  * missing, empty, oversized, repeated or malformed id, or an unknown type; 404 for an id that
@@ -23,36 +21,50 @@ const ID_CHARACTERS = /^[\x21-\x7e]+$/;
 export function parseProfileRequest(
   params: QueryParameters,
   registry: IdTypeRegistry,
-  maxIdLength: number,
+  schemas: RequestSchemas,
 ): ProfileRequest {
   const ids = params.get('id') ?? [];
   if (ids.length === 0) throw badRequest('missing_id', 'the id parameter is required');
   if (ids.length > 1) throw badRequest('repeated_parameter', 'give the id parameter once');
   const types = params.get('type') ?? [];
   if (types.length > 1) throw badRequest('repeated_parameter', 'give the type parameter once');
-  return parseId(ids[0] as string, types[0], registry, maxIdLength);
+  const id = ids[0] as string;
+  const checked = schemas.id.safeParse(id);
+  if (!checked.success) throw idProblem(checked.error.issues[0]?.code, schemas);
+  const typeName = types[0];
+  if (typeName !== undefined && !schemas.type.safeParse(typeName).success) {
+    throw unknownType(registry);
+  }
+  return resolveId(id, typeName, registry);
 }
 
-/** Validates one id and its optional type name (a GET's parameters, or one item of a batch). */
-export function parseId(
+/** The error of an id its schema refused, by the first issue found (see RequestSchemas.id). */
+export function idProblem(code: string | undefined, schemas: RequestSchemas): HttpError {
+  if (code === 'too_small') return badRequest('empty_id', 'the id is empty');
+  if (code === 'too_big') {
+    return badRequest('id_too_long', `the id is longer than ${schemas.id.maxLength} characters`);
+  }
+  return badRequest('malformed_id', 'the id may hold only printable ASCII characters, no spaces');
+}
+
+/** 400 for a type name the registry does not hold. */
+export function unknownType(registry: IdTypeRegistry): HttpError {
+  const names = registry.all.map((t) => t.name).join(', ');
+  return badRequest('unknown_type', `type must be one of: ${names}`);
+}
+
+/**
+ * An id (its schema's checks passed) as each type it may be: the given type's own syntax, or
+ * every type whose syntax it fits, in registry order (404 when none).
+ */
+export function resolveId(
   id: string,
   typeName: string | undefined,
   registry: IdTypeRegistry,
-  maxIdLength: number,
 ): ProfileRequest {
-  if (id === '') throw badRequest('empty_id', 'the id is empty');
-  if (id.length > maxIdLength) {
-    throw badRequest('id_too_long', `the id is longer than ${maxIdLength} characters`);
-  }
-  if (!ID_CHARACTERS.test(id)) {
-    throw badRequest('malformed_id', 'the id may hold only printable ASCII characters, no spaces');
-  }
   if (typeName !== undefined) {
     const type = registry.byName(typeName);
-    if (!type) {
-      const names = registry.all.map((t) => t.name).join(', ');
-      throw badRequest('unknown_type', `type must be one of: ${names}`);
-    }
+    if (!type) throw unknownType(registry);
     const checked = checkId(id, type);
     if ('problem' in checked) {
       throw badRequest('malformed_id', `the id is not a valid ${type.name}${explain(checked)}`);

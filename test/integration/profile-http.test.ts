@@ -254,16 +254,25 @@ describe('GET /openapi.json', () => {
     const answer = (await batch.json()) as { results: { status: number }[] };
     expect(answer.results.map((r) => r.status)).toEqual([200, 400, 400]);
     expect(check('BatchGetResponse', answer)).toEqual([]);
+    // The view the request asks for selects the schema its answer must meet.
     for (const query of [
       'fields=segments',
       'view=flat',
+      'view=flat&fields=attributes,unknownSegmentIds',
       'segmentTypes=interest',
       'segmentFields=id',
     ]) {
       const res = await fetch(`${base}/?id=${samples.linked}&${query}`);
       expect(res.status).toBe(200);
-      expect(check('ProfileResponse', await res.json())).toEqual([]);
+      const schema = query.includes('view=flat') ? 'FlatProfileResponse' : 'ProfileResponse';
+      expect(check(schema, await res.json())).toEqual([]);
     }
+    const flatBatch = await fetch(`${base}/profiles:batchGet?view=flat`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ ids: [{ id: samples.linked }, { id: 'bad id' }] }),
+    });
+    expect(check('FlatBatchGetResponse', await flatBatch.json())).toEqual([]);
     const operation = doc.paths['/profiles:batchGet']?.post;
     for (const [init, status] of [
       [{ body: '{bad', headers: { 'content-type': 'application/json' } }, 400],
@@ -302,6 +311,16 @@ describe('GET /openapi.json', () => {
     const { check } = await validator();
     expect(
       check('ProfileResponse', { x: { type: 'id_type_1', found: 'yes', segments: 'none' } }),
+    ).not.toEqual([]);
+    // A full-view entry that breaks its schema fails, flat as it may look.
+    expect(
+      check('ProfileResponse', { x: { type: 'id_type_1', found: true, colour: 1 } }),
+    ).not.toEqual([]);
+    expect(check('FlatProfileResponse', { x: { segments: 'none' } })).not.toEqual([]);
+    expect(
+      check('BatchGetResponse', {
+        results: [{ id: 'x', status: 400, error: { code: 'store_unavailable', message: 'm' } }],
+      }),
     ).not.toEqual([]);
     expect(check('BatchGetResponse', { results: [{ id: 'x', status: 500 }] })).not.toEqual([]);
     expect(check('Error', { error: { code: 'boom', message: 'x' } })).not.toEqual([]);
