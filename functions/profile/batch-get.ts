@@ -8,13 +8,11 @@ import {
   requestBody,
 } from '../../shared/http/http-event.js';
 import type { QueryParameters } from '../../shared/http/query-string.js';
-import type { ProfileBins, ProfileKey } from '../../shared/profiles/profile-store.js';
-import { parseAnswerSelection, renderOptions } from './answer-options.js';
-import { findLinkedIds, linkedIdsInMemory } from './linked-ids.js';
+import { parseAnswerSelection } from './answer-options.js';
+import { type LookedUp, lookUp } from './lookup.js';
 import { lookupAnswer } from './lookup-answer.js';
-import { entriesOf, type LookupPlan, planLookup } from './lookup-plan.js';
+import { entriesOf, type LookupPlan } from './lookup-plan.js';
 import type { ProfileDeps } from './profile-deps.js';
-import { readProfiles } from './profile-reads.js';
 import {
   idProblem,
   type ProfileRequest,
@@ -22,9 +20,8 @@ import {
   UNKNOWN_ID,
   unknownType,
 } from './profile-request.js';
-import { readyNow, whenReady } from './readiness.js';
-import { type RenderOptions, renderProfilesInto, WrittenProfiles } from './render-profiles.js';
-import { type RequestSchemas, requestSchemas } from './request-schemas.js';
+import { renderProfilesInto, WrittenProfiles } from './render-profiles.js';
+import type { RequestSchemas } from './request-schemas.js';
 import type { Phases } from './server-timing.js';
 
 /** One requested id of a batch as the body gave it: checked item by item. */
@@ -96,45 +93,33 @@ type Checked =
  */
 export async function batchGet(
   deps: ProfileDeps,
+  schemas: RequestSchemas,
   event: HttpEvent,
   params: QueryParameters,
   context: HandlerContext,
   phases: Phases,
 ): Promise<HttpResult> {
   const { config } = deps;
-  const schemas = requestSchemas(deps.registry, config);
   const selection = parseAnswerSelection(params, schemas);
   checkBatchContentType(event);
   // The body is read here, past the key check and the route: nowhere else is one accepted.
-  const items = parseBatchBody(
-    await requestBody(event, context, config.REQUEST_BUDGET_MS),
-    schemas,
-  );
-  const catalog = readyNow(deps, phases) ?? (await whenReady(deps, context, phases));
-  const options = renderOptions(selection, catalog.value, deps);
-  const checked = items.map((item) => check(item, deps, schemas));
-  const valid = checked.filter((c): c is Extract<Checked, { ok: true }> => c.ok);
-  const requests = valid.map((v) => v.request.candidates);
-  const maxLinked = linkedPerId(valid, config);
-  const mapping =
-    linkedIdsInMemory(deps, requests, maxLinked, phases) ??
-    (await findLinkedIds(deps, requests, maxLinked, phases));
-  const plans = valid.map((v, i) => planLookup(v.request, mapping.matches[i], deps.registry));
-  const { keys, slots } = distinctKeys(plans);
-  const bins = await readProfiles(deps, keys, phases);
+  const body = await requestBody(event, context, config.REQUEST_BUDGET_MS);
+  const checked = parseBatchBody(body, schemas).map((item) => check(item, deps, schemas));
+  const valid = checked.flatMap((c) => (c.ok ? [c.request] : []));
+  const found = await lookUp(deps, context, phases, valid, selection, linkedPerId(valid, config));
   const t0 = performance.now();
-  const body = renderResults(checked, plans, slots, bins, options, config);
+  const answer = renderResults(checked, found, config);
   phases.render = performance.now() - t0;
-  return lookupAnswer(catalog, mapping, phases, body);
+  return lookupAnswer(found.catalog, found.mapping, phases, answer);
 }
 
 /** Each id's linked ids, capped so that the whole call reads at most BATCH_MAX_PROFILES. */
 function linkedPerId(
-  valid: readonly Extract<Checked, { ok: true }>[],
+  valid: readonly ProfileRequest[],
   config: Pick<ProfileConfig, 'BATCH_MAX_PROFILES' | 'LINKED_IDS_MAX'>,
 ): number {
   let reserved = 0;
-  for (const v of valid) reserved += v.request.candidates.length;
+  for (const request of valid) reserved += request.candidates.length;
   if (reserved > config.BATCH_MAX_PROFILES) {
     throw new HttpError(
       400,
@@ -152,10 +137,7 @@ function linkedPerId(
 /** `{"results": [...]}`: one result per item, in request order (see batchGet for the bounds). */
 function renderResults(
   checked: readonly Checked[],
-  plans: readonly LookupPlan[],
-  slots: readonly (readonly number[])[],
-  bins: readonly (ProfileBins | undefined)[],
-  options: RenderOptions,
+  found: LookedUp,
   config: Pick<ProfileConfig, 'BATCH_MAX_ANSWER_BYTES'>,
 ): PooledBytes {
   const out = new ByteWriter().text('{"results":[');
@@ -169,18 +151,15 @@ function renderResults(
       out.text(errorResult(item.id, item.error));
       return;
     }
-    const plan = plans[next] as LookupPlan;
-    const entries = entriesOf(
-      plan,
-      (slots[next++] as number[]).map((k) => bins[k]),
-    );
+    const plan = found.plans[next] as LookupPlan;
+    const entries = entriesOf(plan, found.records[next++] ?? []);
     if (!entries || full) {
       out.text(errorResult(item.id, entries ? answerTooLarge(config) : UNKNOWN_ID));
       return;
     }
     const truncated = plan.linkedTotal > entries.length - 1;
     out.text(`{"id":${JSON.stringify(item.id)},"status":200,"profiles":`);
-    renderProfilesInto(out, entries, options, written);
+    renderProfilesInto(out, entries, found.options, written);
     out.text(`,"linkedIds":{"total":${plan.linkedTotal},"truncated":${truncated}}}`);
     if (out.length > config.BATCH_MAX_ANSWER_BYTES) {
       // Nothing is rendered after this: no copy is made of the profiles dropped with it.
@@ -226,28 +205,6 @@ function check(item: BatchItem, deps: ProfileDeps, schemas: RequestSchemas): Che
     if (err instanceof HttpError) return { ok: false, id: shown, error: err };
     throw err;
   }
-}
-
-/** All plans' keys, each once, and each plan's positions among them. */
-function distinctKeys(plans: readonly LookupPlan[]): {
-  keys: ProfileKey[];
-  slots: number[][];
-} {
-  const keys: ProfileKey[] = [];
-  const index = new Map<string, number>();
-  const slots = plans.map((plan) =>
-    plan.keys.map((key) => {
-      const name = `${key.set}\u0000${key.keyType}\u0000${key.id}`;
-      let at = index.get(name);
-      if (at === undefined) {
-        at = keys.length;
-        keys.push(key);
-        index.set(name, at);
-      }
-      return at;
-    }),
-  );
-  return { keys, slots };
 }
 
 function errorResult(id: string | null, error: HttpError): string {

@@ -15,6 +15,7 @@ import { healthResult } from './health.js';
 import { openApiDocument } from './openapi.js';
 import type { ProfileDeps } from './profile-deps.js';
 import { RequestLog } from './request-log.js';
+import { requestSchemas } from './request-schemas.js';
 import { type Phases, withTotalTiming } from './server-timing.js';
 
 /** The batch endpoint, Google API style (a custom method on the collection). */
@@ -39,6 +40,8 @@ export function createProfileHandler(deps: ProfileDeps): HttpHandler {
       ? isOperator
       : () => deps.config.NODE_ENV !== 'production';
   const requestLog = new RequestLog(deps.config, deps.log);
+  const schemas = requestSchemas(deps.registry, deps.config);
+  const retryAfter = String(deps.config.RETRY_AFTER_SECS);
   let openApi: string | undefined;
   const openApiJson = () => {
     openApi ??= JSON.stringify(openApiDocument(deps.registry, deps.config));
@@ -55,7 +58,7 @@ export function createProfileHandler(deps: ProfileDeps): HttpHandler {
     const method = event.requestContext.http.method;
     if (path === BATCH_PATH) {
       if (method !== 'POST') throw methodNotAllowed('POST');
-      return batchGet(deps, event, queryOf(event), context, phases);
+      return batchGet(deps, schemas, event, queryOf(event), context, phases);
     }
     if (!ROUTES.has(path)) {
       throw new HttpError(
@@ -69,7 +72,7 @@ export function createProfileHandler(deps: ProfileDeps): HttpHandler {
     if (path === '/openapi.json') {
       return jsonResult(200, openApiJson(), { 'cache-control': 'public, max-age=300' });
     }
-    return getProfile(deps, queryOf(event), context, phases);
+    return getProfile(deps, schemas, queryOf(event), context, phases);
   };
 
   return (event, context) => {
@@ -80,7 +83,12 @@ export function createProfileHandler(deps: ProfileDeps): HttpHandler {
     const failed = (err: unknown): HttpResult => {
       if (err instanceof HttpError) {
         errorCode = err.code;
-        return httpErrorResult(err);
+        const result = httpErrorResult(err);
+        // Every 503 says when to retry.
+        if (err.statusCode === 503) {
+          (result.headers as Record<string, string>)['retry-after'] = retryAfter;
+        }
+        return result;
       }
       deps.log.error('profile request failed', {
         ...traceFields(event.headers, deps.config.GOOGLE_CLOUD_PROJECT),

@@ -63,9 +63,5 @@ function mappingFailed(deps: ProfileDeps, err: unknown): unknown {
   if (!(err instanceof ProfileApiError)) return err;
   deps.backends.mappingAnswered(false);
   deps.log.warn('mapping store unavailable', { err });
-  return unavailable(
-    'mapping_unavailable',
-    'the identity mapping is unavailable; retry later',
-    deps.config.RETRY_AFTER_SECS,
-  );
+  return unavailable('mapping_unavailable', 'the identity mapping is unavailable; retry later');
 }

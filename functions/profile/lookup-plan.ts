@@ -76,3 +76,28 @@ function keysOf(ids: readonly TypedId[]): ProfileKey[] {
   }
   return keys;
 }
+
+/** All plans' keys, each once, and each plan's positions among them. */
+export function distinctKeys(plans: readonly LookupPlan[]): {
+  keys: ProfileKey[];
+  slots: number[][];
+} {
+  const only = plans.length === 1 ? plans[0] : undefined;
+  // One plan (a GET): its keys are distinct already (one per typed id).
+  if (only) return { keys: [...only.keys], slots: [only.keys.map((_, i) => i)] };
+  const keys: ProfileKey[] = [];
+  const index = new Map<string, number>();
+  const slots = plans.map((plan) =>
+    plan.keys.map((key) => {
+      const name = `${key.set}\u0000${key.keyType}\u0000${key.id}`;
+      let at = index.get(name);
+      if (at === undefined) {
+        at = keys.length;
+        keys.push(key);
+        index.set(name, at);
+      }
+      return at;
+    }),
+  );
+  return { keys, slots };
+}

@@ -31,11 +31,7 @@ export function readProfiles(
       if (!(err instanceof BackendUnavailableError)) throw err;
       deps.backends.storeAnswered(false);
       deps.log.warn('profile store unavailable', { err });
-      throw unavailable(
-        'store_unavailable',
-        'the profile store is unavailable; retry later',
-        deps.config.RETRY_AFTER_SECS,
-      );
+      throw unavailable('store_unavailable', 'the profile store is unavailable; retry later');
     },
   );
 }

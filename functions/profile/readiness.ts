@@ -39,18 +39,8 @@ async function mappingReady(deps: ProfileDeps): Promise<void> {
   } catch (err) {
     deps.log.warn('mapping not available', { err });
     throw deps.mapping.kind === 'snapshot'
-      ? unavailable(
-          'snapshots_unavailable',
-          'the service is starting; retry later',
-          deps.config.RETRY_AFTER_SECS,
-          err,
-        )
-      : unavailable(
-          'mapping_unavailable',
-          'the identity mapping is unavailable; retry later',
-          deps.config.RETRY_AFTER_SECS,
-          err,
-        );
+      ? unavailable('snapshots_unavailable', 'the service is starting; retry later', err)
+      : unavailable('mapping_unavailable', 'the identity mapping is unavailable; retry later', err);
   }
 }
 
@@ -62,11 +52,6 @@ async function catalogReady(deps: ProfileDeps): Promise<LoadedSnapshot<Catalog>>
     );
   } catch (err) {
     deps.log.warn('snapshots not available', { err });
-    throw unavailable(
-      'snapshots_unavailable',
-      'the service is starting; retry later',
-      deps.config.RETRY_AFTER_SECS,
-      err,
-    );
+    throw unavailable('snapshots_unavailable', 'the service is starting; retry later', err);
   }
 }

@@ -1,14 +1,13 @@
 import { HttpError } from '../../shared/errors.js';
 
-/** A 503 that tells the caller when to retry (RETRY_AFTER_SECS). */
+/**
+ * The 503 of a backend that cannot answer for now; the handler answers it with Retry-After
+ * (RETRY_AFTER_SECS), as every 503.
+ */
 export function unavailable(
   code: 'snapshots_unavailable' | 'mapping_unavailable' | 'store_unavailable',
   message: string,
-  retryAfterSecs: number,
   cause?: unknown,
 ): HttpError {
-  return new HttpError(503, code, message, {
-    headers: { 'retry-after': String(retryAfterSecs) },
-    cause,
-  });
+  return new HttpError(503, code, message, { cause });
 }

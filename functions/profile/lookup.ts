@@ -1,0 +1,53 @@
+import type { Catalog } from '../../shared/catalog/catalog.js';
+import type { HandlerContext } from '../../shared/http/http-event.js';
+import type { MappingAnswer } from '../../shared/mapping/mapping-store.js';
+import type { ProfileBins } from '../../shared/profiles/profile-store.js';
+import type { LoadedSnapshot } from '../../shared/snapshots/load-snapshot.js';
+import { type AnswerSelection, renderOptions } from './answer-options.js';
+import { findLinkedIds, linkedIdsInMemory } from './linked-ids.js';
+import { distinctKeys, type LookupPlan, planLookup } from './lookup-plan.js';
+import type { ProfileDeps } from './profile-deps.js';
+import { readProfiles } from './profile-reads.js';
+import type { ProfileRequest } from './profile-request.js';
+import { readyNow, whenReady } from './readiness.js';
+import type { RenderOptions } from './render-profiles.js';
+import type { Phases } from './server-timing.js';
+
+/** What a lookup found, ready to render. */
+export interface LookedUp {
+  readonly catalog: LoadedSnapshot<Catalog>;
+  readonly options: RenderOptions;
+  readonly mapping: MappingAnswer;
+  /** One per request, in order. */
+  readonly plans: readonly LookupPlan[];
+  /** Each plan's records, in the order of its keys (undefined: no record). */
+  readonly records: readonly (readonly (ProfileBins | undefined)[])[];
+}
+
+/**
+ * The steps every lookup takes, GET and batch alike, in order: wait until the catalog and the
+ * mapping can answer (at once on a warm instance), check the selection against the catalog,
+ * find the linked ids of all requests in ONE mapping call, plan the keys to read, and read all
+ * their profiles (each key once) in ONE store call, all within REQUEST_BUDGET_MS. Each step
+ * times its phase; 503 when a backend cannot answer.
+ */
+export async function lookUp(
+  deps: ProfileDeps,
+  context: HandlerContext,
+  phases: Phases,
+  requests: readonly ProfileRequest[],
+  selection: AnswerSelection,
+  maxLinked: number,
+): Promise<LookedUp> {
+  const catalog = readyNow(deps, phases) ?? (await whenReady(deps, context, phases));
+  const options = renderOptions(selection, catalog.value, deps);
+  const candidates = requests.map((r) => r.candidates);
+  const mapping =
+    linkedIdsInMemory(deps, candidates, maxLinked, phases) ??
+    (await findLinkedIds(deps, candidates, maxLinked, phases));
+  const plans = requests.map((r, i) => planLookup(r, mapping.matches[i], deps.registry));
+  const { keys, slots } = distinctKeys(plans);
+  const bins = await readProfiles(deps, keys, phases);
+  const records = slots.map((slot) => slot.map((k) => bins[k]));
+  return { catalog, options, mapping, plans, records };
+}
