@@ -1,15 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ByteWriter } from '../../shared/byte-writer.js';
-
-function written(write: (out: ByteWriter) => void): string {
-  const out = new ByteWriter();
-  write(out);
-  const taken = out.take();
-  const text = taken.bytes.toString('utf8');
-  taken.release();
-  return text;
-}
+import { written } from '../helpers/written.js';
 
 describe('JSON string literals written by ByteWriter', () => {
   it('are byte for byte what JSON.stringify gives, for any string', () => {

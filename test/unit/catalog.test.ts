@@ -1,17 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
-import { ByteWriter } from '../../shared/byte-writer.js';
 import { Catalog, type CatalogView } from '../../shared/catalog/catalog.js';
 import type { Segment } from '../../shared/catalog/segment.js';
-
-function written(write: (out: ByteWriter) => void): string {
-  const out = new ByteWriter();
-  write(out);
-  const taken = out.take();
-  const text = taken.bytes.toString('utf8');
-  taken.release();
-  return text;
-}
+import { written } from '../helpers/written.js';
 
 const segment = (id: string) => ({ id, name: `n${id}`, type: 't' });
 const json = (id: string) => JSON.stringify(segment(id));
