@@ -13,9 +13,15 @@ const byPath = new Map(
   plan.map((p) => [p.path, { keys: p.keys, body: bodies.subarray(p.at, p.at + p.length) }]),
 );
 const [host, port] = (process.env.AEROSPIKE_HOSTS ?? '127.0.0.1:3000').split(':');
+// The profile function's client settings (their defaults): the same client, not only the same
+// read. Its module log at WARN, its own log off, idle sockets checked past 55 s.
+Aerospike.setDefaultLogging({ level: Aerospike.log.WARN });
 const client = await Aerospike.connect({
   hosts: [{ addr: host, port: Number(port ?? 3000) }],
+  connTimeoutMs: 1_000,
   log: { level: Aerospike.log.OFF },
+  maxConnsPerNode: 100,
+  maxSocketIdle: 55,
 });
 // The profile function's batch policy with its defaults (AEROSPIKE_TOTAL_TIMEOUT_MS 500, one
 // retry of its own): one attempt with the first half of the total timeout.
