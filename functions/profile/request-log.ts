@@ -85,7 +85,7 @@ export class RequestLog {
     return true;
   }
 
-  private write({ event, route, status, phases }: AnsweredRequest): void {
+  private write({ event, route, status, errorCode, phases }: AnsweredRequest): void {
     const method = bounded(event.requestContext.http.method);
     const url =
       this.settings.LOG_USER_IDS && event.rawQueryString
@@ -102,6 +102,8 @@ export class RequestLog {
       },
       phases: roundPhases(phases),
     };
+    // Log-based metrics count answers by this code (deploy.sh: store_unavailable, ...).
+    if (errorCode !== undefined) fields.errorCode = errorCode;
     if (this.notLogged > 0) {
       fields.rejectedNotLogged = this.notLogged;
       this.notLogged = 0;
