@@ -228,7 +228,7 @@ export function planOps(s: OpsSettings, existing: ExistingOps, teardown = false)
       late.push({
         kind: 'channel',
         op: 'delete',
-        id: String(c.displayName),
+        id: String(c.name).split('/').pop() ?? '',
         target: String(c.name),
       });
     }
