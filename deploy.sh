@@ -174,11 +174,13 @@ Commands:
                              job when it exists. Needs only PROJECT_ID and MAPPING_TABLE. With
                              MAPPING_STORE=bigtable it also checks the table and its column
                              families; with EDGE=lb, that /health answers through the load
-                             balancer in every region of REGIONS.
+                             balancer in every region of REGIONS; with MONITORING=on, it lists
+                             which alerts, metrics, SLOs and checks exist and which are missing.
   rollback KIND VERSION      pause KIND's scheduler job, then have the job republish VERSION
                              (e.g. 20261130T043000Z-1a2b3c4d, from gs://BUCKET/SNAPSHOT_PREFIX/KIND/)
                              as a new version; prints how to resume the job. Needs PROJECT_ID.
-  teardown                   delete the functions and scheduler jobs, and with EDGE=lb the load
+  teardown                   delete the monitoring deploy.sh made (MONITORING=on), the functions
+                             and scheduler jobs, and with EDGE=lb the load
                              balancer and its parts (TEARDOWN_ALL=1: also the bucket, the service
                              accounts and, with MAPPING_STORE=bigtable, the table, its app
                              profiles and the instance when no other table is left in it)
@@ -915,14 +917,14 @@ stage_source() {
 enable_apis() {
   local apis=(cloudfunctions.googleapis.com run.googleapis.com cloudbuild.googleapis.com
     artifactregistry.googleapis.com cloudscheduler.googleapis.com secretmanager.googleapis.com
-    bigquery.googleapis.com storage.googleapis.com iam.googleapis.com logging.googleapis.com
-    monitoring.googleapis.com)
+    bigquery.googleapis.com storage.googleapis.com iam.googleapis.com logging.googleapis.com)
   local region bigtable_apis=(bigtable.googleapis.com bigtableadmin.googleapis.com)
   local connector='' network=''
   for region in "${PROFILE_REGIONS[@]}"; do
     connector+=$(region_setting VPC_CONNECTOR "$region")
     network+=$(region_setting VPC_NETWORK "$region")
   done
+  if [[ $MONITORING == on ]]; then apis+=(monitoring.googleapis.com); fi
   if [[ -n $connector ]]; then apis+=(vpcaccess.googleapis.com); fi
   if [[ -n $network || $EDGE == lb ]]; then apis+=(compute.googleapis.com); fi
   if [[ $EDGE == lb && $EDGE_IAP == true ]]; then apis+=(iap.googleapis.com); fi
@@ -2066,12 +2068,13 @@ ops_cli() {
 validate_monitoring() {
   [[ $MONITORING == on || $MONITORING == off ]] || die "MONITORING must be on or off"
   [[ $MONITORING == on ]] || return 0
-  ALERT_EMAIL=${ALERT_EMAIL//[[:space:]]/}
+  # Spaces around the commas are no part of an address.
+  ALERT_EMAIL=$(sed -E 's/[[:space:]]*,[[:space:]]*/,/g; s/^[[:space:]]+|[[:space:]]+$//g' <<<"$ALERT_EMAIL")
   ALERT_CHANNELS=${ALERT_CHANNELS//[[:space:]]/}
   local email channel list
   IFS=, read -r -a list <<<"$ALERT_EMAIL"
   for email in "${list[@]}"; do
-    [[ $email =~ ^[^@,\"]+@[A-Za-z0-9.-]+\.[A-Za-z]+$ ]] || die "ALERT_EMAIL: '$email' is not an email address"
+    [[ $email =~ ^[^@,\"[:space:]]+@[A-Za-z0-9.-]+\.[A-Za-z]+$ ]] || die "ALERT_EMAIL: '$email' is not an email address"
   done
   IFS=, read -r -a list <<<"$ALERT_CHANNELS"
   for channel in "${list[@]}"; do

@@ -81,7 +81,9 @@ export function loadOpsSettings(env: Env): OpsSettings {
 
 /** The settings an operator sets (with their defaults), for --help and the README. */
 export const OPS_THRESHOLDS = Object.freeze(
-  Object.keys(opsSchema.shape).filter((k) => k.startsWith('ALERT_') || k.startsWith('SLO_')),
+  Object.keys(opsSchema.shape).filter(
+    (k) => (k.startsWith('ALERT_') && k !== 'ALERT_CHANNEL_NAMES') || k.startsWith('SLO_'),
+  ),
 );
 
 /** The Cloud Run services (function names) deploy.sh deploys for `s`. */
