@@ -153,21 +153,25 @@ export function planOps(s: OpsSettings, existing: ExistingOps, teardown = false)
     }
   }
 
-  // Uptime checks: ours by label; a check whose host changed is made anew (it cannot move).
+  // Uptime checks: ours by label. The API updates only some fields (display name, the HTTP
+  // check, the timeout): a check whose host, period or labels changed is made anew.
   const uptimeNow = existing.uptimeChecks.filter((u) => ours(s, u));
   const keyOf = (r: Json) => labelsOf(r).resource ?? '';
   for (const u of want?.uptimeChecks ?? []) {
     const now = uptimeNow.find((e) => keyOf(e) === keyOf(u));
-    const sameHost = now && sameAs(u.monitoredResource, now.monitoredResource);
-    if (now && !sameHost)
+    const updatable =
+      now !== undefined &&
+      (['monitoredResource', 'period', 'userLabels'] as const).every((f) => sameAs(u[f], now[f]));
+    if (now && !updatable) {
       late.push({ kind: 'uptime', op: 'delete', id: keyOf(u), target: String(now.name) });
+    }
     actions.push({
       kind: 'uptime',
-      op: !now || !sameHost ? 'create' : uptimeSame(u, now) ? 'keep' : 'update',
+      op: !now || !updatable ? 'create' : uptimeSame(u, now) ? 'keep' : 'update',
       id: keyOf(u),
-      ...(now && sameHost ? { target: String(now.name) } : {}),
+      ...(now && updatable ? { target: String(now.name) } : {}),
       body: u,
-      mask: 'displayName,httpCheck,period,timeout,userLabels',
+      mask: 'displayName,httpCheck,timeout',
     });
   }
   for (const now of uptimeNow) {

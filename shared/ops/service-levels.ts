@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { functionNames, type OpsSettings, ownLabels } from './ops-settings.js';
 
 /** The header that pins GET /health to one region through the load balancer (deploy.sh's REGION_HEADER). */
@@ -116,7 +117,18 @@ export function uptimeChecks(s: OpsSettings): Record<string, unknown>[] {
       },
       period: `${s.UPTIME_PERIOD_MINS * 60}s`,
       timeout: '10s',
-      userLabels: ownLabels(s, region ? `uptime-${region}` : 'uptime'),
+      userLabels: {
+        ...ownLabels(s, region ? `uptime-${region}` : 'uptime'),
+        // The API answers the key masked: a digest of it shows a new key (the check is made anew).
+        ...(s.UPTIME_API_KEY
+          ? {
+              'key-sha256': createHash('sha256')
+                .update(s.UPTIME_API_KEY)
+                .digest('hex')
+                .slice(0, 16),
+            }
+          : {}),
+      },
     };
   });
 }

@@ -140,7 +140,7 @@ describe('the monitoring plan', () => {
     expect(actions[0]?.op).toBe('delete');
   });
 
-  it('keeps an uptime check whose key is masked, and makes a new one when the host moves', () => {
+  it('keeps an uptime check whose key is masked, and makes a new one when its host, period or key changes', () => {
     const keyed = { ...BASE, API_KEYS_ON: 'true', UPTIME_API_KEY: 'uptime-key-0123456789abcdef' };
     const s = loadOpsSettings(keyed);
     expect(
@@ -148,9 +148,21 @@ describe('the monitoring plan', () => {
         .filter((a) => a.kind === 'uptime')
         .map((a) => a.op),
     ).toEqual(['keep']);
-    const moved = loadOpsSettings({ ...keyed, UPTIME_HOST: 'profile-api-new-ew.a.run.app' });
-    const uptime = planOps(moved, deployed(s)).filter((a) => a.kind === 'uptime');
+    for (const change of [
+      { UPTIME_HOST: 'profile-api-new-ew.a.run.app' },
+      { UPTIME_PERIOD_MINS: '1' },
+    ]) {
+      const moved = loadOpsSettings({ ...keyed, ...change });
+      const uptime = planOps(moved, deployed(s)).filter((a) => a.kind === 'uptime');
+      expect(uptime.map((a) => a.op).sort()).toEqual(['create', 'delete']);
+    }
+    // The API answers the key masked; a digest of it among the labels shows a new one.
+    const rekeyed = loadOpsSettings({ ...keyed, UPTIME_API_KEY: 'another-key-0123456789abcdef' });
+    const uptime = planOps(rekeyed, deployed(s)).filter((a) => a.kind === 'uptime');
     expect(uptime.map((a) => a.op).sort()).toEqual(['create', 'delete']);
+    const labels = uptime.find((a) => a.op === 'create')?.body?.userLabels;
+    expect(labels).toHaveProperty('key-sha256');
+    expect(JSON.stringify(labels)).not.toContain('another-key');
   });
 
   it('tears down only what is ours: alerts first, the SLOs before their service, our channels last', () => {
