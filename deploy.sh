@@ -175,11 +175,13 @@ Commands:
                              job when it exists. Needs only PROJECT_ID and MAPPING_TABLE. With
                              MAPPING_STORE=bigtable it also checks the table and its column
                              families; with EDGE=lb, that /health answers through the load
-                             balancer in every region of REGIONS.
+                             balancer in every region of REGIONS; with MONITORING=on, it lists
+                             which alerts, metrics, SLOs and checks exist and which are missing.
   rollback KIND VERSION      pause KIND's scheduler job, then have the job republish VERSION
                              (e.g. 20261130T043000Z-1a2b3c4d, from gs://BUCKET/SNAPSHOT_PREFIX/KIND/)
                              as a new version; prints how to resume the job. Needs PROJECT_ID.
-  teardown                   delete the functions and scheduler jobs, and with EDGE=lb the load
+  teardown                   delete the monitoring deploy.sh made (MONITORING=on), the functions
+                             and scheduler jobs, and with EDGE=lb the load
                              balancer and its parts (TEARDOWN_ALL=1: also the bucket, the service
                              accounts and, with MAPPING_STORE=bigtable, the table, its app
                              profiles and the instance when no other table is left in it)
@@ -343,6 +345,32 @@ Front door (EDGE=lb):
   VERIFY_API_KEY             verify only: an API key for /health through the load balancer (one of
                              OPERATOR_API_KEYS_SECRET's keys gets /health's details too)
   VERIFY_ID_TOKEN            verify only, with EDGE_IAP: a token IAP accepts for the caller
+
+Monitoring (README "When an alert fires" argues each default):
+  MONITORING                 on: log-based metrics, alerting policies, a dashboard, SLOs with
+                             burn-rate alerts and uptime checks on /health, kept current by every
+                             run. off: deploy.sh (and teardown) leave Cloud Monitoring alone
+  ALERT_EMAIL                unset (comma-separated addresses: an email channel each, found or
+                             created). With neither this nor ALERT_CHANNELS, alerts are off
+  ALERT_CHANNELS             unset (channels you have, e.g. Slack or PagerDuty:
+                             projects/PROJECT/notificationChannels/ID or the ID, comma-separated)
+  ALERT_5XX_RATIO            0.05 (share of the profile function's answers that are 5xx, 5 minutes)
+  ALERT_LATENCY_P99_MS       500 (its p99 latency, held 5 minutes)
+  ALERT_MEMORY_RATIO         0.9 (memory used by its instances, p99, held 5 minutes)
+  ALERT_BACKEND_ERRORS       10 (503 answers naming one backend, in 5 minutes)
+  ALERT_REFRESH_FAILURES     10 (failed snapshot loads in a row on an instance)
+  ALERT_CATALOG_SUCCESS_HOURS, ALERT_MAPPING_SUCCESS_HOURS, ALERT_SYNC_SUCCESS_HOURS
+                             3, 25, 3 (no successful run of that job for that long; at most 25)
+  ALERT_SYNC_LAG_HOURS       48 (MAPPING_STORE=bigtable: the checkpoint partition ended that long ago)
+  ALERT_JOB_FAILED_ATTEMPTS  2 (failed scheduler attempts of one job within an hour)
+  ALERT_MAPPING_BUDGET_RATIO 0.9 (a published mapping at this share of MAPPING_MAX_BYTES or more)
+  SLO_AVAILABILITY           0.999 (answers without a 5xx, over SLO_PERIOD_DAYS)
+  SLO_LATENCY_MS, SLO_LATENCY_GOAL  500, 0.99 (the share of answers within SLO_LATENCY_MS)
+  SLO_PERIOD_DAYS            28 (the SLOs' rolling window, 1 to 30)
+  UPTIME_PERIOD_MINS         5 (how often each checker region calls /health: 1, 5, 10 or 15)
+  UPTIME_API_KEY_SECRET      unset (with API_KEYS_SECRET: a Secret Manager secret holding a key the
+                             uptime checks send, masked in their configuration; without it, no
+                             uptime check)
 EOF
 }
 
@@ -579,7 +607,8 @@ RETRY_ATTEMPTS=${DEPLOY_RETRY_ATTEMPTS:-8}
 RETRY_FIRST_SECS=${DEPLOY_RETRY_FIRST_SECS:-10}
 RETRY_MAX_SECS=60
 # What gcloud says while an account or a grant has not propagated yet.
-PROPAGATION_ERRORS='does not exist|NOT_FOUND|[Nn]ot found|PERMISSION_DENIED|[Pp]ermission .*denied|actAs|is not authorized'
+# (An alert on a log-based metric created moments before fails the same way until it is known.)
+PROPAGATION_ERRORS='does not exist|NOT_FOUND|[Nn]ot found|PERMISSION_DENIED|[Pp]ermission .*denied|actAs|is not authorized|[Cc]annot find metric'
 
 # As run, retrying a command that fails the way propagation delays make it fail (bounded); any
 # other failure stops the run at once, with gcloud's message (shown as it comes).
@@ -901,6 +930,7 @@ enable_apis() {
     connector+=$(region_setting VPC_CONNECTOR "$region")
     network+=$(region_setting VPC_NETWORK "$region")
   done
+  if [[ $MONITORING == on ]]; then apis+=(monitoring.googleapis.com); fi
   if [[ -n $connector ]]; then apis+=(vpcaccess.googleapis.com); fi
   if [[ -n $network || $EDGE == lb ]]; then apis+=(compute.googleapis.com); fi
   if [[ $EDGE == lb && $EDGE_IAP == true ]]; then apis+=(iap.googleapis.com); fi
@@ -2004,6 +2034,283 @@ ensure_edge() {
   done
 }
 
+# ---- Monitoring: alerts, a dashboard, SLOs and uptime checks (README "When an alert fires") ----
+# The definitions are TypeScript (shared/ops/), checked by the tests against Cloud Monitoring's
+# own message types; deploy.sh lists what exists, asks shared/ops/ops-cli.ts for the steps and
+# runs them. Log-based metrics, alerting policies (gcloud alpha: its only surface), dashboards and
+# notification channels (beta) go through gcloud; services, SLOs and uptime checks through the
+# REST API (services and SLOs have no gcloud command), with curl and the caller's access token.
+MONITORING=${MONITORING:-on}
+ALERT_EMAIL=${ALERT_EMAIL:-}
+ALERT_CHANNELS=${ALERT_CHANNELS:-}
+UPTIME_API_KEY_SECRET=${UPTIME_API_KEY_SECRET:-}
+MONITORING_API=https://monitoring.googleapis.com/v3
+OPS_DIR=$WORK_DIR/ops
+# Filled in by ensure_monitoring / verify_monitoring, read by ops_cli.
+ALERT_CHANNEL_NAMES=''
+UPTIME_HOST=''
+UPTIME_API_KEY=''
+OPS_TOKEN=''
+
+# Runs shared/ops/ops-cli.ts with what deploy.sh derived (the thresholds are read from the
+# environment, ALERT_*, SLO_*, UPTIME_PERIOD_MINS).
+ops_cli() {
+  local regions api_keys=false max_bytes=''
+  regions=$(
+    IFS=,
+    echo "${PROFILE_REGIONS[*]}"
+  )
+  if [[ -n $API_KEYS_SECRET ]]; then api_keys=true; fi
+  if [[ $MAPPING_STORE == snapshot ]]; then max_bytes=$MAPPING_MAX_BYTES; fi
+  env PROJECT_ID="$PROJECT_ID" NAME_PREFIX="$NAME_PREFIX" PROFILE_REGIONS="$regions" \
+    MAPPING_STORE="$MAPPING_STORE" EDGE="$EDGE" DOMAIN="$DOMAIN" EDGE_IAP="$EDGE_IAP" \
+    API_KEYS_ON="$api_keys" PROFILE_ALLOW_UNAUTHENTICATED="$PROFILE_ALLOW_UNAUTHENTICATED" \
+    UPTIME_HOST="$UPTIME_HOST" UPTIME_API_KEY="$UPTIME_API_KEY" MAPPING_MAX_BYTES="$max_bytes" \
+    ALERT_CHANNEL_NAMES="$ALERT_CHANNEL_NAMES" \
+    npm exec --silent -- tsx shared/ops/ops-cli.ts "$@"
+}
+
+# The monitoring settings deploy.sh reads itself; the rest are checked by ops-cli.ts (check).
+validate_monitoring() {
+  [[ $MONITORING == on || $MONITORING == off ]] || die "MONITORING must be on or off"
+  [[ $MONITORING == on ]] || return 0
+  # Spaces around the commas are no part of an address.
+  ALERT_EMAIL=$(sed -E 's/[[:space:]]*,[[:space:]]*/,/g; s/^[[:space:]]+|[[:space:]]+$//g' <<<"$ALERT_EMAIL")
+  ALERT_CHANNELS=${ALERT_CHANNELS//[[:space:]]/}
+  local email channel list
+  IFS=, read -r -a list <<<"$ALERT_EMAIL"
+  for email in "${list[@]}"; do
+    [[ $email =~ ^[^@,\"[:space:]]+@[A-Za-z0-9.-]+\.[A-Za-z]+$ ]] || die "ALERT_EMAIL: '$email' is not an email address"
+  done
+  IFS=, read -r -a list <<<"$ALERT_CHANNELS"
+  for channel in "${list[@]}"; do
+    [[ $channel =~ ^(projects/[a-z0-9-]+/notificationChannels/)?[0-9]+$ ]] ||
+      die "ALERT_CHANNELS: '$channel' is not a notification channel (projects/PROJECT/notificationChannels/ID, or the ID)"
+  done
+  [[ -z $UPTIME_API_KEY_SECRET || $UPTIME_API_KEY_SECRET =~ ^[A-Za-z0-9_-]{1,255}$ ]] ||
+    die "UPTIME_API_KEY_SECRET must be a Secret Manager secret name"
+  # Nothing exists yet: say what will be made, and whether alerts are on.
+  ALERT_CHANNEL_NAMES=$ALERT_EMAIL${ALERT_EMAIL:+${ALERT_CHANNELS:+,}}$ALERT_CHANNELS
+  UPTIME_HOST=checked-after-deploy
+  if [[ -n $UPTIME_API_KEY_SECRET ]]; then UPTIME_API_KEY=from-secret-manager; fi
+  ops_cli check || die "monitoring settings refused (above)"
+  ALERT_CHANNEL_NAMES=''
+  UPTIME_HOST=''
+  UPTIME_API_KEY=''
+}
+
+# Writes what describe-style command $2... prints to file $1, or dies with its message. A dry run
+# reads nothing (an empty file).
+ops_read() {
+  local file=$1
+  shift
+  : >"$file"
+  if [[ $DRY_RUN == 1 ]]; then
+    would read "$@"
+    return 0
+  fi
+  "$@" >"$file" 2>"$file.err" || die "$1 $2 $3 $4 failed: $(head -c 500 "$file.err")"
+}
+
+# The access token for the REST calls, once (never printed).
+ops_token() {
+  [[ -z $OPS_TOKEN && $DRY_RUN != 1 ]] || return 0
+  echo "+ gcloud auth print-access-token  # for the Monitoring API calls' Authorization header, not shown"
+  OPS_TOKEN=$(gcloud auth print-access-token) || die "no access token for the Monitoring API: run gcloud auth login"
+}
+
+# Calls the Monitoring API: METHOD PATH [BODY_FILE]; the answer goes to OPS_DIR/answer.json. The
+# token reaches curl on stdin, never on a command line. GET is a lookup: 404 leaves the answer
+# empty (and a dry run reads nothing); any other failure stops the run with the API's message.
+monitoring_api() {
+  local method=$1 path=$2 body=${3:-} code
+  local call=(curl --silent --show-error --max-time 60 --request "$method"
+    --output "$OPS_DIR/answer.json" --write-out '%{http_code}' --config -)
+  if [[ -n $body ]]; then call+=(--header 'Content-Type: application/json' --data-binary "@$body"); fi
+  call+=("$MONITORING_API/$path")
+  : >"$OPS_DIR/answer.json"
+  if [[ $method == GET ]]; then
+    if [[ $DRY_RUN == 1 ]]; then
+      would read "${call[@]}"
+      return 0
+    fi
+  else
+    printf '+'
+    printf ' %q' "${call[@]}"
+    printf '  # Authorization from gcloud auth print-access-token, not shown\n'
+    [[ $DRY_RUN != 1 ]] || return 0
+  fi
+  ops_token
+  code=$(printf 'header = "Authorization: Bearer %s"\n' "$OPS_TOKEN" | "${call[@]}") || code=000
+  if [[ $method == GET && $code == 404 ]]; then
+    : >"$OPS_DIR/answer.json"
+    return 0
+  fi
+  [[ $code == 2?? ]] ||
+    die "the Monitoring API answered $code to $method $path: $(head -c 500 "$OPS_DIR/answer.json")"
+}
+
+# The notification channels of ALERT_CHANNELS, and one email channel per ALERT_EMAIL address,
+# found by its address or created (labelled as deploy.sh's, so teardown removes it) unless $1 is
+# "find" (verify creates nothing).
+resolve_alert_channels() {
+  local mode=${1:-create} names=() item list name
+  IFS=, read -r -a list <<<"$ALERT_CHANNELS"
+  for item in "${list[@]}"; do
+    if [[ $item == projects/* ]]; then names+=("$item"); else names+=("projects/$PROJECT_ID/notificationChannels/$item"); fi
+  done
+  IFS=, read -r -a list <<<"$ALERT_EMAIL"
+  for item in "${list[@]}"; do
+    ops_read "$OPS_DIR/channel" gcloud beta monitoring channels list --project="$PROJECT_ID" \
+      --filter="type=\"email\" AND labels.email_address=\"$item\"" --format='value(name)'
+    name=$(head -n 1 "$OPS_DIR/channel")
+    if [[ -z $name && $mode == create ]]; then
+      local create=(gcloud beta monitoring channels create --project="$PROJECT_ID" --type=email
+        --display-name="$NAME_PREFIX alerts: $item" --channel-labels="email_address=$item"
+        --user-labels="managed-by=deploy-sh,deployment=$NAME_PREFIX" --format='value(name)')
+      printf '+'
+      printf ' %q' "${create[@]}"
+      printf '\n'
+      if [[ $DRY_RUN == 1 ]]; then
+        name="projects/$PROJECT_ID/notificationChannels/NEW-CHANNEL-FOR-$item"
+      else
+        name=$("${create[@]}") || die "could not create the email channel for $item (above)"
+      fi
+    fi
+    if [[ -n $name ]]; then names+=("$name"); else echo "# no email channel for $item yet: deploy creates it"; fi
+  done
+  ALERT_CHANNEL_NAMES=$(
+    IFS=,
+    echo "${names[*]}"
+  )
+}
+
+# What the uptime checks call with: the function's own host (without EDGE=lb) and a key for
+# /health when the function requires one (from UPTIME_API_KEY_SECRET, never printed).
+resolve_uptime_target() {
+  if [[ $EDGE != lb ]]; then
+    local url
+    url=$(function_url "$PROFILE_FN" "$REGION") || url=''
+    UPTIME_HOST=${url#https://}
+    UPTIME_HOST=${UPTIME_HOST%%/*}
+  fi
+  if [[ -n $API_KEYS_SECRET && -n $UPTIME_API_KEY_SECRET ]]; then
+    echo "+ gcloud secrets versions access latest --secret=$UPTIME_API_KEY_SECRET --project=$PROJECT_ID  # the uptime checks' x-api-key, not shown"
+    if [[ $DRY_RUN == 1 ]]; then
+      UPTIME_API_KEY='<key from secret manager>'
+    else
+      UPTIME_API_KEY=$(gcloud secrets versions access latest --secret="$UPTIME_API_KEY_SECRET" \
+        --project="$PROJECT_ID") || die "could not read the uptime checks' API key from secret $UPTIME_API_KEY_SECRET"
+    fi
+  fi
+}
+
+# What exists now, into directory $1 (see shared/ops/ops-cli.ts).
+list_monitoring() {
+  local dir=$1 project=(--project="$PROJECT_ID")
+  mkdir -p "$dir"
+  ops_read "$dir/metrics.json" gcloud logging metrics list "${project[@]}" --format=json
+  ops_read "$dir/policies.json" gcloud alpha monitoring policies list "${project[@]}" --format=json
+  ops_read "$dir/dashboards.json" gcloud monitoring dashboards list "${project[@]}" --format=json
+  ops_read "$dir/channels.json" gcloud beta monitoring channels list "${project[@]}" --format=json
+  monitoring_api GET "projects/$PROJECT_ID/services/$NAME_PREFIX"
+  cp "$OPS_DIR/answer.json" "$dir/service.json"
+  : >"$dir/slos.json"
+  if [[ -s $dir/service.json ]]; then
+    monitoring_api GET "projects/$PROJECT_ID/services/$NAME_PREFIX/serviceLevelObjectives"
+    cp "$OPS_DIR/answer.json" "$dir/slos.json"
+  fi
+  monitoring_api GET "projects/$PROJECT_ID/uptimeCheckConfigs"
+  cp "$OPS_DIR/answer.json" "$dir/uptime.json"
+}
+
+# Runs the steps ops-cli.ts printed (KIND OP ID TARGET FILE MASK); counts them by what they did.
+apply_monitoring() {
+  local kind op id target file mask project=(--project="$PROJECT_ID")
+  declare -A tally=([create]=0 [update]=0 [delete]=0 [keep]=0)
+  local services="projects/$PROJECT_ID/services"
+  while read -r -u 4 kind op id target file mask; do
+    [[ -n $kind ]] || continue
+    tally[$op]=$((tally[$op] + 1))
+    case "$kind $op" in
+      *' keep') ;;
+      'metric create') run gcloud logging metrics create "$id" --config-from-file="$file" "${project[@]}" ;;
+      'metric update') run gcloud logging metrics update "$id" --config-from-file="$file" "${project[@]}" ;;
+      'metric delete') run gcloud logging metrics delete "$id" "${project[@]}" --quiet ;;
+      'service create') monitoring_api POST "$services?serviceId=$id" "$file" ;;
+      'service update') monitoring_api PATCH "$services/$id?updateMask=$mask" "$file" ;;
+      'slo create') monitoring_api POST "$services/$NAME_PREFIX/serviceLevelObjectives?serviceLevelObjectiveId=$id" "$file" ;;
+      'slo update') monitoring_api PATCH "$services/$NAME_PREFIX/serviceLevelObjectives/$id?updateMask=$mask" "$file" ;;
+      'service delete' | 'slo delete' | 'uptime delete') monitoring_api DELETE "$target" ;;
+      'uptime create') monitoring_api POST "projects/$PROJECT_ID/uptimeCheckConfigs" "$file" ;;
+      'uptime update') monitoring_api PATCH "$target?updateMask=$mask" "$file" ;;
+      # A new log-based metric takes a moment to be known to alerting: retried like propagation.
+      'policy create') run_retry gcloud alpha monitoring policies create --policy-from-file="$file" "${project[@]}" ;;
+      'policy update') run_retry gcloud alpha monitoring policies update "$target" --policy-from-file="$file" "${project[@]}" ;;
+      'policy delete') run gcloud alpha monitoring policies delete "$target" "${project[@]}" --quiet ;;
+      'dashboard create') run gcloud monitoring dashboards create --config-from-file="$file" "${project[@]}" ;;
+      'dashboard update') run gcloud monitoring dashboards update "$target" --config-from-file="$file" "${project[@]}" ;;
+      'dashboard delete') run gcloud monitoring dashboards delete "$target" "${project[@]}" --quiet ;;
+      'channel delete') run gcloud beta monitoring channels delete "$target" "${project[@]}" --force --quiet ;;
+      *) die "unknown monitoring step: $kind $op" ;;
+    esac
+  done 4<"$OPS_DIR/plan"
+  echo "# monitoring: ${tally[create]} created, ${tally[update]} updated, ${tally[delete]} deleted, ${tally[keep]} unchanged"
+}
+
+# Alerts (to the channels of ALERT_EMAIL and ALERT_CHANNELS), log-based metrics, SLOs, uptime
+# checks and the dashboard: created when missing, updated when different, left alone otherwise.
+ensure_monitoring() {
+  mkdir -p "$OPS_DIR"
+  resolve_alert_channels create
+  resolve_uptime_target
+  # The uptime checks present an OIDC token of Cloud Monitoring's service agent to a private function.
+  if [[ $EDGE != lb && $PROFILE_ALLOW_UNAUTHENTICATED != true ]] &&
+    [[ -z $API_KEYS_SECRET || -n $UPTIME_API_KEY_SECRET ]]; then
+    local number=PROJECT_NUMBER
+    if read_to "$OPS_DIR/project-number" gcloud projects describe "$PROJECT_ID" --format='value(projectNumber)'; then
+      number=$(<"$OPS_DIR/project-number")
+    fi
+    run_retry gcloud functions add-invoker-policy-binding "$PROFILE_FN" --project="$PROJECT_ID" \
+      --region="$REGION" --member="serviceAccount:service-${number}@gcp-sa-monitoring-notification.iam.gserviceaccount.com"
+  fi
+  list_monitoring "$OPS_DIR/existing"
+  ops_cli plan "$OPS_DIR/existing" "$OPS_DIR/wanted" >"$OPS_DIR/plan" ||
+    die "could not plan the monitoring (above)"
+  apply_monitoring
+}
+
+# verify: what of the monitoring exists, what is missing or differs (it changes nothing).
+verify_monitoring() {
+  mkdir -p "$OPS_DIR"
+  # The near-budget alert's threshold follows the profile function's sizing.
+  if [[ $MAPPING_STORE == snapshot ]]; then size_profile >/dev/null; fi
+  resolve_alert_channels find
+  if [[ $EDGE != lb ]] && exists gcloud functions describe "$PROFILE_FN" --gen2 \
+    --project="$PROJECT_ID" --region="$REGION"; then
+    resolve_uptime_target
+  elif [[ $EDGE == lb ]]; then
+    resolve_uptime_target
+  fi
+  list_monitoring "$OPS_DIR/existing"
+  local code=0
+  ops_cli report "$OPS_DIR/existing" || code=$?
+  case $code in
+    0) echo "Verified: the monitoring is complete (alerts, metrics, SLOs, uptime checks, dashboard)." ;;
+    3) echo "Monitoring: some of it is missing or differs (above); deploy again to create or update it." ;;
+    *) die "could not check the monitoring (above)" ;;
+  esac
+}
+
+# Everything deploy.sh made for monitoring (found by its labels and names), alerts first.
+teardown_monitoring() {
+  mkdir -p "$OPS_DIR"
+  list_monitoring "$OPS_DIR/existing"
+  ops_cli teardown "$OPS_DIR/existing" "$OPS_DIR/wanted" >"$OPS_DIR/plan" ||
+    die "could not plan the monitoring's removal (above)"
+  apply_monitoring
+}
+
 deploy() {
   validate_edge
   local region
@@ -2041,6 +2348,7 @@ deploy() {
   size_aerospike_connections
   choose_bucket_location
   check_org_policies
+  validate_monitoring
 
   write_env_files
   if [[ $DRY_RUN == 1 ]]; then show_env_files; fi
@@ -2069,6 +2377,7 @@ deploy() {
   fi
   note_unused_mapping_job
   if [[ $EDGE == lb ]]; then ensure_edge; fi
+  if [[ $MONITORING == on ]]; then ensure_monitoring; fi
 
   # The function's own URL only matters without a front door (a lookup with gcloud).
   local url
@@ -2246,6 +2555,8 @@ verify() {
     echo "# $MAPPING_FN is not deployed: checked the local code only"
   fi
   if [[ $EDGE == lb ]]; then verify_edge; fi
+  # With a BigQuery test server there is no project to look at.
+  if [[ $MONITORING == on && -z ${BIGQUERY_EMULATOR_HOST:-} ]]; then verify_monitoring; fi
   echo "Verified: the mapping query is valid against $MAPPING_TABLE."
   if [[ $MAPPING_STORE == bigtable && -z ${BIGQUERY_EMULATOR_HOST:-} ]]; then
     echo "Verified: Bigtable table $BIGTABLE_TABLE has its column families."
@@ -2369,6 +2680,8 @@ teardown_bigtable() {
 
 teardown() {
   local job fn region
+  # Alerts first: nothing pages while the rest goes.
+  if [[ $MONITORING == on ]]; then teardown_monitoring; fi
   if [[ $EDGE == lb ]]; then
     teardown_edge
   elif exists gcloud compute forwarding-rules describe "$EDGE_HTTPS_RULE" --global --project="$PROJECT_ID"; then

@@ -86,7 +86,7 @@ export class RequestLog {
     return true;
   }
 
-  private write({ event, route, status, phases }: AnsweredRequest): void {
+  private write({ event, route, status, errorCode, phases }: AnsweredRequest): void {
     const method = bounded(event.requestContext.http.method);
     const url =
       this.settings.LOG_USER_IDS && event.rawQueryString
@@ -105,6 +105,8 @@ export class RequestLog {
       // How late the event loop runs: what turns healthy Aerospike reads into timeouts.
       eventLoopDelay: eventLoopDelay(),
     };
+    // Log-based metrics count answers by this code (deploy.sh: store_unavailable, ...).
+    if (errorCode !== undefined) fields.errorCode = errorCode;
     if (this.notLogged > 0) {
       fields.rejectedNotLogged = this.notLogged;
       this.notLogged = 0;

@@ -17,6 +17,7 @@ import { createProfileStore } from '../../shared/profiles/create-profile-store.j
 import { RefreshingCache } from '../../shared/refreshing-cache.js';
 import { createSnapshotStore } from '../../shared/snapshots/create-snapshot-store.js';
 import { type LoadedSnapshot, loadSnapshot } from '../../shared/snapshots/load-snapshot.js';
+import type { Manifest } from '../../shared/snapshots/manifest.js';
 import type { SnapshotCodec } from '../../shared/snapshots/snapshot-codec.js';
 import type { SnapshotStore } from '../../shared/snapshots/snapshot-store.js';
 import { BackendChecks } from './backend-checks.js';
@@ -97,18 +98,28 @@ function snapshotCache<V>(
   log: Logger,
   maxMemoryBytes: number,
 ): RefreshingCache<LoadedSnapshot<V>> {
+  const kind = codec.kind;
   return new RefreshingCache<LoadedSnapshot<V>>(
-    (current) =>
-      loadSnapshot(store, codec, current, {
-        stallTimeoutMs: config.SNAPSHOT_TIMEOUT_MS,
-        maxMemoryBytes,
-      }),
+    async (current) => {
+      let served = current;
+      try {
+        const loaded = await loadSnapshot(store, codec, current, {
+          stallTimeoutMs: config.SNAPSHOT_TIMEOUT_MS,
+          maxMemoryBytes,
+        });
+        served = loaded ?? current;
+        return loaded;
+      } finally {
+        if (served) logServed(log, kind, served.manifest, config.MAX_STALENESS_SECS);
+      }
+    },
     {
       refreshIntervalMs: config.REFRESH_INTERVAL_SECS * 1000,
       retryMinMs: Math.min(1_000, config.REFRESH_RETRY_MAX_SECS * 1000),
       retryMaxMs: config.REFRESH_RETRY_MAX_SECS * 1000,
       onError: (err, failures) =>
         log.error(`${codec.kind} snapshot load failed`, {
+          snapshot: kind,
           err,
           failures,
           location: store.location,
@@ -124,6 +135,21 @@ function snapshotCache<V>(
       },
     },
   );
+}
+
+/**
+ * After every check for a newer snapshot (at most every REFRESH_INTERVAL_SECS per instance, while
+ * requests come), the version this instance serves and its age: the dashboard's snapshot ages
+ * and the stale-snapshot alert read these lines (deploy.sh's log-based metrics). WARNING once it
+ * is older than MAX_STALENESS_SECS (what /health calls stale).
+ */
+function logServed(log: Logger, kind: string, manifest: Manifest, maxStalenessSecs: number): void {
+  const ageSecs = Math.max(0, Math.round((Date.now() - Date.parse(manifest.createdAt)) / 1000));
+  const stale = ageSecs > maxStalenessSecs;
+  const fields = { snapshot: kind, version: manifest.version, ageSecs, stale };
+  const message = `${kind} snapshot ${manifest.version} served, ${ageSecs} s old`;
+  if (stale) log.warn(`${message}: older than MAX_STALENESS_SECS=${maxStalenessSecs}`, fields);
+  else log.info(message, fields);
 }
 
 let runtime: ProfileRuntime | undefined;

@@ -122,7 +122,11 @@ export function createSyncMappingHandler(deps: SyncJobDeps): ScheduledHandler<Sy
       deps.log.info(
         `syncMapping: ${result.outcome}, ${done.length} partition(s), ${result.ids} ids, ` +
           `checkpoint ${result.checkpoint ?? 'none'}, ${result.durationMs} ms`,
-        { summary: result, trigger: event.trigger },
+        {
+          summary: result,
+          trigger: event.trigger,
+          ...checkpointAge(result.checkpoint, deps.now()),
+        },
       );
       return result;
     } catch (err) {
@@ -137,10 +141,21 @@ export function createSyncMappingHandler(deps: SyncJobDeps): ScheduledHandler<Sy
       deps.log.error(`syncMapping: failed: ${reason}`, {
         err: failure,
         summary: summary('failed', reason),
+        ...checkpointAge(checkpoint ?? null, deps.now()),
       });
       throw failure;
     }
   };
+}
+
+/**
+ * How long ago the checkpoint's partition ended (what /health's `bigtable.ageSecs` reports), for
+ * the log line: deploy.sh's sync-lag metric and alert read it. Nothing when nothing is synced.
+ */
+function checkpointAge(checkpoint: string | null, now: number): { checkpointAgeSecs?: number } {
+  if (checkpoint === null) return {};
+  const ended = partitionTime(checkpoint).getTime() + DAY_MS;
+  return { checkpointAgeSecs: Math.max(0, Math.round((now - ended) / 1000)) };
 }
 
 /** How far back a first run that found nothing looks for the newest partition, to report it. */

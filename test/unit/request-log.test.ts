@@ -75,6 +75,28 @@ describe('the request log, whatever callers send', () => {
     expect(lines.at(-1)?.rejectedNotLogged).toBeGreaterThan(0);
   });
 
+  it("carries the answer's error code, which the log-based metrics count by", () => {
+    const { log, lines } = captureLogger();
+    const requestLog = new RequestLog(loadProfileConfig({}), log, Math.random, () => 0);
+    const answer = (status: number, errorCode: string | undefined) =>
+      requestLog.answered({ event: httpEvent('/'), route: '/', status, errorCode, phases: {} });
+    answer(503, 'mapping_unavailable');
+    answer(500, 'internal');
+    expect(lines.map((l) => [l.severity, l.errorCode])).toEqual([
+      ['ERROR', 'mapping_unavailable'],
+      ['ERROR', 'internal'],
+    ]);
+    const ok = captureLogger();
+    new RequestLog(loadProfileConfig({ LOG_REQUESTS: 'all' }), ok.log).answered({
+      event: httpEvent('/'),
+      route: '/',
+      status: 200,
+      errorCode: undefined,
+      phases: {},
+    });
+    expect(ok.lines[0]).not.toHaveProperty('errorCode');
+  });
+
   it('never holds back 5xx or slow requests', () => {
     const { log, lines } = captureLogger();
     const requestLog = new RequestLog(loadProfileConfig({}), log, Math.random, () => 0);

@@ -110,6 +110,8 @@ export const DEMO_SETTINGS = Object.freeze({
   MONGO_DATABASE: 'adtech',
   MAPPING_TABLE: 'demo-proj.identity.user_mapping',
   MONGO_URI: 'mongodb://profile:s3cret@10.0.0.9:27017/adtech',
+  // Monitoring has its own tests (deploy-monitoring.test.ts), which turn it on.
+  MONITORING: 'off',
 });
 
 /**
