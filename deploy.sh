@@ -97,7 +97,7 @@ min_cpu() {
   fi
 }
 
-# What deploy.sh does with each variable a function reads (its zod schema in shared/config.ts),
+# What deploy.sh does with each variable a function reads (its zod schema: functions/<function>/config.ts, built on shared/config.ts),
 # one list per function and kind; `./deploy.sh settings` prints them, and
 # test/integration/deploy-settings.test.ts holds them to the schemas and to the env files written.
 #   pass    passed on when set in deploy.sh's environment

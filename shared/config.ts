@@ -9,16 +9,13 @@ import {
 import type { BigQueryMappingOptions } from './mapping/bigquery-mapping-source.js';
 import type { BigtableTableOptions } from './mapping/bigtable-mapping-store.js';
 
-type Env = Readonly<Record<string, string | undefined>>;
+/** An environment as functions read it. */
+export type Env = Readonly<Record<string, string | undefined>>;
 
-/** Which requests the profile function logs itself (LOG_REQUESTS). */
-export type LogRequests =
-  | { readonly mode: 'all' }
-  | { readonly mode: 'errors' }
-  | { readonly mode: 'sample'; readonly rate: number };
-
-const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
-const flag = z.stringbool().default(false);
+/** An integer setting within [min, max]. */
+export const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+/** A boolean setting, false unless set. */
+export const flag = z.stringbool().default(false);
 
 const idTypesJson = z
   .string()
@@ -46,18 +43,6 @@ const idTypesJson = z
     }
   });
 
-/** Comma-separated API keys (several while rotating), each long enough to be secret. */
-const apiKeys = z
-  .string()
-  .optional()
-  .transform((v) =>
-    (v ?? '')
-      .split(',')
-      .map((k) => k.trim())
-      .filter((k) => k !== ''),
-  )
-  .refine((keys) => keys.every((k) => k.length >= 16), 'every key needs at least 16 characters');
-
 /** Where snapshots live: `gs://bucket/prefix` or a local directory (`file:path`, `file:///abs`). */
 export const snapshotUriSchema = z
   .string()
@@ -66,7 +51,8 @@ export const snapshotUriSchema = z
     'expected gs://bucket[/prefix] or file:<dir>',
   );
 
-const commonSchema = z.object({
+/** The settings every function shares (snapshot location, id types, logging). */
+export const commonSchema = z.object({
   SNAPSHOT_URI: snapshotUriSchema.default('file:.data/demo/snapshots'),
   SNAPSHOT_TIMEOUT_MS: int(100, 600_000).default(30_000),
   ID_TYPES_JSON: idTypesJson,
@@ -78,7 +64,7 @@ const commonSchema = z.object({
 });
 
 /** Where the Bigtable mapping table is (MAPPING_STORE=bigtable and syncMapping). */
-const bigtableSchema = {
+export const bigtableSchema = {
   BIGTABLE_PROJECT: z.string().min(1).optional(),
   BIGTABLE_INSTANCE: z
     .string()
@@ -100,7 +86,7 @@ type BigtableSettings = {
 };
 
 /** A Bigtable store needs an instance and a project (its own, or GOOGLE_CLOUD_PROJECT). */
-function requireBigtable(c: Omit<BigtableSettings, 'BIGTABLE_TABLE'>, ctx: z.RefinementCtx) {
+export function requireBigtable(c: Omit<BigtableSettings, 'BIGTABLE_TABLE'>, ctx: z.RefinementCtx) {
   if (!c.BIGTABLE_INSTANCE) {
     ctx.addIssue({
       code: 'custom',
@@ -114,65 +100,6 @@ function requireBigtable(c: Omit<BigtableSettings, 'BIGTABLE_TABLE'>, ctx: z.Ref
       path: ['BIGTABLE_PROJECT'],
       message: 'required with Bigtable (or GOOGLE_CLOUD_PROJECT)',
     });
-  }
-}
-
-/** PEM text with at least one block of the given kind (`BEGIN ... CERTIFICATE`, `... PRIVATE KEY`). */
-function pemText(kind: string) {
-  return z
-    .string()
-    .refine(
-      (v) =>
-        new RegExp(`-----BEGIN [A-Z ]*${kind}-----[\\s\\S]+-----END [A-Z ]*${kind}-----`).test(v),
-      `expected PEM text (-----BEGIN ...${kind}-----)`,
-    );
-}
-
-type AerospikeSecurity = {
-  readonly AEROSPIKE_USER?: string | undefined;
-  readonly AEROSPIKE_PASSWORD?: string | undefined;
-  readonly AEROSPIKE_AUTH_MODE: 'INTERNAL' | 'EXTERNAL' | 'PKI';
-  readonly AEROSPIKE_TLS_NAME?: string | undefined;
-  readonly AEROSPIKE_TLS_CA?: string | undefined;
-  readonly AEROSPIKE_TLS_CERT?: string | undefined;
-  readonly AEROSPIKE_TLS_KEY?: string | undefined;
-  readonly AEROSPIKE_SOCKET_TIMEOUT_MS?: number | undefined;
-  readonly AEROSPIKE_TOTAL_TIMEOUT_MS: number;
-};
-
-/**
- * Aerospike settings that only make sense together, refused here rather than at connect (the C
- * client's own checks, as_cluster_create in client 7.4.0: EXTERNAL and PKI need TLS, PKI takes no
- * password).
- */
-function checkAerospike(c: AerospikeSecurity, ctx: z.RefinementCtx) {
-  const issue = (path: string, message: string) =>
-    ctx.addIssue({ code: 'custom', path: [path], message });
-  if (
-    c.AEROSPIKE_SOCKET_TIMEOUT_MS !== undefined &&
-    c.AEROSPIKE_SOCKET_TIMEOUT_MS > c.AEROSPIKE_TOTAL_TIMEOUT_MS
-  ) {
-    issue('AEROSPIKE_SOCKET_TIMEOUT_MS', 'must not exceed AEROSPIKE_TOTAL_TIMEOUT_MS');
-  }
-  const tls = c.AEROSPIKE_TLS_NAME !== undefined;
-  for (const name of ['AEROSPIKE_TLS_CA', 'AEROSPIKE_TLS_CERT', 'AEROSPIKE_TLS_KEY'] as const) {
-    if (c[name] !== undefined && !tls) issue(name, 'needs AEROSPIKE_TLS_NAME (TLS)');
-  }
-  if ((c.AEROSPIKE_TLS_CERT === undefined) !== (c.AEROSPIKE_TLS_KEY === undefined)) {
-    issue('AEROSPIKE_TLS_CERT', 'AEROSPIKE_TLS_CERT and AEROSPIKE_TLS_KEY go together');
-  }
-  if (c.AEROSPIKE_AUTH_MODE !== 'INTERNAL' && !tls) {
-    issue('AEROSPIKE_AUTH_MODE', `${c.AEROSPIKE_AUTH_MODE} needs TLS (AEROSPIKE_TLS_NAME)`);
-  }
-  if (c.AEROSPIKE_AUTH_MODE === 'PKI') {
-    if (c.AEROSPIKE_TLS_CERT === undefined) {
-      issue('AEROSPIKE_AUTH_MODE', 'PKI needs a client certificate (AEROSPIKE_TLS_CERT/_KEY)');
-    }
-    if (c.AEROSPIKE_PASSWORD !== undefined) {
-      issue('AEROSPIKE_PASSWORD', 'PKI authenticates with the certificate: no password');
-    }
-  } else if ((c.AEROSPIKE_USER === undefined) !== (c.AEROSPIKE_PASSWORD === undefined)) {
-    issue('AEROSPIKE_USER', 'AEROSPIKE_USER and AEROSPIKE_PASSWORD go together');
   }
 }
 
@@ -214,109 +141,9 @@ export function bigQueryMappingOptions(config: MappingJobConfig): BigQueryMappin
  * snapshot, and in Bigtable mode the window syncMapping writes and the profile function reads
  * (one definition: those two must agree).
  */
-const mappingWindowSchema = {
+export const mappingWindowSchema = {
   MAPPING_WINDOW_DAYS: int(1, 3_650).default(1),
 };
-
-const profileSchema = commonSchema
-  .extend({
-    PROFILE_STORE: z.enum(['embedded', 'aerospike']).default('embedded'),
-    EMBEDDED_PROFILES_PATH: z.string().min(1).default('.data/demo/profiles.ndjson.gz'),
-    SEGMENTS_BIN: z.string().min(1).max(15).default('segments'),
-    LINKED_IDS_MAX: int(0, 10_000).default(50),
-    MAX_ID_LENGTH: int(8, 4096).default(128),
-    REFRESH_INTERVAL_SECS: int(1, 86_400).default(60),
-    REFRESH_RETRY_MAX_SECS: int(1, 86_400).default(600),
-    MAX_STALENESS_SECS: int(60, 30 * 86_400).default(172_800),
-    FIRST_LOAD_TIMEOUT_MS: int(100, 600_000).default(30_000),
-    REQUEST_BUDGET_MS: int(50, 60_000).default(1_500),
-    RETRY_AFTER_SECS: int(1, 3_600).default(5),
-    /** Accepted `x-api-key` values, comma-separated (several while rotating); unset: no key check. */
-    API_KEYS: apiKeys,
-    /**
-     * `x-api-key` values of operators: /health details (versions, sources, memory) go to them
-     * only; they pass the API_KEYS check too. Unset: details only outside production (NODE_ENV).
-     */
-    OPERATOR_API_KEYS: apiKeys,
-    /** `production` when deployed (deploy.sh sets it): no /health details without an operator key. */
-    NODE_ENV: z.string().optional(),
-    AEROSPIKE_HOSTS: z
-      .string()
-      .regex(
-        /^[^\s,:]+(:\d{1,5})?(,[^\s,:]+(:\d{1,5})?)*$/,
-        'expected host[:port][,host[:port]...]',
-      )
-      .default('127.0.0.1:3000'),
-    AEROSPIKE_NAMESPACE: z.string().min(1).max(31).default('profiles'),
-    AEROSPIKE_USER: z.string().min(1).optional(),
-    AEROSPIKE_PASSWORD: z.string().min(1).optional(),
-    AEROSPIKE_CONNECT_TIMEOUT_MS: int(50, 60_000).default(1_000),
-    /** Per attempt; unset: the total timeout shared by the attempts (see aerospikeStoreOptions). */
-    AEROSPIKE_SOCKET_TIMEOUT_MS: int(10, 60_000).optional(),
-    AEROSPIKE_TOTAL_TIMEOUT_MS: int(10, 60_000).default(500),
-    AEROSPIKE_MAX_RETRIES: int(0, 10).default(1),
-    /** Async connections per node (client default 100); deploy.sh sizes it from concurrency. */
-    AEROSPIKE_MAX_CONNS_PER_NODE: int(1, 10_000).default(100),
-    /** Pooled sockets idle longer are closed instead of used (0: never checked per command). */
-    AEROSPIKE_MAX_SOCKET_IDLE_SECS: int(0, 86_400).default(55),
-    /** The C client's own log (stderr, plain text), and the cluster events we log as JSON. */
-    AEROSPIKE_LOG_LEVEL: z.enum(['OFF', 'ERROR', 'WARN', 'INFO', 'DEBUG', 'TRACE']).default('WARN'),
-    /** Enterprise: authentication mode with AEROSPIKE_USER (PKI: the TLS client certificate). */
-    AEROSPIKE_AUTH_MODE: z.enum(['INTERNAL', 'EXTERNAL', 'PKI']).default('INTERNAL'),
-    /** Enterprise: the name on the nodes' TLS certificates; set: every connection uses TLS. */
-    AEROSPIKE_TLS_NAME: z.string().min(1).max(255).optional(),
-    /** PEM text (from Secret Manager) of the CA that signed the nodes' certificates. */
-    AEROSPIKE_TLS_CA: pemText('CERTIFICATE').optional(),
-    /** PEM text of the client certificate and key (mutual TLS; required with PKI). */
-    AEROSPIKE_TLS_CERT: pemText('CERTIFICATE').optional(),
-    AEROSPIKE_TLS_KEY: pemText('PRIVATE KEY').optional(),
-    /**
-     * The largest mapping (its manifest's `memoryBytes`) this instance loads; a larger one is
-     * refused and the last good one keeps serving. Unset: derived from the instance's memory.
-     */
-    MAPPING_MAX_BYTES: int(0, Number.MAX_SAFE_INTEGER).optional(),
-    /** Ids per `POST /profiles:batchGet` (the body limit, 64 KiB, is sized for 250 long ids). */
-    BATCH_MAX_IDS: int(1, 250).default(100),
-    /**
-     * Profiles one batch call may read (an id without a type counts once per type it may be);
-     * each id's linked ids are capped to stay within it.
-     */
-    BATCH_MAX_PROFILES: int(1, 25_000).default(2_000),
-    /**
-     * Bytes of one batch answer (what a connection holds until its caller reads it); results past
-     * it are answered 413 `answer_too_large`. Cloud Run answers at most 32 MiB.
-     */
-    BATCH_MAX_ANSWER_BYTES: int(65_536, 32 * 1024 * 1024).default(4 * 1024 * 1024),
-    /** Which requests the function logs itself: `all`, `errors`, or `sample:<rate>` (0..1). */
-    LOG_REQUESTS: z
-      .string()
-      .regex(/^(all|errors|sample:(0(\.\d+)?|1(\.0+)?))$/, 'expected all, errors or sample:<0..1>')
-      .default('errors')
-      .transform(
-        (v): LogRequests =>
-          v === 'all' || v === 'errors'
-            ? { mode: v }
-            : { mode: 'sample', rate: Number(v.slice('sample:'.length)) },
-      ),
-    /** Requests slower than this are always logged. */
-    LOG_SLOW_MS: int(1, 600_000).default(1_000),
-    /** Where linked ids come from: the in-memory snapshot, or Bigtable (graphs larger than memory). */
-    MAPPING_STORE: z.enum(['snapshot', 'bigtable']).default('snapshot'),
-    ...mappingWindowSchema,
-    ...bigtableSchema,
-  })
-  .superRefine((c, ctx) => {
-    if (c.MAPPING_STORE === 'bigtable') requireBigtable(c, ctx);
-    if (c.PROFILE_STORE === 'aerospike') checkAerospike(c, ctx);
-  });
-
-/** Everything the `profile` function reads from its environment. */
-export type ProfileConfig = Readonly<z.output<typeof profileSchema>>;
-
-/** Validates the `profile` function's environment once; throws ConfigError naming the variable. */
-export function loadProfileConfig(env: Env): ProfileConfig {
-  return parseEnv(profileSchema, env);
-}
 
 /** The settings every function shares (snapshot location, id types, logging). */
 export type CommonConfig = Readonly<z.output<typeof commonSchema>>;
@@ -330,43 +157,18 @@ const tablePath = z
     'expected project.dataset.table',
   );
 
-const jobSchema = commonSchema.extend({
+/** What every scheduled job reads. */
+export const jobSchema = commonSchema.extend({
   MIN_ROWS_RATIO: z.coerce.number().min(0).max(1).default(0.5),
   /** The whole run: source, upload and publication. */
   JOB_TIMEOUT_MS: int(1_000, 3_600_000).default(900_000),
 });
 
-const catalogJobSchema = jobSchema.extend({
-  MONGO_URI: z
-    .string()
-    .regex(/^mongodb(\+srv)?:\/\//, 'expected a mongodb:// or mongodb+srv:// URI'),
-  MONGO_DATABASE: z.string().min(1),
-  MONGO_COLLECTION: z.string().min(1).default('segments'),
-  CATALOG_ID_FIELD: z.string().min(1).default('segment_id'),
-  /** Comma-separated fields to copy besides the id; unset: every field but _id. */
-  CATALOG_FIELDS: z
-    .string()
-    .optional()
-    .transform((v) =>
-      v
-        ?.split(',')
-        .map((f) => f.trim())
-        .filter((f) => f !== ''),
-    ),
-  MONGO_BATCH_SIZE: int(1, 100_000).default(1_000),
-  MONGO_MAX_TIME_MS: int(100, 3_600_000).default(120_000),
-  MONGO_CONNECT_TIMEOUT_MS: int(100, 120_000).default(10_000),
-});
-
-/** Everything the `snapshotCatalog` job reads from its environment. */
-export type CatalogJobConfig = Readonly<z.output<typeof catalogJobSchema>>;
-
-/** Validates the `snapshotCatalog` job's environment; throws ConfigError naming the variable. */
-export function loadCatalogJobConfig(env: Env): CatalogJobConfig {
-  return parseEnv(catalogJobSchema, env);
-}
-
-const mappingJobSchema = jobSchema.extend({
+/**
+ * What both mapping jobs read (snapshotMapping's snapshot, syncMapping's Bigtable sync): the
+ * BigQuery mapping table, its columns and window.
+ */
+export const mappingJobSchema = jobSchema.extend({
   MAPPING_TABLE: tablePath,
   MAPPING_PERSON_COLUMN: sqlName.default('person_id'),
   MAPPING_ID_COLUMN: sqlName.default('user_id'),
@@ -381,32 +183,8 @@ const mappingJobSchema = jobSchema.extend({
   BIGQUERY_PAGE_SIZE: int(100, 100_000).default(20_000),
 });
 
-/** Everything the `snapshotMapping` job reads from its environment. */
+/** What both mapping jobs' settings hold (see mappingJobSchema). */
 export type MappingJobConfig = Readonly<z.output<typeof mappingJobSchema>>;
-
-/** Validates the `snapshotMapping` job's environment; throws ConfigError naming the variable. */
-export function loadMappingJobConfig(env: Env): MappingJobConfig {
-  return parseEnv(mappingJobSchema, env);
-}
-
-const syncJobSchema = mappingJobSchema
-  .extend({
-    ...bigtableSchema,
-    /**
-     * `mutations`: the function writes Bigtable itself. `export` (documented, not built): BigQuery
-     * would write it with EXPORT DATA; see README "Choosing a mapping store".
-     */
-    MAPPING_SYNC_METHOD: z.enum(['mutations']).default('mutations'),
-  })
-  .superRefine(requireBigtable);
-
-/** Everything the `syncMapping` job reads from its environment. */
-export type SyncJobConfig = Readonly<z.output<typeof syncJobSchema>>;
-
-/** Validates the `syncMapping` job's environment; throws ConfigError naming the variable. */
-export function loadSyncJobConfig(env: Env): SyncJobConfig {
-  return parseEnv(syncJobSchema, env);
-}
 
 /** Parses `env` with `schema` into a frozen object, or throws one ConfigError listing each bad variable. */
 export function parseEnv<S extends z.ZodType>(schema: S, env: Env): Readonly<z.output<S>> {
@@ -422,13 +200,3 @@ export function parseEnv<S extends z.ZodType>(schema: S, env: Env): Readonly<z.o
   }
   return Object.freeze(result.data);
 }
-
-export { commonSchema };
-
-/** The variables each function reads, by entry point (tests hold deploy.sh and the README to them). */
-export const FUNCTION_SETTINGS: Readonly<Record<string, readonly string[]>> = Object.freeze({
-  profile: Object.keys(profileSchema.shape),
-  snapshotCatalog: Object.keys(catalogJobSchema.shape),
-  snapshotMapping: Object.keys(mappingJobSchema.shape),
-  syncMapping: Object.keys(syncJobSchema.shape),
-});

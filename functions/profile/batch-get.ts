@@ -1,5 +1,4 @@
 import { ByteWriter, type PooledBytes } from '../../shared/byte-writer.js';
-import type { ProfileConfig } from '../../shared/config.js';
 import { HttpError } from '../../shared/errors.js';
 import {
   type HandlerContext,
@@ -9,6 +8,7 @@ import {
 } from '../../shared/http/http-event.js';
 import type { QueryParameters } from '../../shared/http/query-string.js';
 import { parseAnswerSelection } from './answer-options.js';
+import type { ProfileConfig } from './config.js';
 import { type LookedUp, lookUp } from './lookup.js';
 import { lookupAnswer } from './lookup-answer.js';
 import { entriesOf, type LookupPlan } from './lookup-plan.js';

@@ -1,5 +1,4 @@
 import type { Catalog } from '../../shared/catalog/catalog.js';
-import type { ProfileConfig } from '../../shared/config.js';
 import type { IdTypeRegistry } from '../../shared/id-types.js';
 import type { Logger } from '../../shared/logger.js';
 import type { MappingStore } from '../../shared/mapping/mapping-store.js';
@@ -7,6 +6,7 @@ import type { ProfileStore } from '../../shared/profiles/profile-store.js';
 import type { RefreshingCache } from '../../shared/refreshing-cache.js';
 import type { LoadedSnapshot } from '../../shared/snapshots/load-snapshot.js';
 import type { BackendChecks } from './backend-checks.js';
+import type { ProfileConfig } from './config.js';
 
 /** Everything the profile handler needs, injected so tests can pass fakes. */
 export interface ProfileDeps {

@@ -1,7 +1,7 @@
-import type { LogRequests } from '../../shared/config.js';
 import type { HttpEvent } from '../../shared/http/http-event.js';
 import { type Logger, traceFields } from '../../shared/logger.js';
 import { eventLoopDelay } from '../../shared/profiles/event-loop-delay.js';
+import type { LogRequests } from './config.js';
 import type { Phases } from './server-timing.js';
 
 /** Longest path, query or User-Agent a log line carries (the rest is cut, its length noted). */

@@ -1,9 +1,5 @@
 import { catalogCodec } from '../../shared/catalog/catalog-codec.js';
-import {
-  bigtableTableOptions,
-  loadProfileConfig,
-  type ProfileConfig,
-} from '../../shared/config.js';
+import { bigtableTableOptions } from '../../shared/config.js';
 import { describeError } from '../../shared/errors.js';
 import type { HttpHandler } from '../../shared/http/http-event.js';
 import { createLogger, type Logger } from '../../shared/logger.js';
@@ -21,6 +17,7 @@ import type { Manifest } from '../../shared/snapshots/manifest.js';
 import type { SnapshotCodec } from '../../shared/snapshots/snapshot-codec.js';
 import type { SnapshotStore } from '../../shared/snapshots/snapshot-store.js';
 import { BackendChecks } from './backend-checks.js';
+import { loadProfileConfig, type ProfileConfig } from './config.js';
 import { createProfileHandler } from './handler.js';
 import { checkBackends } from './health.js';
 import type { ProfileDeps } from './profile-deps.js';

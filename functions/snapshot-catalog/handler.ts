@@ -1,11 +1,11 @@
 import { catalogCodec } from '../../shared/catalog/catalog-codec.js';
 import type { CatalogSource } from '../../shared/catalog/catalog-source.js';
-import type { CatalogJobConfig } from '../../shared/config.js';
 import { runSnapshotJob } from '../../shared/jobs/run-snapshot-job.js';
 import type { ScheduledHandler } from '../../shared/jobs/scheduled-job.js';
 import { validSegments } from '../../shared/jobs/valid-segments.js';
 import type { Logger } from '../../shared/logger.js';
 import type { SnapshotStore } from '../../shared/snapshots/snapshot-store.js';
+import type { CatalogJobConfig } from './config.js';
 
 /** What the catalog job needs, injected so tests can pass their own. */
 export interface CatalogJobDeps {

@@ -1,8 +1,8 @@
 import { MongoCatalogSource } from '../../shared/catalog/mongo-catalog-source.js';
-import { type CatalogJobConfig, loadCatalogJobConfig } from '../../shared/config.js';
 import type { ScheduledHandler } from '../../shared/jobs/scheduled-job.js';
 import { createLogger } from '../../shared/logger.js';
 import { createSnapshotStore } from '../../shared/snapshots/create-snapshot-store.js';
+import { type CatalogJobConfig, loadCatalogJobConfig } from './config.js';
 import { createSnapshotCatalogHandler } from './handler.js';
 
 /** Wires the catalog job from its configuration. */

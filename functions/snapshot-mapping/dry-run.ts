@@ -2,8 +2,9 @@
 // real table with BigQuery's dry run (free of charge: nothing is read), from the same environment
 // the job reads. deploy.sh verify runs it before any scheduled run can fail on a wrong table,
 // column or type. Prints one line; exits 0 when BigQuery accepts the query, 1 otherwise.
-import { loadMappingJobConfig } from '../../shared/config.js';
+
 import { describeError, InvalidQueryError } from '../../shared/errors.js';
+import { loadMappingJobConfig } from './config.js';
 import { mappingSourceFor } from './runtime.js';
 
 try {

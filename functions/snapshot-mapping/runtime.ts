@@ -1,12 +1,9 @@
-import {
-  bigQueryMappingOptions,
-  loadMappingJobConfig,
-  type MappingJobConfig,
-} from '../../shared/config.js';
+import { bigQueryMappingOptions, type MappingJobConfig } from '../../shared/config.js';
 import type { ScheduledHandler } from '../../shared/jobs/scheduled-job.js';
 import { createLogger } from '../../shared/logger.js';
 import { BigQueryMappingSource } from '../../shared/mapping/bigquery-mapping-source.js';
 import { createSnapshotStore } from '../../shared/snapshots/create-snapshot-store.js';
+import { loadMappingJobConfig } from './config.js';
 import { createSnapshotMappingHandler } from './handler.js';
 
 /** The BigQuery source the job's configuration describes. */

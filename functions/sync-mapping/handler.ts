@@ -1,5 +1,4 @@
 import type { Table } from '@google-cloud/bigtable';
-import type { SyncJobConfig } from '../../shared/config.js';
 import { describeError, InvalidQueryError } from '../../shared/errors.js';
 import type { IdTypeRegistry } from '../../shared/id-types.js';
 import { jobDeadline } from '../../shared/jobs/job-deadline.js';
@@ -21,6 +20,7 @@ import {
   writeCheckpoint,
   writeFirstSyncNote,
 } from '../../shared/mapping/sync-partition.js';
+import type { SyncJobConfig } from './config.js';
 
 /** What the sync job needs, injected so tests can pass their own. */
 export interface SyncJobDeps {

@@ -1,14 +1,10 @@
 import type { Table } from '@google-cloud/bigtable';
-import {
-  bigQueryMappingOptions,
-  bigtableTableOptions,
-  loadSyncJobConfig,
-  type SyncJobConfig,
-} from '../../shared/config.js';
+import { bigQueryMappingOptions, bigtableTableOptions } from '../../shared/config.js';
 import type { ScheduledHandler } from '../../shared/jobs/scheduled-job.js';
 import { createLogger } from '../../shared/logger.js';
 import { BigQueryPartitionSource } from '../../shared/mapping/bigquery-partition-source.js';
 import { openMappingTable } from '../../shared/mapping/bigtable-mapping-store.js';
+import { loadSyncJobConfig, type SyncJobConfig } from './config.js';
 import { createSyncMappingHandler, type SyncSummary } from './handler.js';
 
 /** Wires the sync job from its configuration. */

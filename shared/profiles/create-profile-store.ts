@@ -1,12 +1,12 @@
-import type { ProfileConfig } from '../config.js';
 import { createLogger, type Logger } from '../logger.js';
 import { AerospikeProfileStore, parseAerospikeHosts } from './aerospike-profile-store.js';
 import { EmbeddedProfileStore } from './embedded-profile-store.js';
 import type { ProfileStore } from './profile-store.js';
+import type { ProfileStoreSettings } from './profile-store-settings.js';
 
 /** The profile store PROFILE_STORE selects; `log` receives its cluster events. */
 export function createProfileStore(
-  config: ProfileConfig,
+  config: ProfileStoreSettings,
   log: Logger = createLogger({ minSeverity: config.LOG_LEVEL }),
 ): ProfileStore {
   if (config.PROFILE_STORE === 'embedded')

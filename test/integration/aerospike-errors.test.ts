@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { loadProfileConfig } from '../../functions/profile/config.js';
 import { createProfileHandler } from '../../functions/profile/handler.js';
 import type { ProfileDeps } from '../../functions/profile/profile-deps.js';
-import { loadProfileConfig } from '../../shared/config.js';
 import { SnapshotMappingStore } from '../../shared/mapping/snapshot-mapping-store.js';
 import { AerospikeProfileStore } from '../../shared/profiles/aerospike-profile-store.js';
 import type { LoadedSnapshot } from '../../shared/snapshots/load-snapshot.js';

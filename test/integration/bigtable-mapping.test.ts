@@ -1,12 +1,12 @@
 import type { Table } from '@google-cloud/bigtable';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadProfileConfig } from '../../functions/profile/config.js';
 import { createProfileRuntime, type ProfileRuntime } from '../../functions/profile/runtime.js';
 import { createSnapshotMappingHandler } from '../../functions/snapshot-mapping/handler.js';
 import {
   createSyncMappingHandler,
   type SyncSummary,
 } from '../../functions/sync-mapping/handler.js';
-import { loadProfileConfig } from '../../shared/config.js';
 import { defaultIdTypeRegistry } from '../../shared/id-types.js';
 import type { ScheduledEvent } from '../../shared/jobs/scheduled-job.js';
 import { silentLogger } from '../../shared/logger.js';

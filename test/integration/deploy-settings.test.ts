@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { FUNCTION_SETTINGS } from '../../shared/config.js';
+import { FUNCTION_SETTINGS } from '../../functions/settings.js';
 import {
   DEMO_SETTINGS,
   envFile,
@@ -13,16 +13,10 @@ import {
   sandbox,
 } from '../helpers/stub-cli/deploy-sandbox.js';
 
-// Every variable a function reads (its zod schema in shared/config.ts) is either passed on by
-// deploy.sh or named as one it handles itself (`./deploy.sh settings`), and the env files it
-// writes hold each function to that: adding a setting to a schema without deciding fails here.
-
-/**
- * Settings that other branches add to the profile function's schema (issue 23, Aerospike items
- * 11, 12, 15, 16, and the operator keys). deploy.sh handles them already; once they are in
- * shared/config.ts this list must shrink (a test below says which to remove).
- */
-const PENDING_IN_SCHEMA: Readonly<Record<string, readonly string[]>> = {};
+// Every variable a function reads (its zod schema: functions/<function>/config.ts, built on
+// shared/config.ts) is either passed on by deploy.sh or named as one it handles itself
+// (`./deploy.sh settings`), and the env files it writes hold each function to that: adding a
+// setting to a schema without deciding fails here.
 
 type Kind = 'pass' | 'set' | 'secret' | 'local';
 const FUNCTIONS = {
@@ -36,7 +30,7 @@ const FN_NAMES = Object.keys(FUNCTIONS) as Fn[];
 /** What every function runs with besides its schema's variables (for functions-framework). */
 const RUNTIME_VARS = new Set(['NODE_ENV', 'IGNORED_ROUTES']);
 
-const read = (fn: Fn) => [...(FUNCTION_SETTINGS[fn] ?? []), ...(PENDING_IN_SCHEMA[fn] ?? [])];
+const read = (fn: Fn) => FUNCTION_SETTINGS[fn] ?? [];
 
 /** `./deploy.sh settings`: per function, each variable's kind. */
 async function declared(): Promise<Map<Fn, Map<string, Kind[]>>> {
@@ -115,15 +109,6 @@ describe('deploy.sh and the settings the functions read', () => {
       expect(
         [...mine].filter(([, kinds]) => kinds.length > 1).map(([name]) => name),
         `${fn}: variables named twice`,
-      ).toEqual([]);
-    }
-  });
-
-  it('has no settings pending that are in the schemas already', () => {
-    for (const fn of FN_NAMES) {
-      expect(
-        (PENDING_IN_SCHEMA[fn] ?? []).filter((name) => FUNCTION_SETTINGS[fn]?.includes(name)),
-        `${fn}: in shared/config.ts now; remove them from PENDING_IN_SCHEMA`,
       ).toEqual([]);
     }
   });

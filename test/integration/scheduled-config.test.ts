@@ -1,7 +1,7 @@
 import { http } from '@google-cloud/functions-framework';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { loadCatalogJobConfig } from '../../functions/snapshot-catalog/config.js';
 import { createCatalogJob } from '../../functions/snapshot-catalog/runtime.js';
-import { loadCatalogJobConfig } from '../../shared/config.js';
 import { toScheduledHttpFunction } from '../../shared/http/scheduled-http-function.js';
 import { captureLogger } from '../helpers/capture-logger.js';
 import { type ServedFunction, serveFunction } from '../helpers/serve-function.js';

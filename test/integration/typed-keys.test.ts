@@ -1,8 +1,8 @@
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadProfileConfig } from '../../functions/profile/config.js';
 import { createProfileRuntime, type ProfileRuntime } from '../../functions/profile/runtime.js';
 import { catalogCodec } from '../../shared/catalog/catalog-codec.js';
-import { loadProfileConfig } from '../../shared/config.js';
 import { DEFAULT_ID_TYPE_SPECS } from '../../shared/id-types.js';
 import { silentLogger } from '../../shared/logger.js';
 import { mappingCodec } from '../../shared/mapping/mapping-codec.js';

@@ -1,6 +1,6 @@
 import type { Client, ConfigOptions } from 'aerospike';
 import { describe, expect, it } from 'vitest';
-import { loadProfileConfig } from '../../shared/config.js';
+import { loadProfileConfig } from '../../functions/profile/config.js';
 import { BackendUnavailableError, ConfigError } from '../../shared/errors.js';
 import {
   AerospikeProfileStore,

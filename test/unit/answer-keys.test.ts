@@ -1,9 +1,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { answerKeys } from '../../functions/profile/answer-keys.js';
+import { loadProfileConfig } from '../../functions/profile/config.js';
 import { createProfileHandler } from '../../functions/profile/handler.js';
 import type { ProfileDeps } from '../../functions/profile/profile-deps.js';
-import { loadProfileConfig } from '../../shared/config.js';
 import type { HttpHandler } from '../../shared/http/http-event.js';
 import { silentLogger } from '../../shared/logger.js';
 import { SnapshotMappingStore } from '../../shared/mapping/snapshot-mapping-store.js';

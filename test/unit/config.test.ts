@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { loadProfileConfig } from '../../shared/config.js';
+import { loadProfileConfig } from '../../functions/profile/config.js';
 import { ConfigError } from '../../shared/errors.js';
 
 describe('loadProfileConfig', () => {

@@ -2,8 +2,8 @@ import { createRequire } from 'node:module';
 import { createConfig, lintFromString } from '@redocly/openapi-core';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { describe, expect, it } from 'vitest';
+import { loadProfileConfig } from '../../functions/profile/config.js';
 import { openApiDocument } from '../../functions/profile/openapi.js';
-import { loadProfileConfig } from '../../shared/config.js';
 
 // The document /openapi.json serves, checked as a third-party tool would: against the OpenAPI
 // 3.1 schema itself, and by Redocly's linter with its recommended rules.

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { loadProfileConfig } from '../../shared/config.js';
+import { loadProfileConfig } from '../../functions/profile/config.js';
 import { ALERTS } from '../../shared/ops/alert-policies.js';
 import { LOG_METRIC_KEYS, logMetricType } from '../../shared/ops/log-metrics.js';
 import { wantedOps } from '../../shared/ops/ops-plan.js';

@@ -1,9 +1,9 @@
 import { beforeEach, describe, expect, it } from 'vitest';
+import { loadProfileConfig } from '../../functions/profile/config.js';
 import { createProfileHandler } from '../../functions/profile/handler.js';
 import type { ProfileDeps } from '../../functions/profile/profile-deps.js';
 import type { Catalog } from '../../shared/catalog/catalog.js';
 import type { Segment } from '../../shared/catalog/segment.js';
-import { loadProfileConfig } from '../../shared/config.js';
 import type { HttpResult } from '../../shared/http/http-event.js';
 import { silentLogger } from '../../shared/logger.js';
 import { SnapshotMappingStore } from '../../shared/mapping/snapshot-mapping-store.js';

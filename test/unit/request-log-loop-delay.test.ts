@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { loadProfileConfig } from '../../functions/profile/config.js';
 import { createProfileHandler } from '../../functions/profile/handler.js';
-import { loadProfileConfig } from '../../shared/config.js';
 import { SnapshotMappingStore } from '../../shared/mapping/snapshot-mapping-store.js';
 import { captureLogger } from '../helpers/capture-logger.js';
 import { FakeProfileStore } from '../helpers/fake-profile-store.js';

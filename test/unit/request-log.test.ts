@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { loadProfileConfig } from '../../functions/profile/config.js';
 import { createProfileHandler } from '../../functions/profile/handler.js';
 import type { ProfileDeps } from '../../functions/profile/profile-deps.js';
 import { RequestLog } from '../../functions/profile/request-log.js';
-import { loadProfileConfig } from '../../shared/config.js';
 import { createLogger, type Logger } from '../../shared/logger.js';
 import { SnapshotMappingStore } from '../../shared/mapping/snapshot-mapping-store.js';
 import { captureLogger } from '../helpers/capture-logger.js';

@@ -1,7 +1,7 @@
 // `npm start` runs this before serving: it makes sure the demo data exists and prints curls.
 import { fileURLToPath } from 'node:url';
-import { loadProfileConfig } from '../config.js';
-import { ensureDemoData } from './write-demo-data.js';
+import { ensureDemoData } from '../../shared/demo/write-demo-data.js';
+import { loadProfileConfig } from './config.js';
 
 const config = loadProfileConfig(process.env);
 const port = process.env.PORT ?? '7000';
