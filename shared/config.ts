@@ -313,6 +313,16 @@ export function loadMappingJobConfig(env: Env): MappingJobConfig {
   return parseEnv(mappingJobSchema, env);
 }
 
+const pubsubName = (kind: 'topics' | 'subscriptions') =>
+  z
+    .string()
+    .regex(
+      new RegExp(
+        `^projects/[a-z][a-z0-9-]{4,61}[a-z0-9]/${kind}/[A-Za-z][A-Za-z0-9._~+%-]{2,254}$`,
+      ),
+      `expected projects/<project>/${kind}/<name>`,
+    );
+
 const syncJobSchema = mappingJobSchema
   .extend({
     ...bigtableSchema,
@@ -321,8 +331,38 @@ const syncJobSchema = mappingJobSchema
      * would write it with EXPORT DATA; see README "Choosing a mapping store".
      */
     MAPPING_SYNC_METHOD: z.enum(['mutations']).default('mutations'),
+    /** Result rows (persons) per shard of a version. */
+    SYNC_SHARD_PERSONS: int(1, 10_000_000).default(100_000),
+    /** Where shards are published for the shard workers; unset: this function writes them itself. */
+    SYNC_TOPIC: pubsubName('topics').optional(),
+    /** Where Pub/Sub puts shards it gave up on; each run drains it, records them and sends them again. */
+    SYNC_DEAD_LETTER_SUBSCRIPTION: pubsubName('subscriptions').optional(),
+    /** Shards written at once when this function writes them itself (no SYNC_TOPIC). */
+    SYNC_INLINE_WORKERS: int(1, 64).default(1),
   })
   .superRefine(requireBigtable);
+
+const syncShardSchema = commonSchema
+  .extend({
+    ...bigtableSchema,
+    BIGQUERY_PROJECT: z.string().min(1).optional(),
+    BIGQUERY_LOCATION: z.string().min(1).optional(),
+    BIGQUERY_PAGE_SIZE: int(100, 100_000).default(20_000),
+    /**
+     * A shard's clean stop: progress saved, answered 503 so that Pub/Sub delivers it again. Below
+     * the push subscription's ack deadline (at most 600 s), or Pub/Sub redelivers it meanwhile.
+     */
+    SYNC_SHARD_TIMEOUT_MS: int(10_000, 3_600_000).default(540_000),
+  })
+  .superRefine(requireBigtable);
+
+/** Everything the `syncMappingShard` worker reads from its environment. */
+export type SyncShardConfig = Readonly<z.output<typeof syncShardSchema>>;
+
+/** Validates the `syncMappingShard` worker's environment; throws ConfigError naming the variable. */
+export function loadSyncShardConfig(env: Env): SyncShardConfig {
+  return parseEnv(syncShardSchema, env);
+}
 
 /** Everything the `syncMapping` job reads from its environment. */
 export type SyncJobConfig = Readonly<z.output<typeof syncJobSchema>>;
@@ -355,4 +395,5 @@ export const FUNCTION_SETTINGS: Readonly<Record<string, readonly string[]>> = Ob
   snapshotCatalog: Object.keys(catalogJobSchema.shape),
   snapshotMapping: Object.keys(mappingJobSchema.shape),
   syncMapping: Object.keys(syncJobSchema.shape),
+  syncMappingShard: Object.keys(syncShardSchema.shape),
 });

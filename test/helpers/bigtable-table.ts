@@ -33,3 +33,28 @@ export function bigtableEnv(tableId: string): Record<string, string> {
     BIGTABLE_TABLE: tableId,
   };
 }
+
+/**
+ * Every cell of a table (all versions), as sorted comparable text: `<row> <family>:<qualifier>
+ * @<timestamp> = <value>`. `families` picks some (the links family `l` alone: what two syncs of
+ * one version must agree on; the meta family holds times and plan ids).
+ */
+export async function dumpCells(table: Table, families?: readonly string[]): Promise<string[]> {
+  const [rows] = await table.getRows();
+  const cells: string[] = [];
+  for (const row of rows) {
+    for (const [family, columns] of Object.entries(
+      row.data as Record<string, Record<string, { value: string; timestamp: string }[]>>,
+    )) {
+      if (families && !families.includes(family)) continue;
+      for (const [qualifier, versions] of Object.entries(columns)) {
+        for (const cell of versions) {
+          cells.push(
+            `${row.id} ${family}:${JSON.stringify(qualifier)} @${cell.timestamp} = ${cell.value}`,
+          );
+        }
+      }
+    }
+  }
+  return cells.sort();
+}
