@@ -100,23 +100,19 @@ export async function runShard(task: ShardTask): Promise<ShardOutcome> {
   const state = await readPlan(table, signal);
   if (state?.plan.id !== task.planId || shard >= state.plan.shards) return { outcome: 'stale' };
   const { plan } = state;
-  const before = state.shards.get(shard);
-  if (before?.done) return { outcome: 'already_done' };
-  if (
-    !(await claimShard(
-      table,
-      plan.id,
-      shard,
-      workerId,
-      task.limits.claimLeaseMs,
-      task.now(),
-      signal,
-    ))
-  ) {
+  if (state.shards.get(shard)?.done) return { outcome: 'already_done' };
+  const lease = task.limits.claimLeaseMs;
+  if (!(await claimShard(table, plan.id, shard, workerId, lease, task.now(), signal))) {
     return { outcome: 'busy' };
   }
   let held = true;
   try {
+    // Read again under the claim: a worker that landed the shard meanwhile marked it done
+    // before giving its claim up, and its progress is the latest.
+    const claimed = await readPlan(table, signal);
+    if (claimed?.plan.id !== plan.id) return { outcome: 'stale' };
+    const before = claimed.shards.get(shard);
+    if (before?.done) return { outcome: 'already_done' };
     const { from, to } = shardRange(plan, shard);
     const counts = new ShardCounts(before?.progress?.stats);
     const started = performance.now();

@@ -58,3 +58,26 @@ export async function dumpCells(table: Table, families?: readonly string[]): Pro
   }
   return cells.sort();
 }
+
+/**
+ * `table` with every insert (MutateRows) held back `ms` first: a slow cluster, for syncs that
+ * must not finish within a deadline. `entries` (when given) receives every entry inserted.
+ */
+export function throttledTable(
+  table: Table,
+  ms: number,
+  entries?: { key: string; data: Record<string, Record<string, unknown>> }[],
+): Table {
+  return new Proxy(table, {
+    get(target, prop, receiver) {
+      if (prop === 'insert') {
+        return async (...args: Parameters<Table['insert']>) => {
+          if (entries) entries.push(...(args[0] as typeof entries));
+          if (ms > 0) await new Promise((resolve) => setTimeout(resolve, ms));
+          return target.insert(...args);
+        };
+      }
+      return Reflect.get(target, prop, receiver);
+    },
+  });
+}

@@ -23,13 +23,14 @@ export const TEST_LIMITS: SyncLimits = {
   claimLeaseMs: 5_000,
 };
 
-/** The BigQuery version source of the graph stack's table (GRAPH_TABLE). */
+/** The BigQuery version source of the graph stack's table (GRAPH_TABLE, or `table` on its server). */
 export function graphSource(
   bq: { baseUrl: string; projectId: string },
   pageSize = 100,
+  table = GRAPH_TABLE,
 ): BigQueryVersionSource {
   return new BigQueryVersionSource(
-    { table: GRAPH_TABLE, ...MAPPING_COLUMNS, jobTimeoutMs: 60_000, pageSize },
+    { table, ...MAPPING_COLUMNS, jobTimeoutMs: 60_000, pageSize },
     bigQueryClientFor(bq),
   );
 }
@@ -77,16 +78,21 @@ export function testSyncJob(
   return (event = {}, signal) => run({ ...MANUAL_RUN, ...event }, signal ? { signal } : {});
 }
 
-/** Runs a sync until a version lands (each run continuing where the last one stopped). */
+/**
+ * Runs a sync until a version lands (each run continuing where the last one stopped), `pauseMs`
+ * between runs (a shard another run still holds is left to a later one).
+ */
 export async function syncUntilLanded(
   sync: () => Promise<SyncSummary>,
   maxRuns = 50,
+  pauseMs = 0,
 ): Promise<SyncSummary[]> {
   const runs: SyncSummary[] = [];
   for (let i = 0; i < maxRuns; i++) {
     const summary = await sync();
     runs.push(summary);
     if (summary.outcome !== 'in_progress') return runs;
+    if (pauseMs > 0) await new Promise((resolve) => setTimeout(resolve, pauseMs));
   }
   throw new Error(`no version landed in ${maxRuns} runs: ${JSON.stringify(runs.at(-1))}`);
 }
