@@ -191,7 +191,7 @@ export class BigQueryResultPages implements ResultPages {
         if (signal.aborted) throw signal.reason;
         throw new BackendUnavailableError(
           'bigquery',
-          `reading rows ${offset}.. of sync job ${result.jobId} failed`,
+          `reading rows ${offset}.. of sync job ${result.jobId} failed: ${(err as Error).message}`,
           { cause: err },
         );
       }

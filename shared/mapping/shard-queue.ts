@@ -94,9 +94,15 @@ export class PubSubShardQueue implements ShardQueue {
     const drained: DeadLetter[] = [];
     try {
       while (drained.length < max) {
+        // returnImmediately (discouraged for consumers that poll, which this one is not): the
+        // subscription is empty on most runs, and a pull on it otherwise waits for messages.
         const [response] = await untilAborted(
           subscriber.pull(
-            { subscription, maxMessages: Math.min(100, max - drained.length) },
+            {
+              subscription,
+              maxMessages: Math.min(100, max - drained.length),
+              returnImmediately: true,
+            },
             { timeout: CALL_TIMEOUT_MS },
           ),
           signal,

@@ -211,6 +211,7 @@ export function markSent(
   at: string,
   signal: AbortSignal,
 ): Promise<void> {
+  if (shards.length === 0) return Promise.resolve();
   const cells: Record<string, string> = {};
   for (const shard of shards) cells[column(planId, 'sent', shard)] = at;
   return setCells(table, cells, 'recording dispatched shards', signal);
