@@ -115,6 +115,11 @@ export interface SyncSummary {
   readonly durationMs: number;
 }
 
+/**
+ * How long a plan's query results are read: BigQuery keeps a query's results about a day, so an
+ * older plan is planned again (same version, same cells) rather than read until they vanish.
+ */
+export const PLAN_MAX_AGE_MS = 20 * 3_600_000;
 /** How many dead letters a run drains at most (the rest wait for the next run). */
 const MAX_DEAD_LETTERS = 1_000;
 const LISTED_FAILURES = 20;
@@ -200,6 +205,23 @@ export function createSyncMappingHandler(deps: SyncJobDeps): ScheduledHandler<Sy
         // Landed already (its last worker made it current but stopped before removing it).
         await deletePlan(table, state.plan.id, signal);
         state = undefined;
+      }
+      if (state && deps.now() - Date.parse(state.plan.createdAt) > PLAN_MAX_AGE_MS) {
+        deps.log.warn(
+          `syncMapping: the plan of version ${state.plan.partition} (${state.plan.createdAt}) is ` +
+            'older than BigQuery keeps its results: planning it again',
+        );
+        const again = await planVersion(
+          deps,
+          table,
+          state.plan.partition,
+          current,
+          event,
+          signal,
+          state.plan.version,
+        );
+        if ('refused' in again) return finish(summary('refused', again.refused));
+        state = again.state;
       }
       if (state && pendingShards(state).length === 0) {
         current = (await completeIfLanded(table, state.plan, deps.now(), signal)) ?? current;
@@ -402,6 +424,8 @@ async function planVersion(
   current: VersionRecord | undefined,
   event: ScheduledEvent,
   signal: AbortSignal,
+  /** The version being planned again, if it is (its landed cells stay what they are). */
+  version?: number,
 ): Promise<{ state: PlanState } | { refused: string }> {
   const { config } = deps;
   const { result, rows } = await deps.source.runVersionQuery(
@@ -427,7 +451,7 @@ async function planVersion(
   const plan: SyncPlan = {
     id: newPlanId(),
     partition,
-    version: nextVersionTime(partition, current?.version),
+    version: version ?? nextVersionTime(partition, current?.version),
     windowDays: config.MAPPING_WINDOW_DAYS,
     lookbackDays: config.MAPPING_LOOKBACK_DAYS,
     result,

@@ -3,7 +3,7 @@ import type { GetRowsOptions, GetRowsResponse, Table } from '@google-cloud/bigta
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createProfileRuntime, type ProfileRuntime } from '../../functions/profile/runtime.js';
 import { createSnapshotMappingHandler } from '../../functions/snapshot-mapping/handler.js';
-import type { SyncSummary } from '../../functions/sync-mapping/handler.js';
+import { PLAN_MAX_AGE_MS, type SyncSummary } from '../../functions/sync-mapping/handler.js';
 import { createShardWorkerHandler } from '../../functions/sync-mapping-shard/handler.js';
 import { loadProfileConfig } from '../../shared/config.js';
 import { defaultIdTypeRegistry } from '../../shared/id-types.js';
@@ -24,6 +24,7 @@ import {
   dumpCells,
   throttledTable,
 } from '../helpers/bigtable-table.js';
+import { captureLogger } from '../helpers/capture-logger.js';
 import { eventually } from '../helpers/eventually.js';
 import { GRAPH_TABLE, type GraphStack, startGraphStack } from '../helpers/graph-stack.js';
 import { httpEvent, resultText } from '../helpers/http-event.js';
@@ -401,6 +402,34 @@ describe('shard workers', () => {
     expect((await workers[0]?.(queue.messages[0]))?.body.outcome).toBe('stale');
     // A coordinator run after that: nothing new.
     expect(await coordinator()).toMatchObject({ outcome: 'unchanged', version: NEXT });
+  }, 60_000);
+
+  it('plan a version again when BigQuery may no longer keep its rows, landing the same cells', async () => {
+    withTodaysRows();
+    const one = await createMappingTable('replan-one', WINDOW_DAYS);
+    await testSyncJob({ bq, table: one, windowDays: WINDOW_DAYS })();
+    const table = await createMappingTable('replan', WINDOW_DAYS);
+    const queue = captureQueue();
+    // Planned and published, but no worker took the shards.
+    expect(await testSyncJob({ bq, table, windowDays: WINDOW_DAYS, queue })()).toMatchObject({
+      outcome: 'dispatched',
+    });
+    const first = await readPlan(table);
+    const { log, lines } = captureLogger();
+    // A day later, a run writing the shards itself.
+    const later = await testSyncJob({
+      bq,
+      table,
+      windowDays: WINDOW_DAYS,
+      log,
+      now: () => Date.now() + PLAN_MAX_AGE_MS + 60_000,
+    })();
+    expect(later).toMatchObject({ outcome: 'synced', version: NEXT });
+    expect(lines.map((l) => l.message)).toContainEqual(
+      expect.stringMatching(/is older than BigQuery keeps its results: planning it again$/),
+    );
+    expect((await readVersion(table, 5_000))?.version).toBe(first?.plan.version);
+    expect(await dumpCells(table, ['l'])).toEqual(await dumpCells(one, ['l']));
   }, 60_000);
 
   it('acknowledge what is not a shard, and say so', async () => {
