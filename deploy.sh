@@ -1202,8 +1202,8 @@ validate_bigtable() {
 }
 
 # Bigtable mode with several REGIONS: every region reads the one cluster in BIGTABLE_ZONE. No
-# replica clusters: replication is per row and unordered, so a replica could hold the sync's
-# checkpoint before the partition's cells it vouches for, and answer a half-synced mapping.
+# replica clusters: replication is per row and unordered, so a replica could hold the version
+# row before the version's cells it names, and answer from a half-written version.
 warn_bigtable_regions() {
   local home=${BIGTABLE_ZONE%-*} region cost
   for region in "${PROFILE_REGIONS[@]}"; do
