@@ -199,8 +199,9 @@ export function createSyncMappingHandler(deps: SyncJobDeps): ScheduledHandler<Sy
       const meta = await readSyncState(table, 30_000, signal);
       previous = meta.version;
       current = previous;
-      let state = await readPlan(table, signal);
-      const redrive = await drainDeadLetters(deps, table, state, signal);
+      const drained = await drainDeadLetters(deps, table, await readPlan(table, signal), signal);
+      const { redrive } = drained;
+      let { state } = drained;
       if (state && current && state.plan.version <= current.version) {
         // Landed already (its last worker made it current but stopped before removing it).
         await deletePlan(table, state.plan.id, signal);
@@ -321,35 +322,45 @@ function view(state: PlanState, landed = false): NonNullable<SyncSummary['plan']
 /**
  * Drains the dead-letter subscription: each shard of the plan in progress Pub/Sub gave up on is
  * recorded as failed (the operator's record: /health and the run's ERROR line) and sent again.
+ * Returns those shards, and the plan's state with their failures.
  */
 async function drainDeadLetters(
   deps: SyncJobDeps,
   table: Table,
   state: PlanState | undefined,
   signal: AbortSignal,
-): Promise<Set<number>> {
+): Promise<{ redrive: Set<number>; state: PlanState | undefined }> {
   const redrive = new Set<number>();
-  if (!deps.queue) return redrive;
+  if (!deps.queue) return { redrive, state };
   const letters = await deps.queue.drainDeadLetters(MAX_DEAD_LETTERS, signal);
+  const shards = new Map(state?.shards);
   for (const { message, deliveryAttempts } of letters) {
     if (!message) {
       deps.log.warn('syncMapping: dropped a dead letter that is not a shard message');
       continue;
     }
-    const shard = state?.plan.id === message.planId ? state.shards.get(message.shard) : undefined;
-    if (!state || state.plan.id !== message.planId || shard?.done) continue; // settled since
+    // A shard of an older plan, or one that landed since: nothing to do.
+    if (state?.plan.id !== message.planId) continue;
+    const shard = shards.get(message.shard);
+    if (shard?.done) continue;
+    const last = shard?.failure?.error.replace(DEAD_LETTERED, '');
     const failure = {
       attempts: Math.max(deliveryAttempts, shard?.failure?.attempts ?? 0),
-      error: `dead-lettered after ${deliveryAttempts} delivery attempts; last error: ${shard?.failure?.error ?? 'none recorded (the worker did not answer)'}`,
+      error:
+        `dead-lettered after ${deliveryAttempts} delivery attempts; last error: ` +
+        (last ?? 'none recorded (the worker did not answer)'),
       at: new Date(deps.now()).toISOString(),
       deadLettered: true,
     };
     await recordFailure(table, message.planId, message.shard, failure, signal);
-    (state.shards as Map<number, unknown>).set(message.shard, { ...shard, failure });
+    shards.set(message.shard, { ...shard, failure });
     redrive.add(message.shard);
   }
-  return redrive;
+  return { redrive, state: state && { plan: state.plan, shards } };
 }
+
+/** The words drainDeadLetters puts before a worker's error. */
+const DEAD_LETTERED = /^dead-lettered after \d+ delivery attempts; last error: /;
 
 /**
  * The partition of the next version: the latest within MAPPING_LOOKBACK_DAYS (snapshot mode's

@@ -69,15 +69,15 @@ export function toScheduledHttpFunction<S>(
       .strict()
       .refine(
         (b: Record<string, unknown>) =>
-          [b.force, b.rollbackTo, b.dryRun, b.resync].filter(Boolean).length <= 1,
-        'give at most one of force, rollbackTo, dryRun and resync',
+          [b.force || b.resync, b.rollbackTo, b.dryRun].filter(Boolean).length <= 1,
+        'give at most one of force (or resync, or both), rollbackTo and dryRun',
       ),
   ]);
   const accepted = [
     'an empty body',
     ...(options.snapshots ? ['{"force": true}', '{"rollbackTo": "<version>"}'] : []),
     ...(options.dryRun ? ['{"dryRun": true}'] : []),
-    ...(options.sync ? ['{"force": true}', '{"resync": true}'] : []),
+    ...(options.sync ? ['{"resync": true}', '{"force": true}', 'both'] : []),
   ].join(', ');
   return async (req: Request, res: Response) => {
     if (req.method !== 'POST') {

@@ -6,6 +6,7 @@ import { BackendUnavailableError } from '../../shared/errors.js';
 import { defaultIdTypeRegistry } from '../../shared/id-types.js';
 import { silentLogger } from '../../shared/logger.js';
 import type { VersionSource } from '../../shared/mapping/bigquery-version-source.js';
+import { VERSION_LEASE_MS } from '../../shared/mapping/bigtable-layout.js';
 import { BigtableMappingStore, readVersion } from '../../shared/mapping/bigtable-mapping-store.js';
 import { readPlan } from '../../shared/mapping/sync-plan.js';
 import type { AerospikeEmulator } from '../emulators/aerospike-emulator.js';
@@ -98,6 +99,7 @@ describe('the profile function on Bigtable', () => {
         return Reflect.get(target, prop, receiver);
       },
     });
+    let clock = Date.now();
     const store = new BigtableMappingStore(
       {
         ...BIGTABLE,
@@ -106,6 +108,7 @@ describe('the profile function on Bigtable', () => {
         refreshIntervalMs: 60_000,
         retryMaxMs: 1_000,
         maxStalenessSecs: 172_800,
+        now: () => clock,
       },
       counted,
     );
@@ -125,6 +128,17 @@ describe('the profile function on Bigtable', () => {
     await ask(`id=${graph.data.samples.linked}`);
     const stats = await aerospike.stats();
     expect(stats.batchReads + stats.reads).toBe(1);
+    // An instance that has not read the version for longer than the lease (idle, or its
+    // refreshes failing) reads it before it answers: the sync relies on that bound.
+    clock += VERSION_LEASE_MS + 1;
+    calls.length = 0;
+    await store.find([registry.candidates(graph.data.samples.linked)], 50, 1_000);
+    expect(calls).toEqual([['_meta'], expect.any(Array), expect.any(Array)]);
+    // Within the lease, the lookup does not wait for it.
+    calls.length = 0;
+    await store.find([registry.candidates(graph.data.samples.linked)], 50, 1_000);
+    expect(calls.length).toBe(2);
+    await store.close();
   });
 
   it('answers 503 mapping_unavailable within the budget while Bigtable is silent, then recovers', async () => {

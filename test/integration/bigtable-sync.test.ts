@@ -9,7 +9,12 @@ import { loadProfileConfig } from '../../shared/config.js';
 import { defaultIdTypeRegistry } from '../../shared/id-types.js';
 import { silentLogger } from '../../shared/logger.js';
 import { BigQueryMappingSource } from '../../shared/mapping/bigquery-mapping-source.js';
-import { COUNT_QUALIFIER, LINKS_FAMILY, shiftDays } from '../../shared/mapping/bigtable-layout.js';
+import {
+  COUNT_QUALIFIER,
+  LINKS_FAMILY,
+  SETTLE_MS,
+  shiftDays,
+} from '../../shared/mapping/bigtable-layout.js';
 import { BigtableMappingStore, readVersion } from '../../shared/mapping/bigtable-mapping-store.js';
 import type { ShardMessage, ShardQueue } from '../../shared/mapping/shard-queue.js';
 import { readPlan, shardRange } from '../../shared/mapping/sync-plan.js';
@@ -441,6 +446,79 @@ describe('shard workers', () => {
       { planId: '0123456789abcdef', partition: NEXT, shard: -1 },
     ]) {
       expect(await push(message)).toEqual({ status: 200, body: { outcome: 'not_a_shard' } });
+    }
+  });
+});
+
+describe('the next version', () => {
+  it('waits until no instance can hold the version before the current one', async () => {
+    // Version N current just now; N+1 in the table.
+    const table = await createMappingTable('settling', WINDOW_DAYS);
+    bq.createTable(
+      GRAPH_TABLE,
+      MAPPING_TABLE_SCHEMA,
+      graph.rows.filter(([partition]) => partition !== NEXT).map((r) => [...r]),
+    );
+    await testSyncJob({ bq, table, windowDays: WINDOW_DAYS })();
+    withTodaysRows();
+    const queue: ShardQueue = {
+      publish: async () => undefined,
+      drainDeadLetters: async () => [],
+      close: async () => undefined,
+    };
+    const early = await testSyncJob({
+      bq,
+      table,
+      windowDays: WINDOW_DAYS,
+      queue,
+      settleMs: SETTLE_MS,
+    })();
+    expect(early).toMatchObject({ outcome: 'waiting', version: LAST });
+    expect(early.reason).toMatch(
+      /^version .* became current at .*: the next may start \d+ s from now/,
+    );
+    expect(await readPlan(table)).toBeUndefined();
+    // Once that time has passed, the next run starts it.
+    const later = await testSyncJob({
+      bq,
+      table,
+      windowDays: WINDOW_DAYS,
+      queue,
+      settleMs: SETTLE_MS,
+      now: () => Date.now() + SETTLE_MS,
+    })();
+    expect(later).toMatchObject({
+      outcome: 'dispatched',
+      version: LAST,
+      plan: { partition: NEXT },
+    });
+  });
+
+  it('is refused when it shrank past MIN_ROWS_RATIO, and written with {"force": true}', async () => {
+    withTodaysRows();
+    const table = await createMappingTable('shrinking', WINDOW_DAYS);
+    await testSyncJob({ bq, table, windowDays: WINDOW_DAYS })();
+    // Today's partition nearly empty, the days before gone: a source gone wrong.
+    bq.createTable(
+      GRAPH_TABLE,
+      MAPPING_TABLE_SCHEMA,
+      todayRows.slice(0, 30).map((r) => [...r]),
+    );
+    try {
+      const refused = await testSyncJob({ bq, table, windowDays: WINDOW_DAYS })({ resync: true });
+      expect(refused).toMatchObject({ outcome: 'refused', version: NEXT });
+      expect(refused.reason).toMatch(
+        /below MIN_ROWS_RATIO=0.5; \{"force": true\} writes it anyway$/,
+      );
+      expect(await readPlan(table)).toBeUndefined();
+      const forced = await testSyncJob({ bq, table, windowDays: WINDOW_DAYS })({
+        force: true,
+        resync: true,
+      });
+      expect(forced).toMatchObject({ outcome: 'synced', version: NEXT });
+      expect((await readVersion(table, 5_000))?.rows).toBeLessThan(40);
+    } finally {
+      withTodaysRows();
     }
   });
 });
