@@ -141,18 +141,26 @@ BIGQUERY_SET=(MAPPING_TABLE BIGQUERY_PROJECT BIGQUERY_LOCATION)
   MAPPING_SET=("${JOB_SET[@]}" "${BIGQUERY_SET[@]}" MAPPING_MAX_BYTES)
   MAPPING_SECRET=()
   MAPPING_LOCAL=(GOOGLE_OAUTH_ACCESS_TOKEN)
-  SYNC_PASS=("${COMMON_VARS[@]}" "${JOB_VARS[@]}" "${QUERY_VARS[@]}")
+  SYNC_PASS=("${COMMON_VARS[@]}" "${JOB_VARS[@]}" "${QUERY_VARS[@]}" SYNC_SHARD_PERSONS)
   SYNC_SET=("${JOB_SET[@]}" "${BIGQUERY_SET[@]}" "${BIGTABLE_VARS[@]:1}" MAPPING_WINDOW_DAYS
-    MAPPING_LOOKBACK_DAYS MAPPING_SYNC_METHOD)
+    MAPPING_LOOKBACK_DAYS MAPPING_SYNC_METHOD SYNC_TOPIC SYNC_DEAD_LETTER_SUBSCRIPTION)
   SYNC_SECRET=()
-  # The sync job writes Bigtable, not a snapshot: no memory budget applies to it.
-  SYNC_LOCAL=(GOOGLE_OAUTH_ACCESS_TOKEN MAPPING_MAX_BYTES)
+  # The sync job writes Bigtable, not a snapshot: no memory budget applies to it. Its shards go
+  # to the shard workers (SYNC_TOPIC), never written inline.
+  SYNC_LOCAL=(GOOGLE_OAUTH_ACCESS_TOKEN MAPPING_MAX_BYTES SYNC_INLINE_WORKERS)
+  # The sync's shard workers (Bigtable mode): where they write, where the version's rows are.
+  SHARD_PASS=("${COMMON_VARS[@]}" BIGQUERY_PAGE_SIZE)
+  SHARD_SET=(GOOGLE_CLOUD_PROJECT "${BIGTABLE_VARS[@]:1}" BIGQUERY_PROJECT BIGQUERY_LOCATION
+    SYNC_SHARD_TIMEOUT_MS)
+  SHARD_SECRET=()
+  SHARD_LOCAL=(GOOGLE_OAUTH_ACCESS_TOKEN SNAPSHOT_URI)
 }
 
 # Prints every function's variables with what deploy.sh does with them (the lists above).
 settings() {
   local fn kind list name
-  for fn in profile:PROFILE snapshotCatalog:CATALOG snapshotMapping:MAPPING syncMapping:SYNC; do
+  for fn in profile:PROFILE snapshotCatalog:CATALOG snapshotMapping:MAPPING syncMapping:SYNC \
+    syncMappingShard:SHARD; do
     for kind in pass set secret local; do
       list="${fn#*:}_${kind^^}[@]"
       for name in "${!list}"; do
@@ -295,7 +303,7 @@ Mapping store:
   BIGTABLE_CPU_TARGET        60 (autoscaling's CPU utilisation target, percent)
   BIGTABLE_STORAGE_TYPE      SSD (or HDD; fixed when the instance is created)
   BIGTABLE_TABLE             identity-mapping: family l with GC rule "max age MAPPING_WINDOW_DAYS
-                             + MAPPING_LOOKBACK_DAYS days or 1 version" (both days default 1 and 7;
+                             + MAPPING_LOOKBACK_DAYS days or 2 versions" (both days default 1 and 7;
                              a re-run updates the rule with cbt when they change), family m
                              with 1 version
   BIGTABLE_APP_PROFILE       <NAME_PREFIX> (the profile function's reads: single-cluster routing,
@@ -304,6 +312,11 @@ Mapping store:
                              low priority, as BigQuery's EXPORT DATA to Bigtable requires)
   MAPPING_SYNC_METHOD        unset: the job's default, mutations (the only one built)
   SYNC_SCHEDULE              "40 * * * *" (hourly)
+  SYNC_MAX_WORKERS           BIGTABLE_NODES (shards written at once: max instances of the shard
+                             worker <NAME_PREFIX>-sync-mapping-shard, concurrency 1; one worker
+                             writes about what one node takes, see README "How far it scales")
+  SYNC_MAX_DELIVERY_ATTEMPTS 100 (Pub/Sub deliveries of a shard before its dead-letter topic; 5
+                             to 100; a refusal at max instances counts as one)
 
 Front door (EDGE=lb):
   EDGE                       unset: callers use the function's own URL. lb: a global external
@@ -498,6 +511,8 @@ BIGTABLE_STORAGE_TYPE=${BIGTABLE_STORAGE_TYPE:-SSD}
 BIGTABLE_TABLE=${BIGTABLE_TABLE:-identity-mapping}
 BIGTABLE_APP_PROFILE=${BIGTABLE_APP_PROFILE:-$NAME_PREFIX}
 BIGTABLE_SYNC_APP_PROFILE=${BIGTABLE_SYNC_APP_PROFILE:-${NAME_PREFIX}-sync}
+SYNC_MAX_WORKERS=${SYNC_MAX_WORKERS:-$BIGTABLE_NODES}
+SYNC_MAX_DELIVERY_ATTEMPTS=${SYNC_MAX_DELIVERY_ATTEMPTS:-100}
 if [[ $MAPPING_STORE == bigtable ]]; then
   # The table's GC rule is built from these, so the functions get them explicitly too
   # (the functions' own defaults).
@@ -509,11 +524,17 @@ PROFILE_FN=${NAME_PREFIX}
 CATALOG_FN=${NAME_PREFIX}-snapshot-catalog
 MAPPING_FN=${NAME_PREFIX}-snapshot-mapping
 SYNC_FN=${NAME_PREFIX}-sync-mapping
+# The sync's shard dispatch (Bigtable mode; see deploy_sync_workers).
+SHARD_FN=${NAME_PREFIX}-sync-mapping-shard
+SHARD_TOPIC=${NAME_PREFIX}-sync-shards
+SHARD_PUSH=${NAME_PREFIX}-sync-shards-push
+SHARD_DEAD=${NAME_PREFIX}-sync-shards-dead
 sa_email() { echo "${NAME_PREFIX}-$1@${PROJECT_ID}.iam.gserviceaccount.com"; }
 PROFILE_SA=$(sa_email profile)
 CATALOG_SA=$(sa_email catalog)
 MAPPING_SA=$(sa_email mapping)
 SYNC_SA=$(sa_email sync)
+PUSH_SA=$(sa_email push)
 SCHEDULER_SA=$(sa_email scheduler)
 # Builds run as this account: new projects build as the Compute Engine default account, which
 # often lacks the builder role or is disabled by organisation policy. Unset: created here.
@@ -850,8 +871,11 @@ write_env_files() {
       bigtable_env "$BIGTABLE_SYNC_APP_PROFILE"
       env_line MAPPING_LOOKBACK_DAYS "$MAPPING_LOOKBACK_DAYS"
       if [[ -n $MAPPING_SYNC_METHOD ]]; then env_line MAPPING_SYNC_METHOD "$MAPPING_SYNC_METHOD"; fi
+      env_line SYNC_TOPIC "projects/$PROJECT_ID/topics/$SHARD_TOPIC"
+      env_line SYNC_DEAD_LETTER_SUBSCRIPTION "projects/$PROJECT_ID/subscriptions/$SHARD_DEAD"
       pass_through "${SYNC_PASS[@]}"
     } >"$WORK_DIR/sync.env.yaml"
+    write_shard_env_file
   else
     {
       bigquery_job_env
@@ -898,6 +922,7 @@ show_env_files() {
   show_env "$CATALOG_FN" "$WORK_DIR/catalog.env.yaml" "MONGO_URI=${MONGO_URI_SECRET}:latest"
   if [[ $MAPPING_STORE == bigtable ]]; then
     show_env "$SYNC_FN" "$WORK_DIR/sync.env.yaml" ''
+    show_env "$SHARD_FN" "$WORK_DIR/sync-shard.env.yaml" ''
   else
     show_env "$MAPPING_FN" "$WORK_DIR/mapping.env.yaml" ''
   fi
@@ -934,6 +959,7 @@ enable_apis() {
   if [[ -n $connector ]]; then apis+=(vpcaccess.googleapis.com); fi
   if [[ -n $network || $EDGE == lb ]]; then apis+=(compute.googleapis.com); fi
   if [[ $EDGE == lb && $EDGE_IAP == true ]]; then apis+=(iap.googleapis.com); fi
+  if [[ $MAPPING_STORE == bigtable ]]; then apis+=(pubsub.googleapis.com); fi
   if [[ $MAPPING_STORE == bigtable && $BIGTABLE_PROJECT == "$PROJECT_ID" ]]; then
     apis+=("${bigtable_apis[@]}")
   fi
@@ -1202,14 +1228,18 @@ validate_bigtable() {
   done
   [[ $BIGTABLE_APP_PROFILE != "$BIGTABLE_SYNC_APP_PROFILE" ]] ||
     die "BIGTABLE_APP_PROFILE and BIGTABLE_SYNC_APP_PROFILE must differ: reads and the sync have their own priorities"
+  [[ $SYNC_MAX_WORKERS =~ ^[1-9][0-9]{0,3}$ ]] || die "SYNC_MAX_WORKERS must be a whole number from 1 to 9999"
+  if ! [[ $SYNC_MAX_DELIVERY_ATTEMPTS =~ ^[0-9]{1,3}$ ]] || ((10#$SYNC_MAX_DELIVERY_ATTEMPTS < 5 || 10#$SYNC_MAX_DELIVERY_ATTEMPTS > 100)); then
+    die "SYNC_MAX_DELIVERY_ATTEMPTS must be from 5 to 100 (Pub/Sub's dead-letter policy)"
+  fi
   # export (BigQuery's EXPORT DATA writing Bigtable) is not built: README, Choosing a mapping store.
   [[ -z $MAPPING_SYNC_METHOD || $MAPPING_SYNC_METHOD == mutations ]] ||
     die "MAPPING_SYNC_METHOD must be mutations (export is not built; see README \"Choosing a mapping store\")"
 }
 
 # Bigtable mode with several REGIONS: every region reads the one cluster in BIGTABLE_ZONE. No
-# replica clusters: replication is per row and unordered, so a replica could hold the sync's
-# checkpoint before the partition's cells it vouches for, and answer a half-synced mapping.
+# replica clusters: replication is per row and unordered, so a replica could hold the version
+# row before the version's cells it names, and answer from a half-written version.
 warn_bigtable_regions() {
   local home=${BIGTABLE_ZONE%-*} region cost
   for region in "${PROFILE_REGIONS[@]}"; do
@@ -1251,7 +1281,7 @@ ensure_bigtable() {
   if ! exists gcloud bigtable instances tables describe "$BIGTABLE_TABLE" \
     --instance="$BIGTABLE_INSTANCE" "${bt[@]}"; then
     run gcloud bigtable instances tables create "$BIGTABLE_TABLE" --instance="$BIGTABLE_INSTANCE" \
-      "${bt[@]}" --column-families="l:maxage=${days}d||maxversions=1,m:maxversions=1"
+      "${bt[@]}" --column-families="l:maxage=${days}d||maxversions=2,m:maxversions=1"
   else
     update_families "$days"
   fi
@@ -1329,13 +1359,13 @@ family_changes() {
     const [file, days] = process.argv.slice(1);
     const families = JSON.parse(fs.readFileSync(file, "utf8")).columnFamilies ?? {};
     const secs = (age) => Number.parseFloat(String(age ?? "").replace(/s$/, ""));
-    const versions = (r) => r?.maxNumVersions === 1;
+    const versions = (n) => (r) => r?.maxNumVersions === n;
     const links = (rule) => {
       const rules = rule?.union?.rules ?? [];
-      return rules.length === 2 && rules.some(versions) &&
+      return rules.length === 2 && rules.some(versions(2)) &&
         rules.some((r) => secs(r.maxAge) === Number(days) * 86400);
     };
-    const wanted = { l: links, m: (rule) => versions(rule) };
+    const wanted = { l: links, m: versions(1) };
     for (const [name, ok] of Object.entries(wanted)) {
       if (!(name in families)) console.log(`create ${name}`);
       if (!ok(families[name]?.gcRule)) console.log(`rule ${name}`);
@@ -1358,7 +1388,7 @@ update_families() {
   while IFS= read -r line; do
     case $line in
       'create '*) run "${cbt[@]}" createfamily "$BIGTABLE_TABLE" "${line#create }" ;;
-      'rule l') run "${cbt[@]}" setgcpolicy "$BIGTABLE_TABLE" l "maxage=${days}d" or maxversions=1 ;;
+      'rule l') run "${cbt[@]}" setgcpolicy "$BIGTABLE_TABLE" l "maxage=${days}d" or maxversions=2 ;;
       'rule m') run "${cbt[@]}" setgcpolicy "$BIGTABLE_TABLE" m maxversions=1 ;;
     esac
   done <<<"$changes"
@@ -1377,9 +1407,141 @@ check_bigtable_table() {
     die "Bigtable table $BIGTABLE_TABLE lacks column families: $(grep '^create ' <<<"$changes" | cut -d' ' -f2 | paste -sd, -). Deploy again to add them"
   fi
   if grep -q '^rule ' <<<"$changes"; then
-    echo "deploy.sh: warning: the GC rule of $(grep '^rule ' <<<"$changes" | cut -d' ' -f2 | paste -sd, -) is not max age $(links_max_age_days)d or 1 version: deploy again to update it" >&2
+    echo "deploy.sh: warning: the GC rule of $(grep '^rule ' <<<"$changes" | cut -d' ' -f2 | paste -sd, -) is not max age $(links_max_age_days)d or 2 versions: deploy again to update it" >&2
   fi
   echo "# Bigtable table $BIGTABLE_TABLE: families l and m present"
+}
+
+# The shard workers' env file: the table (through the sync's app profile) and the BigQuery
+# project whose jobs hold the versions' rows.
+write_shard_env_file() {
+  {
+    runtime_env
+    env_line GOOGLE_CLOUD_PROJECT "$PROJECT_ID"
+    env_line BIGTABLE_PROJECT "$BIGTABLE_PROJECT"
+    env_line BIGTABLE_INSTANCE "$BIGTABLE_INSTANCE"
+    env_line BIGTABLE_TABLE "$BIGTABLE_TABLE"
+    env_line BIGTABLE_APP_PROFILE "$BIGTABLE_SYNC_APP_PROFILE"
+    env_line BIGQUERY_PROJECT "$BIGQUERY_PROJECT"
+    if [[ -n $BIGQUERY_LOCATION ]]; then env_line BIGQUERY_LOCATION "$BIGQUERY_LOCATION"; fi
+    # A shard stops cleanly (its progress saved) within Pub/Sub's 600 s ack deadline.
+    env_line SYNC_SHARD_TIMEOUT_MS "$(((SHARD_ACK_DEADLINE_SECS - 60) * 1000))"
+    pass_through "${SHARD_PASS[@]}"
+  } >"$WORK_DIR/sync-shard.env.yaml"
+}
+
+# Pub/Sub's longest ack deadline for a push subscription: a shard's answer must come sooner, or
+# Pub/Sub delivers it again meanwhile.
+SHARD_ACK_DEADLINE_SECS=600
+
+# The Pub/Sub service agent of the project (created here: a new project may have none yet).
+pubsub_agent() {
+  local number=PROJECT_NUMBER
+  if read_to "$WORK_DIR/project-number" gcloud projects describe "$PROJECT_ID" \
+    --format='value(projectNumber)'; then
+    number=$(<"$WORK_DIR/project-number")
+  fi
+  echo "service-${number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+}
+
+# The shards' topic, the dead-letter topic and its pull subscription (messages kept 7 days: the
+# sync job drains it on every run), and the sync job's right to publish and to drain.
+ensure_shard_topics() {
+  local p=--project="$PROJECT_ID" topic
+  for topic in "$SHARD_TOPIC" "$SHARD_DEAD"; do
+    if ! exists gcloud pubsub topics describe "$topic" "$p"; then
+      run gcloud pubsub topics create "$topic" "$p"
+    fi
+  done
+  if ! exists gcloud pubsub subscriptions describe "$SHARD_DEAD" "$p"; then
+    run gcloud pubsub subscriptions create "$SHARD_DEAD" "$p" --topic="$SHARD_DEAD" \
+      --ack-deadline=60 --message-retention-duration=7d --expiration-period=never
+  fi
+  run_retry gcloud pubsub topics add-iam-policy-binding "$SHARD_TOPIC" "$p" \
+    --member="serviceAccount:$SYNC_SA" --role=roles/pubsub.publisher
+  run_retry gcloud pubsub subscriptions add-iam-policy-binding "$SHARD_DEAD" "$p" \
+    --member="serviceAccount:$SYNC_SA" --role=roles/pubsub.subscriber
+}
+
+# The shard worker function and the push subscription that feeds it: SYNC_MAX_WORKERS instances
+# of concurrency 1 bound the shards written at once (Pub/Sub push has no concurrency setting;
+# past max instances Cloud Run answers 429 and Pub/Sub delivers again with back-off), retries
+# from 10 s to 600 s, SYNC_MAX_DELIVERY_ATTEMPTS deliveries, then the dead-letter topic. Pushes
+# carry an OIDC token of the push account, the one allowed to invoke the worker.
+deploy_sync_workers() {
+  local p=--project="$PROJECT_ID" agent url
+  ensure_service_account push "Profile API: Pub/Sub pushes to the shard workers"
+  deploy_function "$REGION" "$SHARD_FN" syncMappingShard "$SYNC_SA" "$WORK_DIR/sync-shard.env.yaml" \
+    --memory="$JOB_MEMORY" --cpu="$JOB_CPU" --timeout="${SHARD_ACK_DEADLINE_SECS}s" \
+    --min-instances=0 --max-instances="$SYNC_MAX_WORKERS" --concurrency=1 --no-allow-unauthenticated
+  run_retry gcloud functions add-invoker-policy-binding "$SHARD_FN" "$p" --region="$REGION" \
+    --member="serviceAccount:$PUSH_SA"
+  run gcloud beta services identity create --service=pubsub.googleapis.com "$p"
+  agent=$(pubsub_agent)
+  # Pub/Sub signs the pushes' tokens as the push account, and dead-letters as its own agent.
+  run_retry gcloud iam service-accounts add-iam-policy-binding "$PUSH_SA" "$p" \
+    --member="serviceAccount:$agent" --role=roles/iam.serviceAccountTokenCreator
+  run_retry gcloud pubsub topics add-iam-policy-binding "$SHARD_DEAD" "$p" \
+    --member="serviceAccount:$agent" --role=roles/pubsub.publisher
+  url=$(function_url "$SHARD_FN")
+  local push=("$p" --push-endpoint="$url/" --push-auth-service-account="$PUSH_SA"
+    --push-auth-token-audience="$url" --ack-deadline="$SHARD_ACK_DEADLINE_SECS"
+    --min-retry-delay=10s --max-retry-delay=600s --dead-letter-topic="$SHARD_DEAD"
+    --max-delivery-attempts="$SYNC_MAX_DELIVERY_ATTEMPTS" --message-retention-duration=7d
+    --expiration-period=never)
+  if exists gcloud pubsub subscriptions describe "$SHARD_PUSH" "$p"; then
+    run_retry gcloud pubsub subscriptions update "$SHARD_PUSH" "${push[@]}"
+  else
+    run_retry gcloud pubsub subscriptions create "$SHARD_PUSH" --topic="$SHARD_TOPIC" "${push[@]}"
+  fi
+  run_retry gcloud pubsub subscriptions add-iam-policy-binding "$SHARD_PUSH" "$p" \
+    --member="serviceAccount:$agent" --role=roles/pubsub.subscriber
+}
+
+# Dies unless the shard dispatch is in place: both topics, the push subscription to the worker
+# with its dead-letter policy, the dead-letter subscription, the worker function.
+check_sync_workers() {
+  local p=--project="$PROJECT_ID" file=$WORK_DIR/shard-push.json topic
+  [[ $DRY_RUN != 1 ]] || return 0
+  for topic in "$SHARD_TOPIC" "$SHARD_DEAD"; do
+    exists gcloud pubsub topics describe "$topic" "$p" ||
+      die "Pub/Sub topic $topic does not exist: deploy with MAPPING_STORE=bigtable first"
+  done
+  exists gcloud pubsub subscriptions describe "$SHARD_DEAD" "$p" ||
+    die "Pub/Sub subscription $SHARD_DEAD (the dead letters the sync job drains) does not exist: deploy again"
+  exists gcloud functions describe "$SHARD_FN" --gen2 "$p" --region="$REGION" ||
+    die "the shard worker $SHARD_FN is not deployed: deploy again"
+  read_to "$file" gcloud pubsub subscriptions describe "$SHARD_PUSH" "$p" --format=json ||
+    die "Pub/Sub subscription $SHARD_PUSH (shards to $SHARD_FN) does not exist: deploy again"
+  # shellcheck disable=SC2016 # ${...} in JavaScript template literals, not shell expansions
+  node -e '
+    const fs = require("node:fs");
+    const [file, fn, dead] = process.argv.slice(1);
+    const s = JSON.parse(fs.readFileSync(file, "utf8") || "{}");
+    const problems = [];
+    if (!String(s.pushConfig?.pushEndpoint ?? "").includes(fn)) problems.push(`it pushes to ${s.pushConfig?.pushEndpoint ?? "nowhere"}, not ${fn}`);
+    if (!String(s.deadLetterPolicy?.deadLetterTopic ?? "").endsWith(`/topics/${dead}`)) problems.push(`it has no dead-letter topic ${dead}`);
+    if (!s.pushConfig?.oidcToken?.serviceAccountEmail) problems.push("its pushes carry no OIDC token");
+    if (problems.length > 0) { console.error(problems.join("; ")); process.exit(1); }
+  ' "$file" "$SHARD_FN" "$SHARD_DEAD" ||
+    die "Pub/Sub subscription $SHARD_PUSH is not as deploy.sh makes it (above): deploy again"
+  echo "# shard dispatch: $SHARD_TOPIC -> $SHARD_PUSH -> $SHARD_FN, dead letters to $SHARD_DEAD"
+}
+
+# The push subscription, the dead-letter subscription and both topics, whatever MAPPING_STORE is
+# now (a switch may have left them); the worker function goes with the other functions.
+teardown_sync_workers() {
+  local p=--project="$PROJECT_ID" name
+  for name in "$SHARD_PUSH" "$SHARD_DEAD"; do
+    if exists gcloud pubsub subscriptions describe "$name" "$p"; then
+      run gcloud pubsub subscriptions delete "$name" "$p" --quiet
+    fi
+  done
+  for name in "$SHARD_TOPIC" "$SHARD_DEAD"; do
+    if exists gcloud pubsub topics describe "$name" "$p"; then
+      run gcloud pubsub topics delete "$name" "$p" --quiet
+    fi
+  done
 }
 
 deploy_function() {
@@ -2366,9 +2528,11 @@ deploy() {
   ensure_build_account
   ensure_secret "$MONGO_URI_SECRET" MONGO_URI
   if [[ $MAPPING_STORE == bigtable ]]; then ensure_bigtable; fi
+  if [[ $MAPPING_STORE == bigtable ]]; then ensure_shard_topics; fi
   grant_access
   if [[ $EDGE == lb && $EDGE_IAP == true ]]; then resolve_iap_agent; fi
   deploy_functions
+  if [[ $MAPPING_STORE == bigtable ]]; then deploy_sync_workers; fi
   ensure_scheduler_job "${NAME_PREFIX}-snapshot-catalog" "$CATALOG_FN" "$CATALOG_SCHEDULE"
   if [[ $MAPPING_STORE == bigtable ]]; then
     ensure_scheduler_job "$SYNC_FN" "$SYNC_FN" "$SYNC_SCHEDULE"
@@ -2401,11 +2565,12 @@ EOF
   if [[ $MAPPING_STORE == bigtable ]]; then
     cat <<EOF
 Mapping: Bigtable table $BIGTABLE_TABLE (instance $BIGTABLE_INSTANCE, project $BIGTABLE_PROJECT),
-kept current by $SYNC_FN. Catalog snapshots: $SNAPSHOT_URI. To run the jobs now:
+kept current by $SYNC_FN (its shards written by up to $SYNC_MAX_WORKERS $SHARD_FN instances).
+Catalog snapshots: $SNAPSHOT_URI. To run the jobs now:
   gcloud scheduler jobs run ${NAME_PREFIX}-snapshot-catalog --location=$REGION --project=$PROJECT_ID
   gcloud scheduler jobs run $SYNC_FN --location=$REGION --project=$PROJECT_ID
-A new table is empty until the first sync; to load (or repair) a range of partitions:
-  gcloud functions call $SYNC_FN --gen2 --region=$REGION --project=$PROJECT_ID --data='{"from":"YYYY-MM-DD","to":"YYYY-MM-DD"}'
+A new table is empty until the first version lands; to write the latest window again (a repair):
+  gcloud functions call $SYNC_FN --gen2 --region=$REGION --project=$PROJECT_ID --data='{"resync":true}'
 EOF
   else
     cat <<EOF
@@ -2544,6 +2709,7 @@ verify() {
     echo "# BIGQUERY_EMULATOR_HOST is set: checked against that server only, not the deployed job"
   elif [[ $MAPPING_STORE == bigtable ]]; then
     check_bigtable_table
+    check_sync_workers
     # The sync job has no dry run: a call would sync for real.
     echo "# MAPPING_STORE=bigtable: the deployed $SYNC_FN is not called (it has no dry run)"
   elif exists gcloud functions describe "$MAPPING_FN" --gen2 --project="$PROJECT_ID" \
@@ -2559,7 +2725,7 @@ verify() {
   if [[ $MONITORING == on && -z ${BIGQUERY_EMULATOR_HOST:-} ]]; then verify_monitoring; fi
   echo "Verified: the mapping query is valid against $MAPPING_TABLE."
   if [[ $MAPPING_STORE == bigtable && -z ${BIGQUERY_EMULATOR_HOST:-} ]]; then
-    echo "Verified: Bigtable table $BIGTABLE_TABLE has its column families."
+    echo "Verified: Bigtable table $BIGTABLE_TABLE has its column families; the shard dispatch ($SHARD_TOPIC, $SHARD_PUSH to $SHARD_FN, $SHARD_DEAD) is in place."
   fi
   if [[ $EDGE == lb ]]; then
     echo "Verified: /health answers through ${EDGE_VERIFY_URL:-https://$DOMAIN} in ${PROFILE_REGIONS[*]}."
@@ -2572,8 +2738,8 @@ verify() {
 rollback() {
   local kind=$ROLLBACK_KIND version=$ROLLBACK_VERSION
   if [[ $kind == mapping && $MAPPING_STORE == bigtable ]]; then
-    die "MAPPING_STORE=bigtable keeps no mapping snapshots to roll back to: to rewrite partitions, backfill them
-  gcloud functions call $SYNC_FN --gen2 --region=$REGION --project=$PROJECT_ID --data='{\"from\":\"YYYY-MM-DD\",\"to\":\"YYYY-MM-DD\"}'"
+    die "MAPPING_STORE=bigtable keeps no mapping snapshots to roll back to: to write the latest window again, resync
+  gcloud functions call $SYNC_FN --gen2 --region=$REGION --project=$PROJECT_ID --data='{\"resync\":true}'"
   fi
   # The scheduler job has its function's name.
   local job=${NAME_PREFIX}-snapshot-$kind
@@ -2698,7 +2864,8 @@ teardown() {
       run gcloud functions delete "$PROFILE_FN" --gen2 --project="$PROJECT_ID" --region="$region" --quiet
     fi
   done
-  for fn in "$CATALOG_FN" "$MAPPING_FN" "$SYNC_FN"; do
+  teardown_sync_workers
+  for fn in "$CATALOG_FN" "$MAPPING_FN" "$SYNC_FN" "$SHARD_FN"; do
     if exists gcloud functions describe "$fn" --gen2 --project="$PROJECT_ID" --region="$REGION"; then
       run gcloud functions delete "$fn" --gen2 --project="$PROJECT_ID" --region="$REGION" --quiet
     fi
@@ -2709,7 +2876,7 @@ teardown() {
     fi
     if [[ $MAPPING_STORE == bigtable ]]; then teardown_bigtable; fi
     local id
-    for id in profile catalog mapping sync scheduler build; do
+    for id in profile catalog mapping sync push scheduler build; do
       if exists gcloud iam service-accounts describe "$(sa_email "$id")" --project="$PROJECT_ID"; then
         run gcloud iam service-accounts delete "$(sa_email "$id")" --project="$PROJECT_ID" --quiet
       fi

@@ -5,6 +5,7 @@ import './profile/index.js';
 import './snapshot-catalog/index.js';
 import './snapshot-mapping/index.js';
 import './sync-mapping/index.js';
+import './sync-mapping-shard/index.js';
 
 // The framework builds its Express app once this module has loaded: patch it before that.
 hardenFunctionsFramework();

@@ -223,6 +223,9 @@ export const bigtableHealthSchema = z
     reachable: z.boolean(),
     latencyMs: z.number().nullable(),
     lastSyncedPartition: z.string().nullable().describe('The mapping version answers carry.'),
+    syncedAt: isoTime.nullable().describe('When that version became current.'),
+    ids: z.number().nullable().describe('Ids in that version.'),
+    expiresAt: isoTime.nullable().describe('When readers stop using that version unless re-read.'),
     ageSecs: z
       .number()
       .nullable()
@@ -230,6 +233,15 @@ export const bigtableHealthSchema = z
     windowDays: z.number(),
     stale: z.boolean(),
     lastError: z.string().nullable(),
+    syncInProgress: z
+      .record(z.string(), jsonValueSchema)
+      .nullable()
+      .optional()
+      .describe('The version being written, if any: its partition, shards done, failed shards.'),
+    legacyCheckpoint: z
+      .string()
+      .optional()
+      .describe('A table synced before versions: its old checkpoint (run the sync).'),
     firstSync: z
       .record(z.string(), jsonValueSchema)
       .nullable()

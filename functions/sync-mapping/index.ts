@@ -5,7 +5,7 @@ import { createLogger } from '../../shared/logger.js';
 // Loaded on demand: the other functions share this entry module and need no Bigtable client.
 const job = async () => (await import('./runtime.js')).syncJob();
 
-http('syncMapping', toScheduledHttpFunction(job, createLogger(), { backfill: true }));
+http('syncMapping', toScheduledHttpFunction(job, createLogger(), { sync: true }));
 
 // Fail the deployment at start-up, naming the variable, rather than at the first scheduled run.
 if (process.env.FUNCTION_TARGET === 'syncMapping') await job();

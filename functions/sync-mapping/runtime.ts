@@ -2,8 +2,9 @@ import type { Table } from '@google-cloud/bigtable';
 import { bigQueryMappingOptions, bigtableTableOptions } from '../../shared/config.js';
 import type { ScheduledHandler } from '../../shared/jobs/scheduled-job.js';
 import { createLogger } from '../../shared/logger.js';
-import { BigQueryPartitionSource } from '../../shared/mapping/bigquery-partition-source.js';
+import { BigQueryVersionSource } from '../../shared/mapping/bigquery-version-source.js';
 import { openMappingTable } from '../../shared/mapping/bigtable-mapping-store.js';
+import { PubSubShardQueue } from '../../shared/mapping/shard-queue.js';
 import { loadSyncJobConfig, type SyncJobConfig } from './config.js';
 import { createSyncMappingHandler, type SyncSummary } from './handler.js';
 
@@ -13,11 +14,14 @@ export function createSyncJob(config: SyncJobConfig): ScheduledHandler<SyncSumma
   return createSyncMappingHandler({
     config,
     registry: config.ID_TYPES_JSON,
-    source: new BigQueryPartitionSource(bigQueryMappingOptions(config)),
+    source: new BigQueryVersionSource(bigQueryMappingOptions(config)),
     table: () => {
       table ??= openMappingTable(bigtableTableOptions(config));
       return table;
     },
+    queue: config.SYNC_TOPIC
+      ? new PubSubShardQueue(config.SYNC_TOPIC, config.SYNC_DEAD_LETTER_SUBSCRIPTION)
+      : undefined,
     log: createLogger({ minSeverity: config.LOG_LEVEL }),
     now: Date.now,
   });

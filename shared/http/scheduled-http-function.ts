@@ -11,13 +11,11 @@ import { errorBody, JSON_HEADERS } from './responses.js';
 export interface ScheduledBodyOptions {
   /** Whether `{"dryRun": true}` is supported (the mapping job checks its query). */
   readonly dryRun?: boolean;
-  /** Whether `{"from": "YYYY-MM-DD", "to": "YYYY-MM-DD"}` is supported (syncMapping). */
-  readonly backfill?: boolean;
+  /** Whether `{"resync": true}` and `{"force": true}` are supported (syncMapping). */
+  readonly sync?: boolean;
   /** Whether `force` and `rollbackTo` are (snapshot jobs). */
   readonly snapshots?: boolean;
 }
-
-const DATE = /^\d{4}-\d{2}-\d{2}$/;
 
 /** A job's body is a few bytes: a caller that cannot send them in this time is answered 408. */
 const BODY_TIMEOUT_MS = 10_000;
@@ -46,7 +44,6 @@ export function toScheduledHttpFunction<S>(
   log: Logger,
   options: ScheduledBodyOptions = { snapshots: true },
 ): HttpFunction {
-  const date = z.string().regex(DATE, 'a date YYYY-MM-DD');
   const bodySchema = z.union([
     z.undefined(),
     z
@@ -58,23 +55,20 @@ export function toScheduledHttpFunction<S>(
             }
           : {}),
         ...(options.dryRun ? { dryRun: z.boolean().optional() } : {}),
-        ...(options.backfill ? { from: date.optional(), to: date.optional() } : {}),
+        ...(options.sync ? { force: z.boolean().optional(), resync: z.boolean().optional() } : {}),
       })
       .strict()
-      .refine((b: Record<string, unknown>) => (b.from === undefined) === (b.to === undefined), {
-        message: 'give both from and to',
-      })
       .refine(
         (b: Record<string, unknown>) =>
-          [b.force, b.rollbackTo, b.dryRun, b.from].filter(Boolean).length <= 1,
-        'give at most one of force, rollbackTo, dryRun and from/to',
+          [b.force || b.resync, b.rollbackTo, b.dryRun].filter(Boolean).length <= 1,
+        'give at most one of force (or resync, or both), rollbackTo and dryRun',
       ),
   ]);
   const accepted = [
     'an empty body',
     ...(options.snapshots ? ['{"force": true}', '{"rollbackTo": "<version>"}'] : []),
     ...(options.dryRun ? ['{"dryRun": true}'] : []),
-    ...(options.backfill ? ['{"from": "YYYY-MM-DD", "to": "YYYY-MM-DD"}'] : []),
+    ...(options.sync ? ['{"resync": true}', '{"force": true}', 'both'] : []),
   ].join(', ');
   return async (req: Request, res: Response) => {
     if (req.method !== 'POST') {
@@ -95,8 +89,7 @@ export function toScheduledHttpFunction<S>(
       force?: boolean;
       rollbackTo?: string;
       dryRun?: boolean;
-      from?: string;
-      to?: string;
+      resync?: boolean;
     };
     const event: ScheduledEvent = {
       trigger: req.get('x-cloudscheduler') === 'true' ? 'cloud-scheduler' : 'manual',
@@ -105,7 +98,7 @@ export function toScheduledHttpFunction<S>(
       force: body.force ?? false,
       dryRun: body.dryRun ?? false,
       rollbackTo: body.rollbackTo,
-      backfill: body.from && body.to ? { from: body.from, to: body.to } : undefined,
+      resync: body.resync ?? false,
     };
     try {
       const run = await handler();

@@ -10,8 +10,8 @@ export interface ScheduledEvent {
   readonly dryRun?: boolean;
   /** Republish this earlier version as a new current version instead of reading the source. */
   readonly rollbackTo?: string | undefined;
-  /** Sync these partitions again (inclusive, YYYY-MM-DD), for jobs that sync partitions. */
-  readonly backfill?: { readonly from: string; readonly to: string } | undefined;
+  /** Write the latest window again as a new version even when it is the current one (syncMapping). */
+  readonly resync?: boolean;
 }
 
 /**

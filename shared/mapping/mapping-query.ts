@@ -36,6 +36,31 @@ export type DropReason = (typeof DROP_REASONS)[number];
 export function mappingSnapshotQuery(t: MappingTable): string {
   return [
     ...windowDeclarations(t),
+    ...cleaningRules(t),
+    'SELECT',
+    '  CAST(first_partition AS STRING) AS first_partition,',
+    '  CAST(last_partition AS STRING) AS last_partition,',
+    '  ids, reason, row_count',
+    'FROM (',
+    '  SELECT ARRAY_AGG(STRUCT(id AS id, type AS type) ORDER BY id, type) AS ids, MIN(id) AS first_id,',
+    '    CAST(NULL AS STRING) AS reason, COUNT(*) AS row_count',
+    '  FROM ranked WHERE n = 1 GROUP BY person',
+    '  UNION ALL',
+    '  SELECT ARRAY<STRUCT<id STRING, type STRING>>[], NULL, reason, COUNT(*)',
+    '  FROM dropped GROUP BY reason',
+    ')',
+    'ORDER BY reason IS NULL, reason, first_id;',
+  ].join('\n');
+}
+
+/**
+ * The cleaning both queries share, over the window `first_partition..last_partition` (script
+ * variables): `ranked` holds each (type, id) once per source row, n = 1 on the row it keeps (its
+ * most recent partition's, within it the smallest person), and `dropped` one row per source row
+ * left out, with the reason.
+ */
+function cleaningRules(t: MappingTable): string[] {
+  return [
     'WITH source AS (',
     ...sourceColumns(t, 'first_partition', 'last_partition'),
     '),',
@@ -58,20 +83,7 @@ export function mappingSnapshotQuery(t: MappingTable): string {
     "      ELSE 'moved' END",
     '  FROM ranked WHERE n > 1 AND (part = id_part OR person != id_person)',
     ')',
-    'SELECT',
-    '  CAST(first_partition AS STRING) AS first_partition,',
-    '  CAST(last_partition AS STRING) AS last_partition,',
-    '  ids, reason, row_count',
-    'FROM (',
-    '  SELECT ARRAY_AGG(STRUCT(id AS id, type AS type) ORDER BY id, type) AS ids, MIN(id) AS first_id,',
-    '    CAST(NULL AS STRING) AS reason, COUNT(*) AS row_count',
-    '  FROM ranked WHERE n = 1 GROUP BY person',
-    '  UNION ALL',
-    '  SELECT ARRAY<STRUCT<id STRING, type STRING>>[], NULL, reason, COUNT(*)',
-    '  FROM dropped GROUP BY reason',
-    ')',
-    'ORDER BY reason IS NULL, reason, first_id;',
-  ].join('\n');
+  ];
 }
 
 /** The query's parameters: how far back to look for the latest partition, how many days it spans. */
@@ -124,53 +136,26 @@ export function partitionListQuery(t: MappingTable): string {
 }
 
 /**
- * One partition's links for syncMapping, cleaned by the same rules as the snapshot query: rows
- * of `@partition` with a person, id and type, one person per (type, id) (the lexically smallest
- * in the partition), and `moved_from`: the person the id had in its previous partition within
- * the window, when that was another one (its membership there must end at this partition).
- * Dropped rows come back as extra rows with a `reason` and a `row_count`, listed first; persons'
- * rows come ordered by person so that the sync writes each person row once per batch.
+ * One version of the mapping for syncMapping: the window of `@window_days` partitions ending at
+ * `@partition`, cleaned exactly as the snapshot query cleans it (the same persons, the same ids),
+ * one row per person with its person key, its ids ordered by (id, type). Dropped rows come back
+ * as extra rows with a `reason` and a `row_count`, listed first; persons follow ordered by their
+ * key: a total order, so that a row's position in the result names the same person on every read
+ * of it (shards are ranges of positions).
  */
-export function partitionSyncQuery(t: MappingTable): string {
+export function versionSyncQuery(t: MappingTable): string {
   return [
     'DECLARE last_partition DATE DEFAULT CAST(@partition AS DATE);',
     'DECLARE first_partition DATE DEFAULT DATE_SUB(last_partition, INTERVAL @window_days - 1 DAY);',
-    'WITH source AS (',
-    ...sourceColumns(t, 'first_partition', 'last_partition'),
-    '),',
-    'kept AS (',
-    '  SELECT part, person, id, type,',
-    '    ROW_NUMBER() OVER claim AS n,',
-    '    FIRST_VALUE(person) OVER claim AS winner',
-    '  FROM source',
-    '  WHERE person IS NOT NULL AND id IS NOT NULL AND type IS NOT NULL',
-    '  WINDOW claim AS (PARTITION BY type, id, part ORDER BY person)',
-    '),',
-    'previous AS (',
-    '  SELECT type, id, person,',
-    '    ROW_NUMBER() OVER (PARTITION BY type, id ORDER BY part DESC) AS k',
-    '  FROM kept WHERE n = 1 AND part < last_partition',
-    '),',
-    'current AS (',
-    '  SELECT c.person, c.id, c.type,',
-    '    IF(p.person IS NOT NULL AND p.person != c.person, p.person, NULL) AS moved_from',
-    '  FROM kept AS c LEFT JOIN previous AS p ON p.k = 1 AND p.type = c.type AND p.id = c.id',
-    '  WHERE c.n = 1 AND c.part = last_partition',
-    '),',
-    'dropped AS (',
-    "  SELECT IF(id IS NULL, 'no_id', IF(type IS NULL, 'no_type', 'no_person')) AS reason",
-    '  FROM source',
-    '  WHERE part = last_partition AND (person IS NULL OR id IS NULL OR type IS NULL)',
+    ...cleaningRules(t),
+    'SELECT person, ids, reason, row_count FROM (',
+    '  SELECT person, ARRAY_AGG(STRUCT(id AS id, type AS type) ORDER BY id, type) AS ids,',
+    '    CAST(NULL AS STRING) AS reason, COUNT(*) AS row_count',
+    '  FROM ranked WHERE n = 1 GROUP BY person',
     '  UNION ALL',
-    "  SELECT IF(person != winner, 'other_person', 'duplicate_row') FROM kept",
-    '  WHERE part = last_partition AND n > 1',
+    '  SELECT CAST(NULL AS STRING), ARRAY<STRUCT<id STRING, type STRING>>[], reason, COUNT(*)',
+    '  FROM dropped GROUP BY reason',
     ')',
-    'SELECT person, id, type, moved_from, reason, row_count FROM (',
-    '  SELECT person, id, type, moved_from, CAST(NULL AS STRING) AS reason, 1 AS row_count',
-    '  FROM current',
-    '  UNION ALL',
-    '  SELECT NULL, NULL, NULL, NULL, reason, COUNT(*) FROM dropped GROUP BY reason',
-    ')',
-    'ORDER BY reason IS NULL, reason, person, id, type;',
+    'ORDER BY reason IS NULL, reason, person;',
   ].join('\n');
 }

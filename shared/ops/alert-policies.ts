@@ -367,8 +367,8 @@ export function alertPolicies(s: OpsSettings): AlertPolicy[] {
         ],
         {
           meaning:
-            'the sync runs but no newer partition lands, or it fails before moving the checkpoint.',
-          confirm: `${logsOf(fn.sync)}: jsonPayload.summary.checkpoint and checkpointAgeSecs; /health bigtable.lastSyncedPartition.`,
+            'the sync runs but no newer version lands (its shards still in progress, failed or dead-lettered), or it fails before one does.',
+          confirm: `${logsOf(fn.sync)}: jsonPayload.summary.version (the current version's partition) and checkpointAgeSecs; /health bigtable.lastSyncedPartition.`,
           act: 'check the BigQuery table receives partitions; backfill a range with gcloud functions call <sync> --data={"from":...,"to":...}.',
         },
       ),

@@ -4,14 +4,14 @@
 //   tsx test/bench/emulator-process.ts gcs
 //   tsx test/bench/emulator-process.ts bigquery <persons>
 //   tsx test/bench/emulator-process.ts aerospike
-//   tsx test/bench/emulator-process.ts bigquery-sync <persons> [partition]   (syncMapping's two queries)
+//   tsx test/bench/emulator-process.ts bigquery-sync <persons> [partition]   (syncMapping's queries)
 // The mapping is one partition: `partition`, or today's (UTC) date.
 import { createInterface } from 'node:readline';
 import { AerospikeEmulator } from '../emulators/aerospike-emulator.js';
 import { BigQueryEmulator } from '../emulators/bigquery-emulator.js';
 import { GcsEmulator } from '../emulators/gcs-emulator.js';
 import { mappingResult } from '../helpers/mapping-result.js';
-import { benchPerson, IDS_PER_PERSON } from './bench-data.js';
+import { benchPerson } from './bench-data.js';
 
 const [kind, arg, partitionArg] = process.argv.slice(2);
 const partition = partitionArg ?? new Date().toISOString().slice(0, 10);
@@ -29,7 +29,8 @@ if (kind === 'gcs') {
   close = () => bq.close();
   console.log(JSON.stringify({ baseUrl: bq.baseUrl, projectId: bq.projectId }));
 } else if (kind === 'bigquery-sync') {
-  // What syncMapping asks: the partition list, then one partition's links ordered by person.
+  // What syncMapping asks: the partition list, then the version query (a person per row, ordered
+  // by person key); its shard workers then read the result by position.
   const persons = Number(arg ?? '1000');
   const bq = await BigQueryEmulator.start({ projectId: 'bench-project' });
   bq.respondWith((q) =>
@@ -40,18 +41,25 @@ if (kind === 'gcs') {
           row: () => [partition],
         }
       : {
-          schema: ['person', 'id', 'type', 'moved_from', 'reason']
-            .map((name) => ({
-              name,
-              type: 'STRING',
-            }))
-            .concat([{ name: 'row_count', type: 'INT64' }]),
-          totalRows: persons * IDS_PER_PERSON,
-          pageSize: 25_000,
+          schema: [
+            { name: 'person', type: 'STRING', mode: 'NULLABLE' },
+            {
+              name: 'ids',
+              type: 'RECORD',
+              mode: 'REPEATED',
+              fields: [
+                { name: 'id', type: 'STRING' },
+                { name: 'type', type: 'STRING' },
+              ],
+            },
+            { name: 'reason', type: 'STRING', mode: 'NULLABLE' },
+            { name: 'row_count', type: 'INT64', mode: 'NULLABLE' },
+          ],
+          totalRows: persons,
+          pageSize: 10_000,
           row: (i) => {
-            const person = Math.floor(i / IDS_PER_PERSON);
-            const [id, type] = benchPerson(person)[i % IDS_PER_PERSON] ?? ['', ''];
-            return [`person-${String(person).padStart(9, '0')}`, id, type, null, null, 1];
+            const ids = benchPerson(i).map(([id, type]) => [id, type]);
+            return [`person-${String(i).padStart(9, '0')}`, ids, null, ids.length];
           },
         },
   );

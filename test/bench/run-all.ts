@@ -5,6 +5,7 @@
 //   BENCH_MIX_ROUNDS=8  alternating rounds of part i (each side 2 * BENCH_SECONDS / rounds per round)
 //   BENCH_SIZES=1000000,5000000  mapping sizes in ids (c, d, f)
 //   BENCH_SYNC_SIZES=1000000,5000000  syncMapping sizes in ids (h)
+//   BENCH_SYNC_WORKERS=1,2,4  shard-worker processes of (h), on the first sync size
 //   BENCH_PARTS=a,b,...  a subset of the parts; (a) always runs (b and e use its ceiling and
 //     answer), and (k) runs with (j)
 import { readFile } from 'node:fs/promises';
@@ -28,7 +29,7 @@ import { writeProfilesFile } from '../helpers/profiles-file.js';
 import { makeTempDir } from '../helpers/temp-dir.js';
 import { benchAttacks } from './attack-bench.js';
 import { benchPerson } from './bench-data.js';
-import { benchBigtableRequests, benchSync } from './bigtable-bench.js';
+import { benchBigtableRequests, benchSync, benchWorkers } from './bigtable-bench.js';
 import { coldStart } from './cold-start-bench.js';
 import {
   benchAerospike,
@@ -48,6 +49,7 @@ const seconds = Number(process.env.BENCH_SECONDS ?? 8);
 const sizes = (process.env.BENCH_SIZES ?? '1000000,5000000').split(',').map(Number);
 const parts = new Set((process.env.BENCH_PARTS ?? 'a,i,n,j,l,m,b,c,d,e,f,g,h').split(','));
 const syncSizes = (process.env.BENCH_SYNC_SIZES ?? '1000000,5000000').split(',').map(Number);
+const syncWorkers = (process.env.BENCH_SYNC_WORKERS ?? '1,2,4').split(',').map(Number);
 
 interface Row {
   readonly part: string;
@@ -341,6 +343,24 @@ for (const ids of parts.has('h') ? syncSizes : []) {
   syncs.push(await benchSync(ids));
 }
 throughputRows('h', 'syncMapping', syncs);
+// (h) the same sync's shards spread over shard-worker processes (the queue played by the bench).
+const spread = [];
+for (const workers of parts.has('h') ? syncWorkers : []) {
+  const ids = syncSizes[0] ?? 1_000_000;
+  note(`(h) syncMapping, ${fmt(ids)} ids, ${workers} shard worker(s)`);
+  spread.push(await benchWorkers(ids, workers, Math.ceil(ids / 3 / 16)));
+}
+for (const w of spread) {
+  const one = spread[0];
+  rows.push({
+    part: 'h',
+    figure: `syncMapping, ${fmt(w.ids)} ids in ${w.shards} shards, ${w.workers} worker process(es): ids/s`,
+    value: fmt(w.idsPerSecond),
+    baseline: one && w !== one ? `${fmt(one.idsPerSecond)} with 1 worker` : '-',
+    ratio: one && w !== one ? `x${(w.idsPerSecond / one.idsPerSecond).toFixed(2)}` : '-',
+    target: 'the mechanism (2 shared cores: emulator, BigQuery server and workers compete)',
+  });
+}
 
 // (c) and (d): mapping load and the mapping job, per size.
 let coldStartDir: string | undefined;

@@ -33,3 +33,51 @@ export function bigtableEnv(tableId: string): Record<string, string> {
     BIGTABLE_TABLE: tableId,
   };
 }
+
+/**
+ * Every cell of a table (all versions), as sorted comparable text: `<row> <family>:<qualifier>
+ * @<timestamp> = <value>`. `families` picks some (the links family `l` alone: what two syncs of
+ * one version must agree on; the meta family holds times and plan ids).
+ */
+export async function dumpCells(table: Table, families?: readonly string[]): Promise<string[]> {
+  const [rows] = await table.getRows();
+  const cells: string[] = [];
+  for (const row of rows) {
+    for (const [family, columns] of Object.entries(
+      row.data as Record<string, Record<string, { value: string; timestamp: string }[]>>,
+    )) {
+      if (families && !families.includes(family)) continue;
+      for (const [qualifier, versions] of Object.entries(columns)) {
+        for (const cell of versions) {
+          cells.push(
+            `${row.id} ${family}:${JSON.stringify(qualifier)} @${cell.timestamp} = ${cell.value}`,
+          );
+        }
+      }
+    }
+  }
+  return cells.sort();
+}
+
+/**
+ * `table` with every insert (MutateRows) held back `ms` first: a slow cluster, for syncs that
+ * must not finish within a deadline. `entries` (when given) receives every entry inserted.
+ */
+export function throttledTable(
+  table: Table,
+  ms: number,
+  entries?: { key: string; data: Record<string, Record<string, unknown>> }[],
+): Table {
+  return new Proxy(table, {
+    get(target, prop, receiver) {
+      if (prop === 'insert') {
+        return async (...args: Parameters<Table['insert']>) => {
+          if (entries) entries.push(...(args[0] as typeof entries));
+          if (ms > 0) await new Promise((resolve) => setTimeout(resolve, ms));
+          return target.insert(...args);
+        };
+      }
+      return Reflect.get(target, prop, receiver);
+    },
+  });
+}

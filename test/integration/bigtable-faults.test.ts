@@ -2,43 +2,29 @@ import type { Table } from '@google-cloud/bigtable';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadProfileConfig } from '../../functions/profile/config.js';
 import { createProfileRuntime, type ProfileRuntime } from '../../functions/profile/runtime.js';
-import { createSyncMappingHandler } from '../../functions/sync-mapping/handler.js';
 import { BackendUnavailableError } from '../../shared/errors.js';
 import { defaultIdTypeRegistry } from '../../shared/id-types.js';
-import type { ScheduledEvent } from '../../shared/jobs/scheduled-job.js';
 import { silentLogger } from '../../shared/logger.js';
-import {
-  BigQueryPartitionSource,
-  type PartitionSource,
-} from '../../shared/mapping/bigquery-partition-source.js';
-import {
-  BigtableMappingStore,
-  readCheckpoint,
-} from '../../shared/mapping/bigtable-mapping-store.js';
+import type { VersionSource } from '../../shared/mapping/bigquery-version-source.js';
+import { VERSION_LEASE_MS } from '../../shared/mapping/bigtable-layout.js';
+import { BigtableMappingStore, readVersion } from '../../shared/mapping/bigtable-mapping-store.js';
+import { readPlan } from '../../shared/mapping/sync-plan.js';
 import type { AerospikeEmulator } from '../emulators/aerospike-emulator.js';
 import type { BigQueryEmulator } from '../emulators/bigquery-emulator.js';
 import type { BigtableEmulator } from '../emulators/bigtable-emulator.js';
-import { bigQueryClientFor } from '../helpers/bigquery-client.js';
-import { BIGTABLE, bigtableEnv, createMappingTable } from '../helpers/bigtable-table.js';
+import { BIGTABLE, bigtableEnv, createMappingTable, dumpCells } from '../helpers/bigtable-table.js';
 import { captureLogger } from '../helpers/capture-logger.js';
 import { eventually } from '../helpers/eventually.js';
-import { GRAPH_TABLE, type GraphStack, startGraphStack } from '../helpers/graph-stack.js';
+import { type GraphStack, startGraphStack } from '../helpers/graph-stack.js';
 import { httpEvent, resultJson } from '../helpers/http-event.js';
-import { MAPPING_COLUMNS, type PartitionedMapping } from '../helpers/partitioned-mapping.js';
-import { MANUAL_RUN } from '../helpers/scheduled-event.js';
+import type { PartitionedMapping } from '../helpers/partitioned-mapping.js';
+import { graphSource, testSyncJob } from '../helpers/sync-job.js';
 
-// Bigtable mode when things go wrong: the emulator silent or gone, a sync killed halfway,
+// Bigtable mode when things go wrong: the emulator silent or gone, a sync failing halfway,
 // BigQuery failing. Google's emulator throughout; no hand-written Bigtable.
-const LAST = '2026-11-25';
+const LAST = new Date().toISOString().slice(0, 10);
 const WINDOW_DAYS = 2;
 const registry = defaultIdTypeRegistry();
-const SOURCE_OPTIONS = {
-  table: GRAPH_TABLE,
-  ...MAPPING_COLUMNS,
-  windowDays: WINDOW_DAYS,
-  jobTimeoutMs: 60_000,
-  pageSize: 200,
-};
 
 let stack: GraphStack;
 let bq: BigQueryEmulator;
@@ -48,41 +34,16 @@ let graph: PartitionedMapping;
 let dir: string;
 let profile: ProfileRuntime;
 
-function syncInto(table: Table, source: PartitionSource = partitionSource(), log = silentLogger) {
-  const run = createSyncMappingHandler({
-    config: { JOB_TIMEOUT_MS: 30_000, MAPPING_WINDOW_DAYS: WINDOW_DAYS, MAPPING_LOOKBACK_DAYS: 7 },
-    registry,
+function syncInto(table: Table, source?: VersionSource, log = silentLogger) {
+  return testSyncJob({
+    bq,
+    table,
+    windowDays: WINDOW_DAYS,
     source,
-    table: async () => table,
-    limits: { batchEntries: 50, cellsPerEntry: 20, maxInFlight: 2, callTimeoutMs: 5_000 },
     log,
+    config: { SYNC_SHARD_PERSONS: 30 },
     now: () => Date.parse(`${LAST}T12:00:00Z`),
   });
-  return (event: Partial<ScheduledEvent> = {}) => run({ ...MANUAL_RUN, ...event }, {});
-}
-
-function partitionSource(): BigQueryPartitionSource {
-  return new BigQueryPartitionSource(SOURCE_OPTIONS, bigQueryClientFor(bq));
-}
-
-/** Every cell of a table (all versions), as comparable text. */
-async function dump(table: Table): Promise<string[]> {
-  const [rows] = await table.getRows();
-  const cells: string[] = [];
-  for (const row of rows) {
-    for (const [family, columns] of Object.entries(
-      row.data as Record<string, Record<string, { value: string; timestamp: string }[]>>,
-    )) {
-      for (const [qualifier, versions] of Object.entries(columns)) {
-        for (const cell of versions) {
-          cells.push(
-            `${row.id} ${family}:${JSON.stringify(qualifier)} @${cell.timestamp} = ${cell.value}`,
-          );
-        }
-      }
-    }
-  }
-  return cells.sort();
 }
 
 async function ask(query: string) {
@@ -138,6 +99,7 @@ describe('the profile function on Bigtable', () => {
         return Reflect.get(target, prop, receiver);
       },
     });
+    let clock = Date.now();
     const store = new BigtableMappingStore(
       {
         ...BIGTABLE,
@@ -146,6 +108,7 @@ describe('the profile function on Bigtable', () => {
         refreshIntervalMs: 60_000,
         retryMaxMs: 1_000,
         maxStalenessSecs: 172_800,
+        now: () => clock,
       },
       counted,
     );
@@ -165,6 +128,17 @@ describe('the profile function on Bigtable', () => {
     await ask(`id=${graph.data.samples.linked}`);
     const stats = await aerospike.stats();
     expect(stats.batchReads + stats.reads).toBe(1);
+    // An instance that has not read the version for longer than the lease (idle, or its
+    // refreshes failing) reads it before it answers: the sync relies on that bound.
+    clock += VERSION_LEASE_MS + 1;
+    calls.length = 0;
+    await store.find([registry.candidates(graph.data.samples.linked)], 50, 1_000);
+    expect(calls).toEqual([['_meta'], expect.any(Array), expect.any(Array)]);
+    // Within the lease, the lookup does not wait for it.
+    calls.length = 0;
+    await store.find([registry.candidates(graph.data.samples.linked)], 50, 1_000);
+    expect(calls.length).toBe(2);
+    await store.close();
   });
 
   it('answers 503 mapping_unavailable within the budget while Bigtable is silent, then recovers', async () => {
@@ -201,49 +175,47 @@ describe('the profile function on Bigtable', () => {
 });
 
 describe('syncMapping when things fail', () => {
-  it('repairs a sync killed mid-partition: a re-run leaves the same cells as an uninterrupted one', async () => {
+  it('keeps the shards that landed when one fails; the next run lands the rest, cells identical to an uninterrupted sync', async () => {
     const whole = await createMappingTable('whole', WINDOW_DAYS);
     await syncInto(whole)();
 
     const broken = await createMappingTable('interrupted', WINDOW_DAYS);
-    // A source that dies 100 rows into the last partition, as a killed instance would.
-    const real = partitionSource();
-    let served = 0;
-    const dying: PartitionSource = {
+    // A source whose reads die from the third shard on, as BigQuery failing would.
+    const real = graphSource(bq);
+    let failing = true;
+    const dying: VersionSource = {
       partitions: (from, to, signal) => real.partitions(from, to, signal),
-      async *links(partition, signal) {
-        for await (const link of real.links(partition, signal)) {
-          if (partition === LAST && ++served > 100)
-            throw new BackendUnavailableError('bigquery', 'killed');
-          yield link;
-        }
+      runVersionQuery: (partition, days, signal) => real.runVersionQuery(partition, days, signal),
+      async *pages(result, from, to, signal) {
+        if (failing && from >= 60) throw new BackendUnavailableError('bigquery', 'killed');
+        yield* real.pages(result, from, to, signal);
       },
     };
     const { log, lines } = captureLogger();
     await expect(syncInto(broken, dying, log)()).rejects.toThrow(/killed/);
-    // The checkpoint stopped before the half-written partition.
-    expect(await readCheckpoint(broken, 5_000)).toBe('2026-11-24');
-    // The run's log line says it failed, and how far it got.
+    // Nothing is visible: no version until every shard has landed.
+    expect(await readVersion(broken, 5_000)).toBeUndefined();
+    const plan = await readPlan(broken);
+    expect([...(plan?.shards ?? [])].filter(([, s]) => s.done).map(([k]) => k)).toEqual([0, 1]);
+    // The failed shard is on record, with the error.
+    expect(plan?.shards.get(2)?.failure).toMatchObject({
+      attempts: 1,
+      error: expect.stringMatching(/killed/),
+    });
+    // The run's log line says it failed.
     const failed = lines.find((line) => line.severity === 'ERROR');
     expect(failed?.message).toMatch(/^syncMapping: failed: .*killed/);
-    expect(failed?.summary).toMatchObject({
-      outcome: 'failed',
-      reason: expect.stringMatching(/killed/),
-      checkpoint: '2026-11-24',
-      partitions: [{ partition: '2026-11-24' }],
-    });
-    expect(await syncInto(broken)()).toMatchObject({
-      outcome: 'synced',
-      checkpoint: LAST,
-      partitions: [{ partition: LAST }],
-    });
-    expect(await dump(broken)).toEqual(await dump(whole));
-    // And running a partition again changes nothing.
-    await syncInto(broken)({ backfill: { from: LAST, to: LAST } });
-    expect(await dump(broken)).toEqual(await dump(whole));
+    expect(failed?.summary).toMatchObject({ outcome: 'failed', version: null });
+
+    failing = false;
+    const resumed = await syncInto(broken, dying)();
+    expect(resumed).toMatchObject({ outcome: 'synced', version: LAST });
+    // Only the shards left were written again.
+    expect(resumed.persons).toBeLessThan(plan?.plan.rows ?? 0);
+    expect(await dumpCells(broken, ['l'])).toEqual(await dumpCells(whole, ['l']));
   });
 
-  it('leaves the checkpoint where it was when BigQuery fails', async () => {
+  it('leaves the table as it was when BigQuery fails', async () => {
     const table = await createMappingTable('bq-failing', WINDOW_DAYS);
     bq.inject({ on: 'page', page: 2, status: 503, times: 100 });
     try {
@@ -251,7 +223,7 @@ describe('syncMapping when things fail', () => {
     } finally {
       bq.clearFaults();
     }
-    expect(await readCheckpoint(table, 5_000)).toBeUndefined();
-    expect(await syncInto(table)()).toMatchObject({ outcome: 'synced', checkpoint: LAST });
+    expect(await readVersion(table, 5_000)).toBeUndefined();
+    expect(await syncInto(table)()).toMatchObject({ outcome: 'synced', version: LAST });
   });
 });

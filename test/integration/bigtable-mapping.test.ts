@@ -3,19 +3,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadProfileConfig } from '../../functions/profile/config.js';
 import { createProfileRuntime, type ProfileRuntime } from '../../functions/profile/runtime.js';
 import { createSnapshotMappingHandler } from '../../functions/snapshot-mapping/handler.js';
-import {
-  createSyncMappingHandler,
-  type SyncSummary,
-} from '../../functions/sync-mapping/handler.js';
+import type { SyncSummary } from '../../functions/sync-mapping/handler.js';
 import { defaultIdTypeRegistry } from '../../shared/id-types.js';
 import type { ScheduledEvent } from '../../shared/jobs/scheduled-job.js';
 import { silentLogger } from '../../shared/logger.js';
 import { BigQueryMappingSource } from '../../shared/mapping/bigquery-mapping-source.js';
-import { BigQueryPartitionSource } from '../../shared/mapping/bigquery-partition-source.js';
 import { shiftDays } from '../../shared/mapping/bigtable-layout.js';
 import { LocalSnapshotStore } from '../../shared/snapshots/local-snapshot-store.js';
 import type { AerospikeEmulator } from '../emulators/aerospike-emulator.js';
 import type { BigQueryEmulator } from '../emulators/bigquery-emulator.js';
+import { apiSchemaProblems } from '../helpers/api-schema-check.js';
 import { bigQueryClientFor } from '../helpers/bigquery-client.js';
 import { bigtableEnv, createMappingTable } from '../helpers/bigtable-table.js';
 import { captureLogger } from '../helpers/capture-logger.js';
@@ -24,12 +21,14 @@ import { GRAPH_TABLE, type GraphStack, startGraphStack } from '../helpers/graph-
 import { httpEvent, resultJson, resultText } from '../helpers/http-event.js';
 import { MAPPING_COLUMNS, type PartitionedMapping } from '../helpers/partitioned-mapping.js';
 import { MANUAL_RUN } from '../helpers/scheduled-event.js';
+import { testSyncJob } from '../helpers/sync-job.js';
 
 // The full identity graph in both modes, same data: BigQuery (several partitions) -> snapshotMapping
 // -> snapshot in memory, and BigQuery -> syncMapping -> Google's Bigtable emulator. The profile
 // function answers every id the same way, byte for byte, on the same Aerospike records.
 const WINDOW_DAYS = 3;
-const LAST = '2026-11-25';
+/** The graph's last partition: today (the GC rule's max age counts from the cells' dates). */
+const LAST = new Date().toISOString().slice(0, 10);
 const registry = defaultIdTypeRegistry();
 
 let stack: GraphStack;
@@ -112,21 +111,18 @@ beforeAll(async () => {
   })(MANUAL_RUN, {});
   expect(published).toMatchObject({
     outcome: 'published',
-    source: { firstPartition: '2026-11-23', lastPartition: LAST },
+    source: { firstPartition: shiftDays(LAST, -2), lastPartition: LAST },
   });
 
-  // Bigtable mode: the sync job writes the same window to the emulator.
+  // Bigtable mode: the sync job writes the same window to the emulator, in shards of 100 persons.
   table = await createMappingTable('identity-mapping', WINDOW_DAYS);
-  const run = createSyncMappingHandler({
-    config: { JOB_TIMEOUT_MS: 60_000, MAPPING_WINDOW_DAYS: WINDOW_DAYS, MAPPING_LOOKBACK_DAYS: 7 },
-    registry,
-    source: new BigQueryPartitionSource(tableOptions, bigQueryClientFor(bq)),
-    table: async () => table,
-    limits: { batchEntries: 200, cellsPerEntry: 50, maxInFlight: 2, callTimeoutMs: 10_000 },
-    log: silentLogger,
+  sync = testSyncJob({
+    bq,
+    table,
+    windowDays: WINDOW_DAYS,
+    config: { SYNC_INLINE_WORKERS: 2 },
     now: () => Date.parse(`${LAST}T12:00:00Z`),
   });
-  sync = (event = {}) => run({ ...MANUAL_RUN, ...event }, {});
 
   snapshotMode = runtime({});
   bigtableMode = runtime(bigtableEnv('identity-mapping'));
@@ -139,28 +135,25 @@ afterAll(async () => {
 });
 
 describe('syncMapping', () => {
-  it('writes the window oldest partition first, advancing the checkpoint after each', async () => {
+  it('writes the window ending at the latest partition as one version, in shards', async () => {
     const first = await sync();
     expect(first).toMatchObject({
       outcome: 'synced',
-      previousCheckpoint: null,
-      checkpoint: LAST,
+      previousVersion: null,
+      version: LAST,
+      plan: { partition: LAST, failedShards: [] },
     });
-    expect(first.partitions.map((p) => p.partition)).toEqual(['2026-11-23', '2026-11-24', LAST]);
-    expect(first.partitions.at(-1)?.skippedByReason).toMatchObject({
-      no_person: 40,
-      no_id: 1,
-      no_type: 1,
-      other_person: expect.any(Number),
-    });
-    expect(await sync()).toMatchObject({ outcome: 'unchanged', checkpoint: LAST, partitions: [] });
+    // 700 persons in shards of 100: several shards, all landed.
+    expect(first.plan?.shards).toBeGreaterThan(5);
+    expect(first.plan?.done).toBe(first.plan?.shards);
+    expect(first.ids).toBeGreaterThan(1_000);
+    expect(await sync()).toMatchObject({ outcome: 'unchanged', version: LAST });
   });
 
-  it('backfills older partitions without moving the checkpoint back, unseen by reads', async () => {
-    const backfill = await sync({ backfill: { from: '2026-11-21', to: '2026-11-22' } });
-    expect(backfill).toMatchObject({ outcome: 'synced', checkpoint: LAST });
-    expect(backfill.partitions.map((p) => p.partition)).toEqual(['2026-11-21', '2026-11-22']);
-    // Links of these days lie outside the window: reads must not see them (GC is lazy). A person
+  it('writes the window again as a new version on {"resync": true}, unseen by reads until it lands', async () => {
+    const resync = await sync({ resync: true });
+    expect(resync).toMatchObject({ outcome: 'synced', previousVersion: LAST, version: LAST });
+    // Links of the graph's first days lie outside the window: reads must not see them. A person
     // seen on the first day only: its ids are answered without each other, as in snapshot mode.
     const [id, mate] = firstDayOnlyPerson();
     await bigtableMode.deps.mapping.ready(5_000);
@@ -222,6 +215,8 @@ describe('the profile function in both mapping modes', () => {
       },
     });
     expect(body.snapshots).not.toHaveProperty('mapping');
+    // As /openapi.json describes it.
+    expect(apiSchemaProblems('Health', body)).toEqual([]);
   });
 });
 
@@ -233,19 +228,15 @@ describe('a first sync with no partition within MAPPING_LOOKBACK_DAYS', () => {
     const first = await createMappingTable('first-sync', WINDOW_DAYS);
     const firstSync = (lookbackDays: number) => {
       const { log, lines } = captureLogger();
-      const run = createSyncMappingHandler({
-        config: {
-          JOB_TIMEOUT_MS: 60_000,
-          MAPPING_WINDOW_DAYS: WINDOW_DAYS,
-          MAPPING_LOOKBACK_DAYS: lookbackDays,
-        },
-        registry,
-        source: new BigQueryPartitionSource(tableOptions, bigQueryClientFor(bq)),
-        table: async () => first,
+      const run = testSyncJob({
+        bq,
+        table: first,
+        windowDays: WINDOW_DAYS,
+        lookbackDays,
         log,
         now: () => Date.parse(`${today}T06:00:00Z`),
       });
-      return { run: () => run(MANUAL_RUN, {}), lines };
+      return { run: () => run(), lines };
     };
     const profile = runtime(bigtableEnv('first-sync'));
     // As the entry module starts an instance: first loads and the store's connect (/health
@@ -256,8 +247,7 @@ describe('a first sync with no partition within MAPPING_LOOKBACK_DAYS', () => {
       const refused = await short.run();
       expect(refused).toMatchObject({
         outcome: 'refused',
-        checkpoint: null,
-        partitions: [],
+        version: null,
         firstSync: {
           earliestAccepted: shiftDays(today, -7),
           newestPartition: LAST,
@@ -287,7 +277,7 @@ describe('a first sync with no partition within MAPPING_LOOKBACK_DAYS', () => {
 
       // With a look-back that reaches it, the window ending at that partition is synced and
       // health no longer carries the note.
-      expect(await firstSync(30).run()).toMatchObject({ outcome: 'synced', checkpoint: LAST });
+      expect(await firstSync(30).run()).toMatchObject({ outcome: 'synced', version: LAST });
       // /health alone brings the instance round (no request needed): it retries the checkpoint
       // read, with back-off, as a request would.
       const after = await eventually(async () => {
@@ -304,19 +294,13 @@ describe('a first sync with no partition within MAPPING_LOOKBACK_DAYS', () => {
 
   it('says so when the table has no partition in the year before either', async () => {
     const empty = await createMappingTable('first-sync-empty', WINDOW_DAYS);
-    const run = createSyncMappingHandler({
-      config: {
-        JOB_TIMEOUT_MS: 60_000,
-        MAPPING_WINDOW_DAYS: WINDOW_DAYS,
-        MAPPING_LOOKBACK_DAYS: 7,
-      },
-      registry,
-      source: new BigQueryPartitionSource(tableOptions, bigQueryClientFor(bq)),
-      table: async () => empty,
-      log: silentLogger,
+    const run = testSyncJob({
+      bq,
+      table: empty,
+      windowDays: WINDOW_DAYS,
       now: () => Date.parse(`${shiftDays(LAST, 400)}T06:00:00Z`),
     });
-    const refused = await run(MANUAL_RUN, {});
+    const refused = await run();
     expect(refused).toMatchObject({
       outcome: 'refused',
       firstSync: { newestPartition: null, excludedBy: null },

@@ -35,6 +35,33 @@ const STATE = {
   table: 'bigtable-instances-tables--identity-mapping',
   readProfile: 'bigtable-app-profiles--profile-api',
   syncProfile: 'bigtable-app-profiles--profile-api-sync',
+  shardTopic: 'pubsub-topics--profile-api-sync-shards',
+  deadTopic: 'pubsub-topics--profile-api-sync-shards-dead',
+  deadSubscription: 'pubsub-subscriptions--profile-api-sync-shards-dead',
+  pushSubscription: 'pubsub-subscriptions--profile-api-sync-shards-push',
+  worker: 'functions--profile-api-sync-mapping-shard',
+};
+/** gcloud's describe of the push subscription (--format=json) as deploy.sh makes it. */
+const PUSH_JSON = JSON.stringify({
+  name: 'projects/demo-proj/subscriptions/profile-api-sync-shards-push',
+  topic: 'projects/demo-proj/topics/profile-api-sync-shards',
+  pushConfig: {
+    pushEndpoint: 'https://profile-api-sync-mapping-shard-abc123-ew.a.run.app/',
+    oidcToken: { serviceAccountEmail: 'profile-api-push@demo-proj.iam.gserviceaccount.com' },
+  },
+  ackDeadlineSeconds: 600,
+  deadLetterPolicy: {
+    deadLetterTopic: 'projects/demo-proj/topics/profile-api-sync-shards-dead',
+    maxDeliveryAttempts: 100,
+  },
+});
+/** What a deploy leaves of the shard dispatch, as the stub describes it. */
+const DISPATCH = {
+  [STATE.shardTopic]: '',
+  [STATE.deadTopic]: '',
+  [STATE.deadSubscription]: '',
+  [STATE.pushSubscription]: PUSH_JSON,
+  [STATE.worker]: '',
 };
 /** gcloud's describe of the table (--format=json) with the `l` family expiring after `days`. */
 const tableJson = (days: number, families = ['l', 'm']) =>
@@ -46,7 +73,7 @@ const tableJson = (days: number, families = ['l', 'm']) =>
         {
           gcRule:
             f === 'l'
-              ? { union: { rules: [{ maxAge: `${days * 86_400}s` }, { maxNumVersions: 1 }] } }
+              ? { union: { rules: [{ maxAge: `${days * 86_400}s` }, { maxNumVersions: 2 }] } }
               : { maxNumVersions: 1 },
         },
       ]),
@@ -110,7 +137,7 @@ describe('deploy.sh MAPPING_STORE=bigtable on a new project', () => {
     expect(flag(table ?? '', '--instance')).toBe('profile-api');
     // MAPPING_WINDOW_DAYS 1 + MAPPING_LOOKBACK_DAYS 7.
     expect(flag(table ?? '', '--column-families')).toBe(
-      'l:maxage=8d||maxversions=1,m:maxversions=1',
+      'l:maxage=8d||maxversions=2,m:maxversions=1',
     );
     // The table is created before anything is granted on it.
     expect(first.commands.indexOf(table ?? '')).toBeLessThan(
@@ -213,8 +240,14 @@ describe('deploy.sh MAPPING_STORE=bigtable on a new project', () => {
     });
     expect(env.has('MAPPING_MAX_BYTES')).toBe(false);
     expect(first.stdout).toContain(
-      `gcloud functions call profile-api-sync-mapping --gen2 --region=europe-west1 --project=demo-proj --data='{"from":"YYYY-MM-DD","to":"YYYY-MM-DD"}'`,
+      `gcloud functions call profile-api-sync-mapping --gen2 --region=europe-west1 --project=demo-proj --data='{"resync":true}'`,
     );
+    // It publishes the shards to the topic and drains the dead letters.
+    expect(Object.fromEntries(env)).toMatchObject({
+      SYNC_TOPIC: 'projects/demo-proj/topics/profile-api-sync-shards',
+      SYNC_DEAD_LETTER_SUBSCRIPTION:
+        'projects/demo-proj/subscriptions/profile-api-sync-shards-dead',
+    });
   });
 
   it('sizes the profile function without the mapping and points it at the table', async () => {
@@ -240,7 +273,11 @@ describe('deploy.sh MAPPING_STORE=bigtable again', () => {
   it('creates nothing and changes nothing in Bigtable', async () => {
     const { second } = await deployed;
     expect(
-      second.commands.filter((c) => / (create|rm) /.test(c) && !c.includes(' describe ')),
+      second.commands.filter(
+        // (Enabling a service agent that exists is a no-op gcloud still runs.)
+        (c) =>
+          / (create|rm) /.test(c) && !c.includes(' describe ') && !c.includes('identity create'),
+      ),
     ).toEqual([]);
     expect(
       second.commands.filter((c) => c.startsWith('gcloud bigtable') && !c.includes(' describe ')),
@@ -342,7 +379,7 @@ describe('deploy.sh MAPPING_STORE=bigtable when the window changes', () => {
         BIGTABLE_EMULATOR_HOST: emulator.host,
       });
       expect(result.stdout).toContain(
-        '+ cbt -project=local-project -instance=profile-api setgcpolicy identity-mapping l maxage=10d or maxversions=1\n',
+        '+ cbt -project=local-project -instance=profile-api setgcpolicy identity-mapping l maxage=10d or maxversions=2\n',
       );
       const [families] = await table.getFamilies();
       const rules = new Map(families.map((f) => [f.id, JSON.stringify(f.metadata?.gcRule)]));
@@ -355,7 +392,7 @@ describe('deploy.sh MAPPING_STORE=bigtable when the window changes', () => {
         links.union?.rules
           ?.map((r) => r.maxAge?.seconds ?? `versions ${r.maxNumVersions}`)
           .map(String),
-      ).toEqual(expect.arrayContaining(['864000', 'versions 1']));
+      ).toEqual(expect.arrayContaining(['864000', 'versions 2']));
       // The meta family is untouched.
       expect(rules.get('m')).toContain('"maxNumVersions":1');
       // The functions read the same window.
@@ -375,9 +412,23 @@ describe('deploy.sh teardown with MAPPING_STORE=bigtable', () => {
     expect(
       having(plain.commands, 'gcloud scheduler jobs delete profile-api-sync-mapping'),
     ).toHaveLength(1);
-    expect(having(plain.commands, 'gcloud functions delete profile-api-sync-mapping')).toHaveLength(
-      1,
-    );
+    expect(
+      having(plain.commands, 'gcloud functions delete profile-api-sync-mapping '),
+    ).toHaveLength(1);
+    // The shard dispatch: its subscriptions, then its topics, and the worker function.
+    expect(
+      plain.commands
+        .filter((c) => c.startsWith('gcloud pubsub') && c.includes(' delete '))
+        .map((c) => argv(c).slice(1, 5).join(' ')),
+    ).toEqual([
+      'pubsub subscriptions delete profile-api-sync-shards-push',
+      'pubsub subscriptions delete profile-api-sync-shards-dead',
+      'pubsub topics delete profile-api-sync-shards',
+      'pubsub topics delete profile-api-sync-shards-dead',
+    ]);
+    expect(
+      having(plain.commands, 'gcloud functions delete profile-api-sync-mapping-shard '),
+    ).toHaveLength(1);
     expect(having(plain.commands, 'gcloud bigtable', ' delete ')).toEqual([]);
 
     const all = box.run(['teardown'], { TEARDOWN_ALL: '1' });
@@ -395,6 +446,7 @@ describe('deploy.sh teardown with MAPPING_STORE=bigtable', () => {
     expect(list).toBeGreaterThan(all.commands.indexOf(deletes[2] ?? ''));
     expect(list).toBeLessThan(all.commands.indexOf(deletes[3] ?? ''));
     expect(having(all.commands, 'service-accounts delete profile-api-sync@')).toHaveLength(1);
+    expect(having(all.commands, 'service-accounts delete profile-api-push@')).toHaveLength(1);
   });
 });
 
@@ -404,14 +456,19 @@ describe('deploy.sh verify with MAPPING_STORE=bigtable', () => {
     MAPPING_TABLE: SETTINGS.MAPPING_TABLE,
     MAPPING_STORE: 'bigtable',
   };
-  const verify = async (files: Record<string, string>) => {
+  const verify = async (files: Record<string, string | undefined>) => {
     const box = await sandbox(only);
-    exist(box, files);
+    exist(
+      box,
+      Object.fromEntries(
+        Object.entries(files).filter((e): e is [string, string] => e[1] !== undefined),
+      ),
+    );
     return attemptVerify(box);
   };
 
   it('checks the table and its families, and never calls the sync job (it has no dry run)', async () => {
-    const result = await verify({ [STATE.table]: tableJson(8) });
+    const result = await verify({ [STATE.table]: tableJson(8), ...DISPATCH });
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
     expect(
@@ -423,7 +480,7 @@ describe('deploy.sh verify with MAPPING_STORE=bigtable', () => {
     ).toHaveLength(1);
     expect(having(result.commands, 'functions call')).toEqual([]);
     expect(result.stdout).toContain(
-      'Verified: Bigtable table identity-mapping has its column families.',
+      'Verified: Bigtable table identity-mapping has its column families; the shard dispatch (profile-api-sync-shards, profile-api-sync-shards-push to profile-api-sync-mapping-shard, profile-api-sync-shards-dead) is in place.',
     );
   });
 
@@ -436,10 +493,33 @@ describe('deploy.sh verify with MAPPING_STORE=bigtable', () => {
     expect(none.stderr).toContain('Bigtable table identity-mapping does not exist');
   });
 
+  it('fails when the shard dispatch is missing, or its push subscription is not as deployed', async () => {
+    const noWorker = await verify({
+      [STATE.table]: tableJson(8),
+      ...DISPATCH,
+      [STATE.worker]: undefined,
+    });
+    expect(noWorker.code).toBe(1);
+    expect(noWorker.stderr).toContain(
+      'the shard worker profile-api-sync-mapping-shard is not deployed',
+    );
+    const push = JSON.parse(PUSH_JSON) as Record<string, unknown>;
+    delete push.deadLetterPolicy;
+    const noDeadLetters = await verify({
+      [STATE.table]: tableJson(8),
+      ...DISPATCH,
+      [STATE.pushSubscription]: JSON.stringify(push),
+    });
+    expect(noDeadLetters.code).toBe(1);
+    expect(noDeadLetters.stderr).toContain(
+      'it has no dead-letter topic profile-api-sync-shards-dead',
+    );
+  });
+
   it('warns when the GC rule is not the settings', async () => {
-    const result = await verify({ [STATE.table]: tableJson(30) });
+    const result = await verify({ [STATE.table]: tableJson(30), ...DISPATCH });
     expect(result.code).toBe(0);
-    expect(result.stderr).toContain('the GC rule of l is not max age 8d or 1 version');
+    expect(result.stderr).toContain('the GC rule of l is not max age 8d or 2 versions');
   });
 });
 
@@ -478,12 +558,14 @@ describe('deploy.sh settings with MAPPING_STORE=bigtable', () => {
     expect(flag(create ?? '', '--cluster-storage-type')).toBe('hdd');
   });
 
-  it('refuses to roll the mapping back (there are no snapshots) and says how to backfill', async () => {
+  it('refuses to roll the mapping back (there are no snapshots) and says how to resync', async () => {
     const box = await sandbox(SETTINGS);
     const result = box.attempt(['rollback', 'mapping', '20261130T043000Z-1a2b3c4d']);
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('MAPPING_STORE=bigtable keeps no mapping snapshots');
-    expect(result.stderr).toContain('gcloud functions call profile-api-sync-mapping');
+    expect(result.stderr).toContain(
+      `gcloud functions call profile-api-sync-mapping --gen2 --region=europe-west1 --project=demo-proj --data='{"resync":true}'`,
+    );
     expect(result.commands).toEqual([]);
   });
 
@@ -504,6 +586,8 @@ describe('deploy.sh settings with MAPPING_STORE=bigtable', () => {
       'BIGTABLE_SYNC_APP_PROFILE',
       'MAPPING_SYNC_METHOD',
       'SYNC_SCHEDULE',
+      'SYNC_MAX_WORKERS',
+      'SYNC_MAX_DELIVERY_ATTEMPTS',
     ]) {
       expect(stdout).toMatch(new RegExp(`^  ${name} `, 'm'));
     }
@@ -526,7 +610,7 @@ describe('the Bigtable gcloud command lines', () => {
     const resized = drift.run([], { BIGTABLE_NODES: '3' });
     const teardown = drift.run(['teardown'], { TEARDOWN_ALL: '1' });
     const verifyBox = await sandbox(SETTINGS);
-    exist(verifyBox, { [STATE.table]: tableJson(8) });
+    exist(verifyBox, { [STATE.table]: tableJson(8), ...DISPATCH });
     const verify = await attemptVerify(verifyBox);
     const all = [
       ...first.commands,
@@ -538,7 +622,7 @@ describe('the Bigtable gcloud command lines', () => {
     ];
     // Bigtable's own lines, and those that changed with it (grants, the sync job, notes).
     const lines = gcloudShapes(all).filter((c) =>
-      /bigtable|sync|profile-api-snapshot-mapping/.test(c),
+      /bigtable|sync|pubsub|push|profile-api-snapshot-mapping/.test(c),
     );
     for (const expected of [
       'gcloud bigtable instances create',
@@ -555,6 +639,18 @@ describe('the Bigtable gcloud command lines', () => {
       'gcloud scheduler jobs create http profile-api-sync-mapping',
       'gcloud functions call profile-api-sync-mapping',
       'gcloud functions delete profile-api-snapshot-mapping',
+      'gcloud pubsub topics create profile-api-sync-shards',
+      'gcloud pubsub subscriptions create profile-api-sync-shards-dead',
+      'gcloud pubsub subscriptions create profile-api-sync-shards-push',
+      'gcloud pubsub subscriptions update profile-api-sync-shards-push',
+      'gcloud pubsub topics add-iam-policy-binding',
+      'gcloud pubsub subscriptions add-iam-policy-binding',
+      'gcloud iam service-accounts add-iam-policy-binding profile-api-push@',
+      'gcloud functions deploy profile-api-sync-mapping-shard',
+      'gcloud functions add-invoker-policy-binding profile-api-sync-mapping-shard',
+      'gcloud beta services identity create --service=pubsub.googleapis.com',
+      'gcloud pubsub subscriptions delete profile-api-sync-shards-push',
+      'gcloud pubsub topics delete profile-api-sync-shards-dead',
     ]) {
       expect(having(lines, expected).length, expected).toBeGreaterThan(0);
     }

@@ -24,6 +24,7 @@ const FUNCTIONS = {
   snapshotCatalog: { name: 'profile-api-snapshot-catalog', env: 'catalog.env.yaml' },
   snapshotMapping: { name: 'profile-api-snapshot-mapping', env: 'mapping.env.yaml' },
   syncMapping: { name: 'profile-api-sync-mapping', env: 'sync.env.yaml' },
+  syncMappingShard: { name: 'profile-api-sync-mapping-shard', env: 'sync-shard.env.yaml' },
 } as const;
 type Fn = keyof typeof FUNCTIONS;
 const FN_NAMES = Object.keys(FUNCTIONS) as Fn[];
@@ -58,11 +59,10 @@ async function plan(
   decl: Map<Fn, Map<string, Kind[]>>,
   mode: 'snapshot' | 'bigtable',
 ): Promise<{ run: Run; work: string; deployed: Fn[]; env: Record<string, string> }> {
-  const deployed: Fn[] = [
-    'profile',
-    'snapshotCatalog',
-    mode === 'bigtable' ? 'syncMapping' : 'snapshotMapping',
-  ];
+  const deployed: Fn[] =
+    mode === 'bigtable'
+      ? ['profile', 'snapshotCatalog', 'syncMapping', 'syncMappingShard']
+      : ['profile', 'snapshotCatalog', 'snapshotMapping'];
   const env: Record<string, string> = {
     ...DEMO_SETTINGS,
     AEROSPIKE_HOSTS: '10.0.0.5:3000',

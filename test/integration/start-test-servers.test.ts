@@ -100,7 +100,7 @@ describe('npm run start:test-servers, 1,000 days from now', () => {
     expect(synced?.status, bigtable.output.slice(-2_000)).toBe(200);
     expect(JSON.parse(synced?.body ?? '{}')).toMatchObject({
       outcome: 'synced',
-      checkpoint: TODAY,
+      version: TODAY,
     });
 
     // Same status, body and linked-id headers for every id; only the mapping version differs
