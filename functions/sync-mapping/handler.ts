@@ -177,7 +177,8 @@ export function createSyncMappingHandler(deps: SyncJobDeps): ScheduledHandler<Sy
         deps.log.error(
           `syncMapping: ${failed.length} shard(s) of version ${result.plan?.partition} failed ` +
             `(first: shard ${failed[0]?.shard}, ${failed[0]?.attempts} attempts: ${failed[0]?.error})`,
-          { summary: result },
+          // How many: deploy.sh's failed-shards metric and alert read it.
+          { summary: result, failedShards: failed.length },
         );
       }
       if (result.outcome === 'refused') {

@@ -23,6 +23,7 @@ export const ALERTS = {
   'scheduler-failed-attempts': 'Scheduler attempts failing',
   'mapping-near-budget': 'Mapping near its memory budget',
   'sync-lag': 'Bigtable sync behind',
+  'sync-failed-shards': 'Bigtable sync shards failing',
   uptime: 'Health check failing',
   'slo-availability-burn': 'Availability SLO burning',
   'slo-latency-burn': 'Latency SLO burning',
@@ -369,7 +370,26 @@ export function alertPolicies(s: OpsSettings): AlertPolicy[] {
           meaning:
             'the sync runs but no newer version lands (its shards still in progress, failed or dead-lettered), or it fails before one does.',
           confirm: `${logsOf(fn.sync)}: jsonPayload.summary.version (the current version's partition) and checkpointAgeSecs; /health bigtable.lastSyncedPartition.`,
-          act: 'check the BigQuery table receives partitions; backfill a range with gcloud functions call <sync> --data={"from":...,"to":...}.',
+          act: 'check the BigQuery table receives partitions and the sync\'s shards land (the failed-shards alert); write the version again with gcloud functions call <sync> --data={"resync":true}.',
+        },
+      ),
+      policy(
+        'sync-failed-shards',
+        'Sync runs find shards of the version in progress failed (their attempts used up, or dead-lettered).',
+        [
+          threshold('Bigtable sync shards failing', {
+            filter: logMetric('sync-failed-shards'),
+            aggregations: [delta(3600)],
+            comparison: 'COMPARISON_GT',
+            thresholdValue: 0,
+            duration: '0s',
+          }),
+        ],
+        {
+          meaning:
+            'the version in progress cannot land: readers keep the current version, and the mapping stops advancing until the shards land.',
+          confirm: `${logsOf(fn.sync)}: the ERROR line "shard(s) of version ... failed" (failedShards, the first shard's error); /health bigtable.syncInProgress.failedShards.`,
+          act: 'fix what the error names (BigQuery or Bigtable unavailable, a quota, a shard worker crash in its own logs); the next sync run sends the failed shards again.',
         },
       ),
     );

@@ -33,6 +33,7 @@ export const LOG_METRIC_KEYS = [
   'mapping-near-budget',
   'sync-lag',
   'sync-late',
+  'sync-failed-shards',
 ] as const;
 export type LogMetricKey = (typeof LOG_METRIC_KEYS)[number];
 
@@ -216,6 +217,14 @@ export function logMetrics(s: OpsSettings): LogMetric[] {
           'more (ALERT_SYNC_LAG_HOURS). Written by deploy.sh.',
         filter: `${run([fn.sync])} AND jsonPayload.checkpointAgeSecs>=${s.ALERT_SYNC_LAG_HOURS * 3600}`,
         metricDescriptor: counter('Profile API late Bigtable syncs'),
+      }),
+      metric('sync-failed-shards', {
+        description:
+          'Sync runs that found shards of the version in progress failed (retried past their ' +
+          'attempts, or dead-lettered by Pub/Sub): each such run writes one ERROR line with ' +
+          'failedShards. Written by deploy.sh.',
+        filter: `${run([fn.sync])} AND jsonPayload.failedShards>=1`,
+        metricDescriptor: counter('Profile API sync runs with failed shards'),
       }),
     );
   }

@@ -8,6 +8,8 @@ import { createProfileRuntime } from '../../functions/profile/runtime.js';
 import { readVersion } from '../../shared/mapping/bigtable-mapping-store.js';
 import { PubSubShardQueue } from '../../shared/mapping/shard-queue.js';
 import { readPlan } from '../../shared/mapping/sync-plan.js';
+import { logMetrics } from '../../shared/ops/log-metrics.js';
+import { loadOpsSettings } from '../../shared/ops/ops-settings.js';
 import type { BigQueryEmulator } from '../emulators/bigquery-emulator.js';
 import { PubSubEmulator, pubsubEmulatorMissing } from '../emulators/pubsub-emulator.js';
 import { bigtableEnv, createMappingTable, dumpCells } from '../helpers/bigtable-table.js';
@@ -15,6 +17,7 @@ import { captureLogger } from '../helpers/capture-logger.js';
 import { eventually } from '../helpers/eventually.js';
 import { type GraphStack, startGraphStack } from '../helpers/graph-stack.js';
 import { httpEvent, resultJson } from '../helpers/http-event.js';
+import { cloudRunEntry, matchesLogFilter } from '../helpers/logging-query.js';
 import { type ServedFunction, serveFunction } from '../helpers/serve-function.js';
 import { testSyncJob } from '../helpers/sync-job.js';
 
@@ -254,6 +257,29 @@ describe.skipIf(missing !== undefined)('syncMapping through Pub/Sub', () => {
           /^syncMapping: 1 shard\(s\) of version .* failed \(first: shard 2, 5 attempts/,
         ),
       );
+      // deploy.sh's failed-shards metric counts those lines (one per run that found the shard
+      // failed), and nothing else the runs wrote.
+      const failedShards = logMetrics(
+        loadOpsSettings({
+          PROJECT_ID: 'p-123456',
+          NAME_PREFIX: 'profile-api',
+          PROFILE_REGIONS: 'europe-west1',
+          MAPPING_STORE: 'bigtable',
+        }),
+      ).find((m) => m.name === 'profile-api-sync-failed-shards');
+      const where = {
+        project: 'p-123456',
+        service: 'profile-api-sync-mapping',
+        region: 'europe-west1',
+      };
+      const counted = lines.filter((l) =>
+        matchesLogFilter(String(failedShards?.filter), cloudRunEntry(l, where)),
+      );
+      const failedLines = lines.filter((l) =>
+        /shard\(s\) of version .* failed/.test(String(l.message)),
+      );
+      expect(failedLines.length).toBeGreaterThan(0);
+      expect(counted).toEqual(failedLines);
       // /health lists it while the version is not done, and the version readers use is the last.
       await profile.deps.mapping.ready(5_000);
       await profile.deps.catalog.getWithin(10_000, () => new Error('no catalog'));

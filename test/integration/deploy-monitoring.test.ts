@@ -74,7 +74,7 @@ describe('deploy.sh monitoring on a new project', () => {
     const policies = held(box, 'policies');
     expect(policies.map((p) => p.displayName).sort()).toEqual(
       Object.entries(ALERTS)
-        .filter(([key]) => !['sync-job-success', 'sync-lag'].includes(key))
+        .filter(([key]) => !['sync-job-success', 'sync-lag', 'sync-failed-shards'].includes(key))
         .map(([, title]) => `profile-api: ${title}`)
         .sort(),
     );

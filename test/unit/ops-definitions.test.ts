@@ -82,7 +82,8 @@ describe('the monitoring definitions', () => {
     expect(problemsOf(s)).toEqual([]);
     const want = wantedOps(s);
     expect(want.metrics.length).toBeGreaterThan(6);
-    expect(want.policies.length).toBe(env.ALERT_CHANNEL_NAMES ? 14 : 0);
+    const policies = env.MAPPING_STORE === 'bigtable' ? 15 : 14;
+    expect(want.policies.length).toBe(env.ALERT_CHANNEL_NAMES ? policies : 0);
   });
 
   it('fail the check when a field is misspelt, mistyped or not one of its values', () => {

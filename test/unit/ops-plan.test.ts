@@ -133,8 +133,10 @@ describe('the monitoring plan', () => {
     expect(ops(actions, 'create')).toEqual([
       'metric profile-api-sync-lag',
       'metric profile-api-sync-late',
+      'metric profile-api-sync-failed-shards',
       'policy sync-job-success',
       'policy sync-lag',
+      'policy sync-failed-shards',
     ]);
     // Deleted alerts go first: nothing refers to a metric once it is deleted.
     expect(actions[0]?.op).toBe('delete');
