@@ -16,6 +16,8 @@
 #   ./deploy.sh teardown      delete the functions and scheduler jobs (TEARDOWN_ALL=1: also
 #                             the bucket, secrets' bindings stay; service accounts go too)
 set -euo pipefail
+# The checkout this script is in: its own tools and code, wherever it is run from.
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 # MEASURED FIGURES for sizing the profile function (see --help), from `npm run bench` part f
 # (README "Memory"); shared/memory-budget.ts holds the same numbers and a test keeps them equal.
@@ -2229,7 +2231,7 @@ ops_cli() {
     API_KEYS_ON="$api_keys" PROFILE_ALLOW_UNAUTHENTICATED="$PROFILE_ALLOW_UNAUTHENTICATED" \
     UPTIME_HOST="$UPTIME_HOST" UPTIME_API_KEY="$UPTIME_API_KEY" MAPPING_MAX_BYTES="$max_bytes" \
     ALERT_CHANNEL_NAMES="$ALERT_CHANNEL_NAMES" \
-    npm exec --silent -- tsx shared/ops/ops-cli.ts "$@"
+    "$HERE/node_modules/.bin/tsx" "$HERE/shared/ops/ops-cli.ts" "$@"
 }
 
 # The monitoring settings deploy.sh reads itself; the rest are checked by ops-cli.ts (check).

@@ -562,6 +562,11 @@ async function writeShards(
   const results = await Promise.allSettled(Array.from({ length: workers }, worker));
   const rejected = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (rejected) throw rejected.reason;
+  // Workers that land their last shards at the same moment may each see the other's pending:
+  // once all have stopped, the plan says whether the version has landed.
+  if (!completed && !stopAll.aborted) {
+    completed = await completeIfLanded(table, state.plan, deps.now(), signal);
+  }
   return { persons, ids, completed };
 }
 
