@@ -1,5 +1,8 @@
 import { Readable } from 'node:stream';
+import { loadProfileConfig } from '../../functions/profile/config.js';
+import { createProfileRuntime, type ProfileRuntime } from '../../functions/profile/runtime.js';
 import { catalogCodec } from '../../shared/catalog/catalog-codec.js';
+import { silentLogger } from '../../shared/logger.js';
 import { LocalSnapshotStore } from '../../shared/snapshots/local-snapshot-store.js';
 import { publishSnapshot } from '../../shared/snapshots/publish-snapshot.js';
 import { AerospikeEmulator } from '../emulators/aerospike-emulator.js';
@@ -75,4 +78,26 @@ export async function startGraphStack(
     await close();
     throw err;
   }
+}
+
+/**
+ * A profile runtime on a graph stack's servers (the Aerospike test server, the catalog in
+ * `dir`), reading a window of `windowDays`; `env` picks the mapping store and anything else.
+ */
+export function graphRuntime(
+  stack: Pick<GraphStack, 'aerospike' | 'dir'>,
+  windowDays: number,
+  env: Record<string, string>,
+): ProfileRuntime {
+  return createProfileRuntime(
+    loadProfileConfig({
+      SNAPSHOT_URI: `file:${stack.dir}`,
+      PROFILE_STORE: 'aerospike',
+      AEROSPIKE_HOSTS: `${stack.aerospike.host}:${stack.aerospike.port}`,
+      LINKED_IDS_MAX: '25',
+      MAPPING_WINDOW_DAYS: String(windowDays),
+      ...env,
+    }),
+    silentLogger,
+  );
 }

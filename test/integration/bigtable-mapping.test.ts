@@ -1,7 +1,6 @@
 import type { Table } from '@google-cloud/bigtable';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadProfileConfig } from '../../functions/profile/config.js';
-import { createProfileRuntime, type ProfileRuntime } from '../../functions/profile/runtime.js';
+import type { ProfileRuntime } from '../../functions/profile/runtime.js';
 import { createSnapshotMappingHandler } from '../../functions/snapshot-mapping/handler.js';
 import type { SyncSummary } from '../../functions/sync-mapping/handler.js';
 import { defaultIdTypeRegistry } from '../../shared/id-types.js';
@@ -17,7 +16,12 @@ import { bigQueryClientFor } from '../helpers/bigquery-client.js';
 import { bigtableEnv, createMappingTable } from '../helpers/bigtable-table.js';
 import { captureLogger } from '../helpers/capture-logger.js';
 import { eventually } from '../helpers/eventually.js';
-import { GRAPH_TABLE, type GraphStack, startGraphStack } from '../helpers/graph-stack.js';
+import {
+  GRAPH_TABLE,
+  type GraphStack,
+  graphRuntime,
+  startGraphStack,
+} from '../helpers/graph-stack.js';
 import { httpEvent, resultJson, resultText } from '../helpers/http-event.js';
 import { MAPPING_COLUMNS, type PartitionedMapping } from '../helpers/partitioned-mapping.js';
 import { MANUAL_RUN } from '../helpers/scheduled-event.js';
@@ -49,18 +53,9 @@ const tableOptions = {
   pageSize: 500,
 };
 
+/** A profile runtime on this stack; `env` picks the mapping store. */
 function runtime(env: Record<string, string>): ProfileRuntime {
-  return createProfileRuntime(
-    loadProfileConfig({
-      SNAPSHOT_URI: `file:${dir}`,
-      PROFILE_STORE: 'aerospike',
-      AEROSPIKE_HOSTS: `${aerospike.host}:${aerospike.port}`,
-      LINKED_IDS_MAX: '25',
-      MAPPING_WINDOW_DAYS: String(WINDOW_DAYS),
-      ...env,
-    }),
-    silentLogger,
-  );
+  return graphRuntime({ aerospike, dir }, WINDOW_DAYS, env);
 }
 
 async function ask(mode: ProfileRuntime, query: string) {

@@ -31,7 +31,12 @@ import {
 } from '../helpers/bigtable-table.js';
 import { captureLogger } from '../helpers/capture-logger.js';
 import { eventually } from '../helpers/eventually.js';
-import { GRAPH_TABLE, type GraphStack, startGraphStack } from '../helpers/graph-stack.js';
+import {
+  GRAPH_TABLE,
+  type GraphStack,
+  graphRuntime,
+  startGraphStack,
+} from '../helpers/graph-stack.js';
 import { httpEvent, resultText } from '../helpers/http-event.js';
 import {
   MAPPING_COLUMNS,
@@ -63,17 +68,7 @@ let todayRows: MappingTableRow[];
 
 /** A profile runtime on this stack; `env` picks the mapping store. */
 function runtime(env: Record<string, string>): ProfileRuntime {
-  return createProfileRuntime(
-    loadProfileConfig({
-      SNAPSHOT_URI: `file:${dir}`,
-      PROFILE_STORE: 'aerospike',
-      AEROSPIKE_HOSTS: `${aerospike.host}:${aerospike.port}`,
-      LINKED_IDS_MAX: '25',
-      MAPPING_WINDOW_DAYS: String(WINDOW_DAYS),
-      ...env,
-    }),
-    silentLogger,
-  );
+  return graphRuntime({ aerospike, dir }, WINDOW_DAYS, env);
 }
 
 /** What a caller sees of an answer: status, body and the mapping's headers. */
