@@ -15,6 +15,7 @@ import {
   ProfileStoreRejectedError,
   type StoreCallOptions,
 } from './profile-store.js';
+import { isListOrMap, segmentTableOfBytes } from './raw-segments.js';
 
 /** The C client's log levels by name (Aerospike.log). */
 export const AEROSPIKE_LOG_LEVELS = {
@@ -56,6 +57,14 @@ export interface AerospikeStoreOptions {
    * as before; kept to measure it: test/bench/node-loss.ts). Not a setting. See `batchPolicy`.
    */
   readonly retry?: 'own' | 'client' | undefined;
+  /** The bin holding the segments (SEGMENTS_BIN); default `segments`. */
+  readonly segmentsBin?: string | undefined;
+  /**
+   * How list and map bins are read: as their bytes, the segments bin turned into a SegmentTable
+   * here (default; see raw-segments.ts), or decoded by the client, as before (kept to compare
+   * the two: test/unit/raw-segments.test.ts). Not a setting.
+   */
+  readonly listsAndMaps?: 'bytes' | 'decoded' | undefined;
 }
 
 /** A cluster event as the client reports it (Client#event). */
@@ -106,6 +115,13 @@ const READ_EACH_CONCURRENCY = 8;
 const CONNECT_RETRY_MIN_MS = 500;
 const CONNECT_RETRY_MAX_MS = 15_000;
 const EVENTS_KEPT = 10;
+/**
+ * Reading list and map bins as bytes stops for good once more than 1 in RAW_GIVE_UP_RATIO records
+ * (and at least RAW_GIVE_UP_MIN) had to be read again decoded: profiles of another shape than
+ * raw-segments.ts takes would otherwise cost two reads each.
+ */
+const RAW_GIVE_UP_RATIO = 100;
+const RAW_GIVE_UP_MIN = 16;
 
 /**
  * Status codes (as_status.h, C client 7.4.0) that a retry cannot fix: the request or the
@@ -142,6 +158,17 @@ const REJECTED_CODES: ReadonlyMap<number, string> = new Map([
   [151, 'batch max requests exceeded'],
 ]);
 
+/** One batch read under way: what a retry or a second read needs of it. */
+interface ReadInProgress {
+  readonly client: Client;
+  readonly records: readonly AerospikeModule.BatchReadRecord[];
+  readonly started: number;
+  readonly total: number;
+  /** Whether retries are ours (see AerospikeStoreOptions.retry). */
+  readonly own: boolean;
+  readonly asBytes: boolean;
+}
+
 /** Whether a failure with this status code is for now (503) or for good (500, an operator acts). */
 export function aerospikeFailureKind(code: number | undefined): 'unavailable' | 'rejected' {
   return code !== undefined && REJECTED_CODES.has(code) ? 'rejected' : 'unavailable';
@@ -166,6 +193,11 @@ export class AerospikeProfileStore implements ProfileStore {
   private readonly events: { at: string; event: string; node?: string; address?: string }[] = [];
   private tlsFiles: { ca?: string; cert?: string; key?: string } | undefined;
   private readonly singles: Slots;
+  private readonly segmentsBin: string;
+  /** Whether list and map bins are read as bytes (see listsAndMaps); false for good once off. */
+  private listsAsBytes: boolean;
+  private recordsAsBytes = 0;
+  private recordsReadAgain = 0;
 
   constructor(
     private readonly options: AerospikeStoreOptions,
@@ -177,19 +209,45 @@ export class AerospikeProfileStore implements ProfileStore {
     loopDelay();
     // Half of each node's connections, for key-by-key reads; batches keep the other half.
     this.singles = new Slots(Math.max(2, Math.floor((options.maxConnsPerNode ?? 100) / 2)));
+    this.segmentsBin = options.segmentsBin ?? 'segments';
+    this.listsAsBytes = options.listsAndMaps !== 'decoded';
   }
 
-  private fullBatchPolicy: AerospikeModule.BatchPolicy | undefined;
+  /** The batch policy for the configured total timeout, lists and maps as bytes or decoded. */
+  private readonly fullBatchPolicies: {
+    bytes?: AerospikeModule.BatchPolicy;
+    decoded?: AerospikeModule.BatchPolicy;
+  } = {};
 
-  async getMany(
+  getMany(
     keys: readonly ProfileKey[],
     call: StoreCallOptions,
   ): Promise<(ProfileBins | undefined)[]> {
-    if (keys.length === 0) return [];
-    // No promise to wait for once connected: under functions-framework each request runs in a
-    // domain, where every promise costs async-hook calls (bench part n).
+    if (keys.length === 0) return Promise.resolve([]);
+    // Once connected, the client's promise chained once: no async function, whose promise and
+    // await each cost async-hook calls of the framework's per-request domain (bench part n).
+    const client = this.client;
+    const Aerospike = loadedLib;
+    if (client === undefined || Aerospike === undefined) return this.connectThenRead(keys, call);
+    return this.read(client, Aerospike, keys, call);
+  }
+
+  private async connectThenRead(
+    keys: readonly ProfileKey[],
+    call: StoreCallOptions,
+  ): Promise<(ProfileBins | undefined)[]> {
     const client = this.client ?? (await this.connected(call));
     const Aerospike = loadedLib ?? (await loadLib());
+    return this.read(client, Aerospike, keys, call);
+  }
+
+  /** One batch read of every key (see getMany); what fails is handled by batchFailed. */
+  private read(
+    client: Client,
+    Aerospike: Lib,
+    keys: readonly ProfileKey[],
+    call: StoreCallOptions,
+  ): Promise<(ProfileBins | undefined)[]> {
     const { namespace } = this.options;
     let records: AerospikeModule.BatchReadRecord[];
     try {
@@ -199,44 +257,173 @@ export class AerospikeProfileStore implements ProfileStore {
       }));
     } catch (err) {
       // The Key constructor refuses what no request can fix (a set name over 63 bytes...).
-      throw new ProfileStoreRejectedError('aerospike', `key cannot be built: ${describe(err)}`, {
-        cause: err,
-      });
+      return Promise.reject(
+        new ProfileStoreRejectedError('aerospike', `key cannot be built: ${describe(err)}`, {
+          cause: err,
+        }),
+      );
     }
     const started = performance.now();
     const total = this.totalTimeout(call);
     // Ours when retries are allowed at all (AEROSPIKE_MAX_RETRIES=0: none).
     const own = this.options.retry !== 'client' && this.options.maxRetries > 0;
+    const asBytes = this.listsAsBytes;
+    const read: ReadInProgress = { client, records, started, total, own, asBytes };
+    let pending: Promise<AerospikeModule.BatchResult[]>;
+    try {
+      pending = client.batchRead(records, this.policyFor(Aerospike, total, own, asBytes));
+    } catch (err) {
+      pending = Promise.reject(err);
+    }
+    return pending.then(
+      (results) => this.received(read, results),
+      (err: unknown) => this.batchFailed(read, err),
+    );
+  }
+
+  /** A whole batch failed: the reason, or each key read again on its own (see batchPolicy). */
+  private async batchFailed(
+    read: ReadInProgress,
+    err: unknown,
+  ): Promise<(ProfileBins | undefined)[]> {
+    const { client, records, started, total, own } = read;
+    const first = records[0];
+    if (codeOf(err) === BATCH_FAILED && first !== undefined) {
+      // No key found a node (as_batch_records_execute in client 7.4.0): the per-key reasons,
+      // an unknown namespace (for good) or no live replica (for now), are not passed on. One
+      // single-key command on the same client gives the reason; a failure path only.
+      const left = total - (performance.now() - started);
+      throw this.failure('batch read failed', await this.probe(client, first, left, err));
+    }
+    const failed = this.failure('batch read failed', err);
+    // The Node binding passes no record on when a node's part of a batch failed: which keys
+    // were answered is lost, so each key is read again, on its own.
+    if (!own || !(failed instanceof BackendUnavailableError)) throw failed;
+    const again = await this.readEach(client, records, started + total, failed);
+    this.log.debug('aerospike batch read again key by key', {
+      keys: records.length,
+      reason: failed.message,
+    });
+    return again;
+  }
+
+  /**
+   * The batch's records, one per key (undefined: none); the keys that failed on their own, or
+   * whose lists and maps must be decoded by the client, are read again (readAgain).
+   */
+  private received(
+    read: ReadInProgress,
+    results: readonly AerospikeModule.BatchResult[],
+  ): (ProfileBins | undefined)[] | Promise<(ProfileBins | undefined)[]> {
+    const { own, asBytes } = read;
+    const bins: (ProfileBins | undefined)[] = new Array(results.length);
+    const retry: number[] = [];
+    const decode: number[] = [];
+    for (let i = 0; i < results.length; i++) {
+      const r = results[i] as AerospikeModule.BatchResult;
+      if (r.status === OK) {
+        const got = (r.record.bins ?? {}) as Record<string, unknown>;
+        if (!asBytes || this.takeBytes(got)) bins[i] = got;
+        else decode.push(i);
+      } else if (r.status === RECORD_NOT_FOUND) bins[i] = undefined;
+      else {
+        const failed = this.failure('batch read record failed', { code: r.status });
+        if (!own || !(failed instanceof BackendUnavailableError)) throw failed;
+        retry.push(i);
+      }
+    }
+    if (asBytes) this.countBytesReads(results.length, decode.length);
+    if (retry.length === 0 && decode.length === 0) return bins;
+    return this.readAgain(read, bins, retry, decode);
+  }
+
+  private async readAgain(
+    read: ReadInProgress,
+    bins: (ProfileBins | undefined)[],
+    retry: readonly number[],
+    decode: readonly number[],
+  ): Promise<(ProfileBins | undefined)[]> {
+    const { client, records, started, total } = read;
+    if (retry.length > 0) {
+      // Only the keys that failed, each on its own.
+      const some = retry.map((i) => records[i] as AerospikeModule.BatchReadRecord);
+      const failed = new BackendUnavailableError('aerospike', 'batch read record failed');
+      const again = await this.readEach(client, some, started + total, failed);
+      for (const [j, i] of retry.entries()) bins[i] = again[j];
+    }
+    if (decode.length > 0) {
+      // Records whose list or map bins are not of the shape taken as bytes: read again, decoded.
+      const some = decode.map((i) => records[i] as AerospikeModule.BatchReadRecord);
+      const again = await this.readDecoded(client, some, started + total);
+      for (const [j, i] of decode.entries()) bins[i] = again[j];
+    }
+    return bins;
+  }
+
+  /**
+   * Takes a record read with lists and maps as bytes, in place: the segments bin becomes a
+   * SegmentTable, a blob stays a Buffer, as the client gives it. False when a bin may be a list
+   * or map that the client must decode (the binding does not say which Buffer was which).
+   */
+  private takeBytes(bins: Record<string, unknown>): boolean {
+    const names = Object.keys(bins);
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i] as string;
+      const value = bins[name];
+      if (!Buffer.isBuffer(value)) continue;
+      if (name === this.segmentsBin) {
+        const table = segmentTableOfBytes(value);
+        if (table !== undefined) {
+          bins[name] = table;
+          continue;
+        }
+      }
+      if (isListOrMap(value)) return false;
+    }
+    return true;
+  }
+
+  /** Counts reads as bytes, and stops them for good when too many must be read again. */
+  private countBytesReads(records: number, readAgain: number): void {
+    this.recordsAsBytes += records;
+    this.recordsReadAgain += readAgain;
+    if (
+      this.recordsReadAgain >= RAW_GIVE_UP_MIN &&
+      this.recordsReadAgain * RAW_GIVE_UP_RATIO > this.recordsAsBytes
+    ) {
+      this.listsAsBytes = false;
+      this.log.info('aerospike list and map bins read decoded by the client from now on', {
+        records: this.recordsAsBytes,
+        readAgain: this.recordsReadAgain,
+      });
+    }
+  }
+
+  /**
+   * Reads records again with the client decoding their lists and maps, in one batch within what
+   * is left until `deadline`; a record that fails in it, or the whole batch, is read key by key
+   * (readEach) when retries are ours.
+   */
+  private async readDecoded(
+    client: Client,
+    records: readonly AerospikeModule.BatchReadRecord[],
+    deadline: number,
+  ): Promise<(ProfileBins | undefined)[]> {
+    const Aerospike = await loadLib();
+    const left = Math.floor(deadline - performance.now());
+    const failed = new BackendUnavailableError('aerospike', 'batch read failed');
+    if (left < 1) throw failed;
+    const own = this.options.retry !== 'client' && this.options.maxRetries > 0;
     let results: AerospikeModule.BatchResult[];
     try {
-      // The policy for the configured total timeout is made once (nearly every call has it).
-      if (this.fullBatchPolicy === undefined) {
-        this.fullBatchPolicy = this.batchPolicy(Aerospike, this.options.totalTimeoutMs, own);
-      }
-      const policy =
-        total === this.options.totalTimeoutMs
-          ? this.fullBatchPolicy
-          : this.batchPolicy(Aerospike, total, own);
-      results = await client.batchRead(records, policy);
+      results = await client.batchRead(
+        [...records],
+        this.batchPolicy(Aerospike, Math.min(left, this.options.totalTimeoutMs), own, false),
+      );
     } catch (err) {
-      const first = records[0];
-      if (codeOf(err) === BATCH_FAILED && first !== undefined) {
-        // No key found a node (as_batch_records_execute in client 7.4.0): the per-key reasons,
-        // an unknown namespace (for good) or no live replica (for now), are not passed on. One
-        // single-key command on the same client gives the reason; a failure path only.
-        const left = total - (performance.now() - started);
-        throw this.failure('batch read failed', await this.probe(client, first, left, err));
-      }
-      const failed = this.failure('batch read failed', err);
-      // The Node binding passes no record on when a node's part of a batch failed: which keys
-      // were answered is lost, so each key is read again, on its own.
-      if (!own || !(failed instanceof BackendUnavailableError)) throw failed;
-      const again = await this.readEach(client, records, started + total, failed);
-      this.log.debug('aerospike batch read again key by key', {
-        keys: records.length,
-        reason: failed.message,
-      });
-      return again;
+      const failure = this.failure('batch read failed', err);
+      if (!own || !(failure instanceof BackendUnavailableError)) throw failure;
+      return this.readEach(client, records, deadline, failure);
     }
     const bins: (ProfileBins | undefined)[] = new Array(results.length);
     const retry: number[] = [];
@@ -245,19 +432,36 @@ export class AerospikeProfileStore implements ProfileStore {
       if (r.status === OK) bins[i] = (r.record.bins ?? {}) as ProfileBins;
       else if (r.status === RECORD_NOT_FOUND) bins[i] = undefined;
       else {
-        const failed = this.failure('batch read record failed', { code: r.status });
-        if (!own || !(failed instanceof BackendUnavailableError)) throw failed;
+        const failure = this.failure('batch read record failed', { code: r.status });
+        if (!own || !(failure instanceof BackendUnavailableError)) throw failure;
         retry.push(i);
       }
     }
     if (retry.length > 0) {
-      // Only the keys that failed, each on its own.
       const some = retry.map((i) => records[i] as AerospikeModule.BatchReadRecord);
-      const failed = new BackendUnavailableError('aerospike', 'batch read record failed');
-      const again = await this.readEach(client, some, started + total, failed);
+      const again = await this.readEach(client, some, deadline, failed);
       for (const [j, i] of retry.entries()) bins[i] = again[j];
     }
     return bins;
+  }
+
+  /** The batch policy for `total` ms: made once for the configured total (nearly every call). */
+  private policyFor(
+    Aerospike: Lib,
+    total: number,
+    own: boolean,
+    asBytes: boolean,
+  ): AerospikeModule.BatchPolicy {
+    if (total !== this.options.totalTimeoutMs) {
+      return this.batchPolicy(Aerospike, total, own, asBytes);
+    }
+    const kind = asBytes ? 'bytes' : 'decoded';
+    let policy = this.fullBatchPolicies[kind];
+    if (policy === undefined) {
+      policy = this.batchPolicy(Aerospike, total, own, asBytes);
+      this.fullBatchPolicies[kind] = policy;
+    }
+    return policy;
   }
 
   /**
@@ -553,7 +757,12 @@ export class AerospikeProfileStore implements ProfileStore {
    * each node gets a malformed message and answers 4 (as_transaction_prepare on the server).
    * `client` keeps the client's retry (SEQUENCE, the default replica), to measure it.
    */
-  private batchPolicy(Aerospike: Lib, total: number, own: boolean): AerospikeModule.BatchPolicy {
+  private batchPolicy(
+    Aerospike: Lib,
+    total: number,
+    own: boolean,
+    listsAsBytes: boolean,
+  ): AerospikeModule.BatchPolicy {
     const { maxRetries, socketTimeoutMs } = this.options;
     const first = own && maxRetries > 0 ? Math.max(1, Math.floor(total / (maxRetries + 1))) : total;
     const share = Math.max(1, Math.floor(total / (maxRetries + 1)));
@@ -562,6 +771,7 @@ export class AerospikeProfileStore implements ProfileStore {
       socketTimeout: Math.min(socketTimeoutMs ?? share, first),
       maxRetries: own ? 0 : maxRetries,
       replica: Aerospike.policy.replica.SEQUENCE,
+      deserialize: !listsAsBytes,
     });
   }
 

@@ -35,6 +35,7 @@ export function createProfileStore(
       maxConnsPerNode: config.AEROSPIKE_MAX_CONNS_PER_NODE,
       maxSocketIdleSecs: config.AEROSPIKE_MAX_SOCKET_IDLE_SECS,
       logLevel: config.AEROSPIKE_LOG_LEVEL,
+      segmentsBin: config.SEGMENTS_BIN,
     },
     log.child({ component: 'aerospike' }),
   );

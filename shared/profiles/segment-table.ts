@@ -47,6 +47,11 @@ export class SegmentTable {
     return SegmentTable.filled(pairs, slab);
   }
 
+  /** A table over `[id, expiry, ...]` pairs already in order (ids small integers). */
+  static ofCells(cells: Float64Array): SegmentTable {
+    return new SegmentTable(cells, 0, cells.length - (cells.length % 2));
+  }
+
   private static filled(pairs: readonly number[], slab: SegmentSlab): SegmentTable {
     const { cells, start } = slab.take(pairs.length);
     cells.set(pairs, start);

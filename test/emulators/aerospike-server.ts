@@ -41,7 +41,10 @@ export type SeedKey =
 /**
  * A bin value, stored as the real client encodes the matching JS value: an integral number is an
  * int64 and any other number a double; an object whose only property is `int` (int64, decimal) or
- * `double` (a number) is that number; any other object is a map. A top-level null means no bin
+ * `double` (a number) is that number; at the top level, an object of exactly `particle` (a
+ * particle type) and `bytes` is a bin of those bytes as stored, as another client may have
+ * written it (msgpack lists and maps of forms the Node client never writes); any other object is a
+ * map. A top-level null means no bin
  * (it deletes the bin, as in client.put); inside a list or map it is nil.
  */
 export type SeedValue =
@@ -49,6 +52,7 @@ export type SeedValue =
   | number
   | { int: string }
   | { double: number }
+  | { particle: number; bytes: string /* base64 */ }
   | null
   | SeedValue[]
   | { [key: string]: SeedValue };
@@ -411,6 +415,14 @@ function pack(value: unknown, what: string, out: Buffer[]): void {
 /** A bin value as the client writes it (as_command_write_bin); null is a bin delete. */
 function binOf(value: unknown, what: string): Bin {
   if (value === null) return { type: PARTICLE_NIL, value: Buffer.alloc(0) };
+  if (
+    isPlainObject(value) &&
+    Object.keys(value).length === 2 &&
+    typeof value.particle === 'number' &&
+    typeof value.bytes === 'string'
+  ) {
+    return { type: value.particle, value: Buffer.from(value.bytes, 'base64') };
+  }
   if (typeof value === 'string')
     return { type: PARTICLE.STRING, value: Buffer.from(value, 'utf8') };
   const number = numberOf(value, what);

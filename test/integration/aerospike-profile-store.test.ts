@@ -67,7 +67,10 @@ describe('AerospikeProfileStore on the real client', () => {
       ],
       { timeoutMs: 1_000 },
     );
-    expect(bins[0]).toEqual({ segments: [1001, 1002], country: 'FR' });
+    expect(decodeBins(bins[0] ?? {}, 'segments', NOW)).toEqual({
+      segmentIds: ['1001', '1002'],
+      attributes: { country: 'FR' },
+    });
     expect(bins[2]).toBeUndefined();
     expect(decodeBins(bins[1] ?? {}, 'segments', NOW)).toEqual({
       segmentIds: ['1003', '1004'],
