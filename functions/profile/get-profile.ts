@@ -1,7 +1,7 @@
 import type { HandlerContext, HttpResult } from '../../shared/http/http-event.js';
 import type { QueryParameters } from '../../shared/http/query-string.js';
 import { parseAnswerSelection } from './answer-options.js';
-import { lookUp } from './lookup.js';
+import { type LookedUp, lookUp } from './lookup.js';
 import { lookupAnswer } from './lookup-answer.js';
 import { entriesOf, type LookupPlan, type ProfileEntry } from './lookup-plan.js';
 import type { ProfileDeps } from './profile-deps.js';
@@ -13,8 +13,9 @@ import type { Phases } from './server-timing.js';
 /**
  * `GET /?id=<id>[&type=<name>]`: the id's profile and its linked ids' profiles, keyed by id.
  * Parse the request, look it up (lookup.ts: readiness, linked ids, one store read), render.
+ * The lookup's promise is chained, not awaited: see lookUp.
  */
-export async function getProfile(
+export function getProfile(
   deps: ProfileDeps,
   schemas: RequestSchemas,
   params: QueryParameters,
@@ -23,14 +24,14 @@ export async function getProfile(
 ): Promise<HttpResult> {
   const request = parseProfileRequest(params, deps.registry, schemas);
   const selection = parseAnswerSelection(params, schemas);
-  const found = await lookUp(
-    deps,
-    context,
-    phases,
-    [request],
-    selection,
-    deps.config.LINKED_IDS_MAX,
+  const maxLinked = deps.config.LINKED_IDS_MAX;
+  return lookUp(deps, context, phases, [request], selection, maxLinked).then((found) =>
+    answer(found, phases),
   );
+}
+
+/** The answer to a GET from what its lookup found: 404 when no store knows the id. */
+function answer(found: LookedUp, phases: Phases): HttpResult {
   const plan = found.plans[0] as LookupPlan;
   const entries = entriesOf(plan, found.records[0] ?? []);
   if (!entries) throw UNKNOWN_ID;
