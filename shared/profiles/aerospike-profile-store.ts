@@ -16,6 +16,7 @@ import {
   type StoreCallOptions,
 } from './profile-store.js';
 import { isListOrMap, segmentTableOfBytes } from './raw-segments.js';
+import { SegmentSlab } from './segment-table.js';
 
 /** The C client's log levels by name (Aerospike.log). */
 export const AEROSPIKE_LOG_LEVELS = {
@@ -198,6 +199,8 @@ export class AerospikeProfileStore implements ProfileStore {
   private listsAsBytes: boolean;
   private recordsAsBytes = 0;
   private recordsReadAgain = 0;
+  /** Where segment tables read as bytes are carved from (see SegmentSlab). */
+  private readonly slab = new SegmentSlab();
 
   constructor(
     private readonly options: AerospikeStoreOptions,
@@ -269,16 +272,25 @@ export class AerospikeProfileStore implements ProfileStore {
     const own = this.options.retry !== 'client' && this.options.maxRetries > 0;
     const asBytes = this.listsAsBytes;
     const read: ReadInProgress = { client, records, started, total, own, asBytes };
-    let pending: Promise<AerospikeModule.BatchResult[]>;
-    try {
-      pending = client.batchRead(records, this.policyFor(Aerospike, total, own, asBytes));
-    } catch (err) {
-      pending = Promise.reject(err);
-    }
-    return pending.then(
-      (results) => this.received(read, results),
-      (err: unknown) => this.batchFailed(read, err),
-    );
+    const policy = this.policyFor(Aerospike, total, own, asBytes);
+    // The client's callback form, under ONE promise of ours: its promise form makes one more.
+    return new Promise((resolve, reject) => {
+      const failed = (err: unknown) => this.batchFailed(read, err).then(resolve, reject);
+      try {
+        client.batchRead(records, policy, (err, results) => {
+          if (err) failed(err);
+          else {
+            try {
+              resolve(this.received(read, results ?? []));
+            } catch (thrown) {
+              reject(thrown);
+            }
+          }
+        });
+      } catch (err) {
+        failed(err);
+      }
+    });
   }
 
   /** A whole batch failed: the reason, or each key read again on its own (see batchPolicy). */
@@ -372,7 +384,7 @@ export class AerospikeProfileStore implements ProfileStore {
       const value = bins[name];
       if (!Buffer.isBuffer(value)) continue;
       if (name === this.segmentsBin) {
-        const table = segmentTableOfBytes(value);
+        const table = segmentTableOfBytes(value, this.slab);
         if (table !== undefined) {
           bins[name] = table;
           continue;

@@ -1,4 +1,4 @@
-import { SegmentTable } from './segment-table.js';
+import { SegmentSlab, SegmentTable } from './segment-table.js';
 
 /**
  * Reading list and map bins as the bytes Aerospike keeps them (msgpack), not as the client
@@ -291,7 +291,11 @@ export function isListOrMap(buf: Buffer): boolean {
  * The segment table of a segments bin read as bytes, or undefined when the bin is not of the
  * shape taken here (see above): the caller then reads the record with the client decoding it.
  */
-export function segmentTableOfBytes(buf: Buffer): SegmentTable | undefined {
+export function segmentTableOfBytes(
+  buf: Buffer,
+  /** Where the table's cells are carved from: a typed array per record costs a microsecond. */
+  slab: SegmentSlab = new SegmentSlab(),
+): SegmentTable | undefined {
   const b = buf[0];
   if (b === undefined) return undefined;
   const reader = new Reader(buf);
@@ -308,7 +312,16 @@ export function segmentTableOfBytes(buf: Buffer): SegmentTable | undefined {
   }
   // Each element is at least one byte (a map's two).
   if (entries * (isList ? 1 : 2) > reader.left) return undefined;
-  const cells = new Float64Array(entries * 2);
+  const { cells, start: first } = slab.take(entries * 2);
+  const last = first + entries * 2;
+  if (!isList) {
+    // The form the Node client writes, read in one tight loop; anything else from the start again.
+    const end = commonMapEntries(buf, reader.at, entries, cells, first);
+    if (end === buf.length) return SegmentTable.ofCells(cells, first, last);
+    if (end === SORT) {
+      return sortById(cells, first, last) ? SegmentTable.ofCells(cells, first, last) : undefined;
+    }
+  }
   let sorted = true;
   let previous = -1;
   for (let i = 0; i < entries; i++) {
@@ -322,26 +335,85 @@ export function segmentTableOfBytes(buf: Buffer): SegmentTable | undefined {
       if (id <= previous) sorted = false;
       previous = id;
     }
-    cells[2 * i] = id;
-    cells[2 * i + 1] = expiry;
+    cells[first + 2 * i] = id;
+    cells[first + 2 * i + 1] = expiry;
   }
   if (reader.left !== 0) return undefined;
-  if (!isList && !sorted && !sortById(cells)) return undefined;
-  return SegmentTable.ofCells(cells);
+  if (!isList && !sorted && !sortById(cells, first, last)) return undefined;
+  return SegmentTable.ofCells(cells, first, last);
 }
 
-/** Sorts `[id, expiry, ...]` pairs by id; false when an id comes twice. */
-function sortById(cells: Float64Array): boolean {
-  const count = cells.length / 2;
+/** commonMapEntries read every entry, and the whole bin, but the ids are not in order. */
+const SORT = -2;
+
+/**
+ * Reads `entries` map entries from `at` into `cells` when each is the Node client's form: a key
+ * of a string particle of 1 to 10 digits spelling a canonical id below 2^30, and a value of an
+ * unsigned integer of at most 32 bits. Returns where the entries end (the caller checks it is the
+ * end of the bin), SORT when that is the end but the ids came out of order, or -1 when an entry
+ * is of another form (the caller then reads the bin the general way).
+ */
+function commonMapEntries(
+  buf: Buffer,
+  at: number,
+  entries: number,
+  cells: Float64Array,
+  first: number,
+): number {
+  let p = at;
+  let previous = -1;
+  let sorted = true;
+  const length = buf.length;
+  for (let i = 0; i < entries; i++) {
+    const head = buf[p] ?? 0;
+    // fixstr of 2 to 11 bytes: the particle type, then the digits.
+    if (head < 0xa2 || head > 0xab || buf[p + 1] !== STRING_PARTICLE) return -1;
+    const end = p + (head & 0x1f) + 1;
+    if (end > length) return -1;
+    let q = p + 2;
+    if (buf[q] === 0x30 && end - q > 1) return -1;
+    let id = 0;
+    for (; q < end; q++) {
+      const digit = (buf[q] as number) - 0x30;
+      if (digit < 0 || digit > 9) return -1;
+      id = id * 10 + digit;
+    }
+    if (id >= SMALL_ID_LIMIT) return -1;
+    const v = buf[end] ?? 0xc1;
+    let expiry: number;
+    if (v <= 0x7f) {
+      expiry = v;
+      p = end + 1;
+    } else if (v === 0xce && end + 5 <= length) {
+      expiry = buf.readUInt32BE(end + 1);
+      p = end + 5;
+    } else if (v === 0xcd && end + 3 <= length) {
+      expiry = buf.readUInt16BE(end + 1);
+      p = end + 3;
+    } else if (v === 0xcc && end + 2 <= length) {
+      expiry = buf[end + 1] as number;
+      p = end + 2;
+    } else return -1;
+    if (id <= previous) sorted = false;
+    previous = id;
+    cells[first + 2 * i] = id;
+    cells[first + 2 * i + 1] = expiry;
+  }
+  return p === length && !sorted ? SORT : p;
+}
+
+/** Sorts the `[id, expiry, ...]` pairs from `first` to `last` by id; false when an id comes twice. */
+function sortById(cells: Float64Array, first: number, last: number): boolean {
+  const count = (last - first) / 2;
   const order = new Uint32Array(count);
   for (let i = 0; i < count; i++) order[i] = i;
-  order.sort((a, b) => (cells[2 * a] as number) - (cells[2 * b] as number));
-  const copy = cells.slice();
+  order.sort((a, b) => (cells[first + 2 * a] as number) - (cells[first + 2 * b] as number));
+  const copy = cells.slice(first, last);
   for (let i = 0; i < count; i++) {
     const from = order[i] as number;
-    cells[2 * i] = copy[2 * from] as number;
-    cells[2 * i + 1] = copy[2 * from + 1] as number;
-    if (i > 0 && cells[2 * i] === cells[2 * i - 2]) return false;
+    cells[first + 2 * i] = copy[2 * from] as number;
+    cells[first + 2 * i + 1] = copy[2 * from + 1] as number;
+    if (i > 0 && cells[first + 2 * i] === cells[first + 2 * i - 2]) return false;
   }
   return true;
 }

@@ -47,9 +47,9 @@ export class SegmentTable {
     return SegmentTable.filled(pairs, slab);
   }
 
-  /** A table over `[id, expiry, ...]` pairs already in order (ids small integers). */
-  static ofCells(cells: Float64Array): SegmentTable {
-    return new SegmentTable(cells, 0, cells.length - (cells.length % 2));
+  /** A table over the `[id, expiry, ...]` pairs of `cells` from `start` to `end`, in order. */
+  static ofCells(cells: Float64Array, start: number, end: number): SegmentTable {
+    return new SegmentTable(cells, start, end);
   }
 
   private static filled(pairs: readonly number[], slab: SegmentSlab): SegmentTable {
