@@ -1,7 +1,9 @@
 // The production ceiling of the profile function: functions-framework doing the same Aerospike
-// batch read of the same keys with the same policy, and sending the same answer bytes, with no
-// mapping, catalog or rendering work. The plan (CEILING_PLAN_PATH) gives, per request path, the
-// keys the profile function reads and where its answer lies in CEILING_BODIES_PATH.
+// batch read of the same keys, and sending the same answer (the same body and headers, as the
+// ceiling of part a does), with no mapping, catalog or rendering work. The plan
+// (CEILING_PLAN_PATH) gives, per request path, the keys the profile function reads, its answer's
+// headers and where its body lies in CEILING_BODIES_PATH. The read is the client's default one,
+// every list and map bin decoded (the profile function reads them as bytes: raw-segments.ts).
 import { readFileSync } from 'node:fs';
 import { http } from '@google-cloud/functions-framework';
 import Aerospike from 'aerospike';
@@ -10,7 +12,14 @@ const plan = JSON.parse(readFileSync(process.env.CEILING_PLAN_PATH ?? '', 'utf8'
 const bodies = readFileSync(process.env.CEILING_BODIES_PATH ?? '');
 const namespace = process.env.AEROSPIKE_NAMESPACE ?? 'profiles';
 const byPath = new Map(
-  plan.map((p) => [p.path, { keys: p.keys, body: bodies.subarray(p.at, p.at + p.length) }]),
+  plan.map((p) => [
+    p.path,
+    {
+      keys: p.keys,
+      body: bodies.subarray(p.at, p.at + p.length),
+      headers: p.headers ?? { 'content-type': 'application/json; charset=utf-8' },
+    },
+  ]),
 );
 const [host, port] = (process.env.AEROSPIKE_HOSTS ?? '127.0.0.1:3000').split(':');
 // The profile function's client settings (their defaults): the same client, not only the same
@@ -24,14 +33,15 @@ const client = await Aerospike.connect({
   maxSocketIdle: 55,
 });
 // The profile function's batch policy with its defaults (AEROSPIKE_TOTAL_TIMEOUT_MS 500, one
-// retry of its own): one attempt with the first half of the total timeout.
+// retry of its own): one attempt with the first half of the total timeout; lists and maps
+// decoded, the client's default (CEILING_LISTS_AS_BYTES=1: as bytes, as the profile reads them).
 const policy = new Aerospike.BatchPolicy({
   totalTimeout: 250,
   socketTimeout: 250,
   maxRetries: 0,
   replica: Aerospike.policy.replica.SEQUENCE,
+  deserialize: process.env.CEILING_LISTS_AS_BYTES !== '1',
 });
-const headers = { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' };
 
 http('ceiling', async (req, res) => {
   const entry = byPath.get(req.originalUrl);
@@ -45,6 +55,6 @@ http('ceiling', async (req, res) => {
   }));
   const results = await client.batchRead(records, policy);
   if (results.length !== records.length) throw new Error('short batch');
-  res.writeHead(200, { ...headers, 'content-length': entry.body.length });
+  res.writeHead(200, { ...entry.headers, 'content-length': entry.body.length });
   res.end(entry.body);
 });

@@ -60,8 +60,13 @@ export async function benchProduction(
       const paths = ids.map((id) => `/?id=${encodeURIComponent(id)}`);
       // What the profile function reads and answers for each path: the ceiling's plan.
       const registry = defaultIdTypeRegistry();
-      const plan: { path: string; keys: [string, string, string][]; at: number; length: number }[] =
-        [];
+      const plan: {
+        path: string;
+        keys: [string, string, string][];
+        at: number;
+        length: number;
+        headers: Record<string, string>;
+      }[] = [];
       const bodies: Buffer[] = [];
       let at = 0;
       for (const path of paths) {
@@ -74,7 +79,14 @@ export async function benchProduction(
           if (!type) throw new Error(`unknown type ${entry.type}`);
           return [type.code, id, type.keyType];
         });
-        plan.push({ path, keys, at, length: body.length });
+        // Its headers as they went out, but those Node writes for any answer.
+        const headers: Record<string, string> = {};
+        for (const [name, value] of res.headers) {
+          if (!['content-length', 'date', 'connection', 'keep-alive'].includes(name)) {
+            headers[name] = value;
+          }
+        }
+        plan.push({ path, keys, at, length: body.length, headers });
         bodies.push(body);
         at += body.length;
       }
