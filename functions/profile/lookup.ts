@@ -1,13 +1,12 @@
 import type { Catalog } from '../../shared/catalog/catalog.js';
 import type { HandlerContext } from '../../shared/http/http-event.js';
 import type { MappingAnswer } from '../../shared/mapping/mapping-store.js';
-import type { ProfileBins } from '../../shared/profiles/profile-store.js';
 import type { LoadedSnapshot } from '../../shared/snapshots/load-snapshot.js';
 import { type AnswerSelection, renderOptions } from './answer-options.js';
 import { findLinkedIds, linkedIdsInMemory } from './linked-ids.js';
-import { distinctKeys, type LookupPlan, planLookup } from './lookup-plan.js';
+import { type LookupPlan, planLookup } from './lookup-plan.js';
 import type { ProfileDeps } from './profile-deps.js';
-import { readProfiles } from './profile-reads.js';
+import { type PlannedRecords, readProfiles } from './profile-reads.js';
 import type { ProfileRequest } from './profile-request.js';
 import { readyNow, whenReady } from './readiness.js';
 import type { RenderOptions } from './render-profiles.js';
@@ -21,7 +20,7 @@ export interface LookedUp {
   /** One per request, in order. */
   readonly plans: readonly LookupPlan[];
   /** Each plan's records, in the order of its keys (undefined: no record). */
-  readonly records: readonly (readonly (ProfileBins | undefined)[])[];
+  readonly records: PlannedRecords;
 }
 
 /**
@@ -87,9 +86,5 @@ function readAll(
   mapping: MappingAnswer,
 ): Promise<LookedUp> {
   const plans = requests.map((r, i) => planLookup(r, mapping.matches[i], deps.registry));
-  const { keys, slots } = distinctKeys(plans);
-  return readProfiles(deps, keys, phases).then((bins) => {
-    const records = slots.map((slot) => slot.map((k) => bins[k]));
-    return { catalog, options, mapping, plans, records };
-  });
+  return readProfiles(deps, { catalog, options, mapping, plans }, phases);
 }
