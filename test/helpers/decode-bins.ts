@@ -6,9 +6,8 @@ import type { ProfileBins } from '../../shared/profiles/profile-store.js';
 
 /** What the renderer takes from a record: its attributes and its live segment ids, in order. */
 export function decodeBins(bins: ProfileBins, segmentsBin: string, nowSecs: number) {
-  const segmentIds: string[] = [];
-  // A SegmentTable hands ids on as numbers, a decoded bin as strings: the renderer takes both alike.
-  forEachLiveSegment(bins[segmentsBin], nowSecs, { segment: (id) => segmentIds.push(String(id)) });
+  const segmentIds: (string | number)[] = [];
+  forEachLiveSegment(bins[segmentsBin], nowSecs, { segment: (id) => segmentIds.push(id) });
   // The attributes as the renderer writes them (JSON.parse keeps a `__proto__` member as data).
   const out = new ByteWriter().text('{');
   writeAttributeMembers(out, bins, segmentsBin);

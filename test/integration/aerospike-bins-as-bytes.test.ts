@@ -53,7 +53,13 @@ const keyOf = (set: string, id: string): ProfileKey => ({ set, id, keyType: 'str
 
 /** What the renderer takes from each record ('absent': no record). */
 function rendered(bins: readonly (ProfileBins | undefined)[]) {
-  return bins.map((b) => (b === undefined ? 'absent' : decodeBins(b, 'segments', NOW)));
+  return bins.map((b) => {
+    if (b === undefined) return 'absent';
+    const { attributes, segmentIds } = decodeBins(b, 'segments', NOW);
+    // A SegmentTable hands ids on as numbers, a decoded bin as strings: the renderer looks both
+    // up alike and writes an unknown one as String(id), so they are compared as text.
+    return { attributes, segmentIds: segmentIds.map(String) };
+  });
 }
 
 /** The answer to a request, or the error it failed with. */

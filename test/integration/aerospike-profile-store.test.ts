@@ -67,13 +67,14 @@ describe('AerospikeProfileStore on the real client', () => {
       ],
       { timeoutMs: 1_000 },
     );
+    // Segments read as bytes come as a table of integer ids (see raw-segments.ts).
     expect(decodeBins(bins[0] ?? {}, 'segments', NOW)).toEqual({
-      segmentIds: ['1001', '1002'],
+      segmentIds: [1001, 1002],
       attributes: { country: 'FR' },
     });
     expect(bins[2]).toBeUndefined();
     expect(decodeBins(bins[1] ?? {}, 'segments', NOW)).toEqual({
-      segmentIds: ['1003', '1004'],
+      segmentIds: [1003, 1004],
       attributes: { score: 0.5, raw: 'eHk=' },
     });
     const stats = await emulator.stats();

@@ -7,7 +7,7 @@ describe('profile bins', () => {
   it('reads a list of segment ids, numbers or strings', () => {
     expect(
       decodeBins({ segments: [1, '2', 3n, 2n ** 64n, 1.5, null, ''] }, 'segments', NOW).segmentIds,
-    ).toEqual(['1', '2', '3', '18446744073709551616']);
+    ).toEqual([1, '2', 3, '18446744073709551616']);
   });
 
   it('drops expired entries of a map of segment id -> expiry, keeping 0 as never', () => {
@@ -17,7 +17,7 @@ describe('profile bins', () => {
       [5, NOW + 100],
       [6, BigInt(NOW - 100)],
     ]);
-    expect(decodeBins({ segments: jsMap }, 'segments', NOW).segmentIds).toEqual(['5']);
+    expect(decodeBins({ segments: jsMap }, 'segments', NOW).segmentIds).toEqual([5]);
   });
 
   it('turns every other bin into a JSON-safe attribute', () => {
@@ -56,6 +56,6 @@ describe('profile bins', () => {
 
   it('uses the configured segments bin name', () => {
     const decoded = decodeBins({ segs: [9], segments: 'attr' }, 'segs', NOW);
-    expect(decoded).toEqual({ segmentIds: ['9'], attributes: { segments: 'attr' } });
+    expect(decoded).toEqual({ segmentIds: [9], attributes: { segments: 'attr' } });
   });
 });
