@@ -30,9 +30,10 @@ export interface LookedUp {
  * their profiles (each key once) in ONE store call, all within REQUEST_BUDGET_MS. Each step
  * times its phase; 503 when a backend cannot answer.
  *
- * A warm instance in snapshot mode takes the first steps at once and chains the one promise of
- * the store read: no async function, whose promise and await each cost async-hook calls of the
- * framework's per-request domain (about 5 us a layer, bench part n); otherwise lookUpWaiting.
+ * A step that must wait (the first loads of a cold instance, Bigtable's reads) is chained; a
+ * warm instance in snapshot mode takes the first steps at once and chains only the store read:
+ * no async function, whose promise and await each cost async-hook calls of the framework's
+ * per-request domain (about 5 us a layer, bench part n).
  */
 export function lookUp(
   deps: ProfileDeps,
@@ -43,37 +44,29 @@ export function lookUp(
   maxLinked: number,
 ): Promise<LookedUp> {
   const catalog = readyNow(deps, phases);
-  if (catalog === undefined) {
-    return lookUpWaiting(deps, context, phases, requests, selection, maxLinked);
-  }
-  const options = renderOptions(selection, catalog.value, deps);
-  const mapping = linkedIdsInMemory(deps, candidatesOf(requests), maxLinked, phases);
-  if (mapping === undefined) {
-    return lookUpWaiting(deps, context, phases, requests, selection, maxLinked);
-  }
-  return readAll(deps, phases, requests, catalog, options, mapping);
+  if (catalog !== undefined)
+    return lookUpReady(deps, phases, requests, selection, maxLinked, catalog);
+  return whenReady(deps, context, phases).then((ready) =>
+    lookUpReady(deps, phases, requests, selection, maxLinked, ready),
+  );
 }
 
-/** lookUp when a step must wait: the first loads of a cold instance, or Bigtable's reads. */
-async function lookUpWaiting(
+/** lookUp once the catalog and the mapping can answer. */
+function lookUpReady(
   deps: ProfileDeps,
-  context: HandlerContext,
   phases: Phases,
   requests: readonly ProfileRequest[],
   selection: AnswerSelection,
   maxLinked: number,
+  catalog: LoadedSnapshot<Catalog>,
 ): Promise<LookedUp> {
-  const catalog = readyNow(deps, phases) ?? (await whenReady(deps, context, phases));
   const options = renderOptions(selection, catalog.value, deps);
-  const candidates = candidatesOf(requests);
-  const mapping =
-    linkedIdsInMemory(deps, candidates, maxLinked, phases) ??
-    (await findLinkedIds(deps, candidates, maxLinked, phases));
-  return readAll(deps, phases, requests, catalog, options, mapping);
-}
-
-function candidatesOf(requests: readonly ProfileRequest[]) {
-  return requests.map((r) => r.candidates);
+  const candidates = requests.map((r) => r.candidates);
+  const mapping = linkedIdsInMemory(deps, candidates, maxLinked, phases);
+  if (mapping !== undefined) return readAll(deps, phases, requests, catalog, options, mapping);
+  return findLinkedIds(deps, candidates, maxLinked, phases).then((found) =>
+    readAll(deps, phases, requests, catalog, options, found),
+  );
 }
 
 /** Plans each request's keys and reads them all, each once, in one store call. */

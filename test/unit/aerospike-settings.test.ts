@@ -139,7 +139,21 @@ class FakeClient {
   failWith: { code: number; message: string } | undefined;
   getFailsWith: { code: number; message: string } | undefined;
   rows: { status: number; record: { bins?: Record<string, unknown> } }[] | undefined;
-  async batchRead(records: unknown[], policy: Record<string, unknown>) {
+  /** The client's two forms: a promise, or a callback called later with (error, results). */
+  batchRead(
+    records: unknown[],
+    policy: Record<string, unknown>,
+    callback?: (err: unknown, results?: unknown[]) => void,
+  ) {
+    const read = this.readBatch(records, policy);
+    if (!callback) return read;
+    read.then(
+      (results) => callback(null, results),
+      (err: unknown) => callback(err),
+    );
+    return undefined;
+  }
+  private async readBatch(records: unknown[], policy: Record<string, unknown>) {
     this.policies.push({ ...policy });
     if (this.failWith) throw Object.assign(new Error(this.failWith.message), this.failWith);
     return this.rows ?? records.map(() => ({ status: 2, record: {} }));
