@@ -7,6 +7,7 @@ import type * as AerospikeModule from 'aerospike';
 import type { Client, ConfigOptions } from 'aerospike';
 import { BackendUnavailableError } from '../errors.js';
 import { type Logger, silentLogger } from '../logger.js';
+import { BinsAsBytes } from './bins-as-bytes.js';
 import { type EventLoopDelay, eventLoopDelay } from './event-loop-delay.js';
 import {
   type ProfileBins,
@@ -15,8 +16,6 @@ import {
   ProfileStoreRejectedError,
   type StoreCallOptions,
 } from './profile-store.js';
-import { isListOrMap, segmentTableOfBytes } from './raw-segments.js';
-import { SegmentSlab } from './segment-table.js';
 
 /** The C client's log levels by name (Aerospike.log). */
 export const AEROSPIKE_LOG_LEVELS = {
@@ -62,8 +61,8 @@ export interface AerospikeStoreOptions {
   readonly segmentsBin?: string | undefined;
   /**
    * How list and map bins are read: as their bytes, the segments bin turned into a SegmentTable
-   * here (default; see raw-segments.ts), or decoded by the client, as before (kept to compare
-   * the two: test/unit/raw-segments.test.ts). Not a setting.
+   * here (default; see raw-segments.ts and bins-as-bytes.ts), or decoded by the client, as before
+   * (kept to compare the two: test/integration/aerospike-bins-as-bytes.test.ts). Not a setting.
    */
   readonly listsAndMaps?: 'bytes' | 'decoded' | undefined;
 }
@@ -116,13 +115,6 @@ const READ_EACH_CONCURRENCY = 8;
 const CONNECT_RETRY_MIN_MS = 500;
 const CONNECT_RETRY_MAX_MS = 15_000;
 const EVENTS_KEPT = 10;
-/**
- * Reading list and map bins as bytes stops for good once more than 1 in RAW_GIVE_UP_RATIO records
- * (and at least RAW_GIVE_UP_MIN) had to be read again decoded: profiles of another shape than
- * raw-segments.ts takes would otherwise cost two reads each.
- */
-const RAW_GIVE_UP_RATIO = 100;
-const RAW_GIVE_UP_MIN = 16;
 
 /**
  * Status codes (as_status.h, C client 7.4.0) that a retry cannot fix: the request or the
@@ -194,13 +186,8 @@ export class AerospikeProfileStore implements ProfileStore {
   private readonly events: { at: string; event: string; node?: string; address?: string }[] = [];
   private tlsFiles: { ca?: string; cert?: string; key?: string } | undefined;
   private readonly singles: Slots;
-  private readonly segmentsBin: string;
-  /** Whether list and map bins are read as bytes (see listsAndMaps); false for good once off. */
-  private listsAsBytes: boolean;
-  private recordsAsBytes = 0;
-  private recordsReadAgain = 0;
-  /** Where segment tables read as bytes are carved from (see SegmentSlab). */
-  private readonly slab = new SegmentSlab();
+  /** Records read with lists and maps as bytes (see listsAndMaps). */
+  private readonly bytes: BinsAsBytes;
 
   constructor(
     private readonly options: AerospikeStoreOptions,
@@ -212,8 +199,11 @@ export class AerospikeProfileStore implements ProfileStore {
     loopDelay();
     // Half of each node's connections, for key-by-key reads; batches keep the other half.
     this.singles = new Slots(Math.max(2, Math.floor((options.maxConnsPerNode ?? 100) / 2)));
-    this.segmentsBin = options.segmentsBin ?? 'segments';
-    this.listsAsBytes = options.listsAndMaps !== 'decoded';
+    this.bytes = new BinsAsBytes(
+      options.segmentsBin ?? 'segments',
+      options.listsAndMaps !== 'decoded',
+      log,
+    );
   }
 
   /** The batch policy for the configured total timeout, lists and maps as bytes or decoded. */
@@ -270,7 +260,7 @@ export class AerospikeProfileStore implements ProfileStore {
     const total = this.totalTimeout(call);
     // Ours when retries are allowed at all (AEROSPIKE_MAX_RETRIES=0: none).
     const own = this.options.retry !== 'client' && this.options.maxRetries > 0;
-    const asBytes = this.listsAsBytes;
+    const asBytes = this.bytes.on;
     const read: ReadInProgress = { client, records, started, total, own, asBytes };
     const policy = this.policyFor(Aerospike, total, own, asBytes);
     // The client's callback form, under ONE promise of ours: its promise form makes one more.
@@ -335,7 +325,7 @@ export class AerospikeProfileStore implements ProfileStore {
       const r = results[i] as AerospikeModule.BatchResult;
       if (r.status === OK) {
         const got = (r.record.bins ?? {}) as Record<string, unknown>;
-        if (!asBytes || this.takeBytes(got)) bins[i] = got;
+        if (!asBytes || this.bytes.take(got)) bins[i] = got;
         else decode.push(i);
       } else if (r.status === RECORD_NOT_FOUND) bins[i] = undefined;
       else {
@@ -344,7 +334,7 @@ export class AerospikeProfileStore implements ProfileStore {
         retry.push(i);
       }
     }
-    if (asBytes) this.countBytesReads(results.length, decode.length);
+    if (asBytes) this.bytes.counted(results.length, decode.length);
     if (retry.length === 0 && decode.length === 0) return bins;
     return this.readAgain(read, bins, retry, decode);
   }
@@ -370,45 +360,6 @@ export class AerospikeProfileStore implements ProfileStore {
       for (const [j, i] of decode.entries()) bins[i] = again[j];
     }
     return bins;
-  }
-
-  /**
-   * Takes a record read with lists and maps as bytes, in place: the segments bin becomes a
-   * SegmentTable, a blob stays a Buffer, as the client gives it. False when a bin may be a list
-   * or map that the client must decode (the binding does not say which Buffer was which).
-   */
-  private takeBytes(bins: Record<string, unknown>): boolean {
-    const names = Object.keys(bins);
-    for (let i = 0; i < names.length; i++) {
-      const name = names[i] as string;
-      const value = bins[name];
-      if (!Buffer.isBuffer(value)) continue;
-      if (name === this.segmentsBin) {
-        const table = segmentTableOfBytes(value, this.slab);
-        if (table !== undefined) {
-          bins[name] = table;
-          continue;
-        }
-      }
-      if (isListOrMap(value)) return false;
-    }
-    return true;
-  }
-
-  /** Counts reads as bytes, and stops them for good when too many must be read again. */
-  private countBytesReads(records: number, readAgain: number): void {
-    this.recordsAsBytes += records;
-    this.recordsReadAgain += readAgain;
-    if (
-      this.recordsReadAgain >= RAW_GIVE_UP_MIN &&
-      this.recordsReadAgain * RAW_GIVE_UP_RATIO > this.recordsAsBytes
-    ) {
-      this.listsAsBytes = false;
-      this.log.info('aerospike list and map bins read decoded by the client from now on', {
-        records: this.recordsAsBytes,
-        readAgain: this.recordsReadAgain,
-      });
-    }
   }
 
   /**
