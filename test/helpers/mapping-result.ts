@@ -11,7 +11,8 @@ export type PersonRow = ReadonlyArray<readonly [id: string, typeCode: string]>;
 export function mappingResult(
   count: number,
   person: (i: number) => PersonRow,
-  partition = '2026-11-25',
+  /** Today's (UTC) by default: the look-back windows of the code under test count from now. */
+  partition = new Date().toISOString().slice(0, 10),
   pageSize = 1_000,
   dropped: ReadonlyArray<readonly [reason: string, rows: number]> = [],
 ): QueryResult {

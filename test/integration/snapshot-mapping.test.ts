@@ -47,6 +47,9 @@ function person(i: number): PersonRow {
 
 let bq: BigQueryEmulator;
 
+/** The partition the canned results come from: today's, as a daily job would read. */
+const PARTITION = new Date().toISOString().slice(0, 10);
+
 beforeAll(async () => {
   bq = await BigQueryEmulator.start({ projectId: 'my-project' });
 });
@@ -57,7 +60,7 @@ afterAll(async () => {
 
 beforeEach(() => {
   bq.clearFaults();
-  bq.respondWith(() => mappingResult(2_500, person));
+  bq.respondWith(() => mappingResult(2_500, person, PARTITION));
 });
 
 async function setup(maxMemoryBytes = 0) {
@@ -87,7 +90,7 @@ describe('snapshotMapping on the BigQuery client', () => {
       outcome: 'published',
       rows: 5_000,
       skipped: 500,
-      source: { source: 'bigquery my-project.identity.mapping', partition: '2026-11-25' },
+      source: { source: 'bigquery my-project.identity.mapping', partition: PARTITION },
     });
     // Ids are never logged, only their type and the reason.
     const rejects = lines.filter((l) => l.message === 'skipping invalid mapping id');
