@@ -1,18 +1,24 @@
 import { Readable } from 'node:stream';
 import { loadProfileConfig } from '../../functions/profile/config.js';
 import { createProfileRuntime, type ProfileRuntime } from '../../functions/profile/runtime.js';
+import { createSnapshotMappingHandler } from '../../functions/snapshot-mapping/handler.js';
 import { catalogCodec } from '../../shared/catalog/catalog-codec.js';
+import { defaultIdTypeRegistry } from '../../shared/id-types.js';
 import { silentLogger } from '../../shared/logger.js';
+import { BigQueryMappingSource } from '../../shared/mapping/bigquery-mapping-source.js';
 import { LocalSnapshotStore } from '../../shared/snapshots/local-snapshot-store.js';
 import { publishSnapshot } from '../../shared/snapshots/publish-snapshot.js';
 import { AerospikeEmulator } from '../emulators/aerospike-emulator.js';
 import { BigQueryEmulator } from '../emulators/bigquery-emulator.js';
 import { BigtableEmulator } from '../emulators/bigtable-emulator.js';
+import { bigQueryClientFor } from './bigquery-client.js';
 import {
+  MAPPING_COLUMNS,
   MAPPING_TABLE_SCHEMA,
   type PartitionedMapping,
   partitionedMapping,
 } from './partitioned-mapping.js';
+import { MANUAL_RUN } from './scheduled-event.js';
 import { makeTempDir, removeTempDir } from './temp-dir.js';
 
 /** The BigQuery table startGraphStack loads the graph into. */
@@ -100,4 +106,34 @@ export function graphRuntime(
     }),
     silentLogger,
   );
+}
+
+/**
+ * snapshotMapping over `table` in the BigQuery test server as it is now, reading a window of
+ * `windowDays`, published to the local snapshot store in `dir`: the summary of the run.
+ */
+export function publishMappingSnapshot(options: {
+  readonly bq: BigQueryEmulator;
+  readonly dir: string;
+  readonly windowDays: number;
+  readonly table?: string;
+  readonly pageSize?: number;
+}) {
+  const { bq, dir, windowDays, table = GRAPH_TABLE, pageSize = 500 } = options;
+  return createSnapshotMappingHandler({
+    config: {
+      MIN_ROWS_RATIO: 0,
+      JOB_TIMEOUT_MS: 60_000,
+      MAPPING_WINDOW_DAYS: windowDays,
+      MAPPING_MAX_BYTES: 0,
+    },
+    registry: defaultIdTypeRegistry(),
+    source: new BigQueryMappingSource(
+      { table, ...MAPPING_COLUMNS, windowDays, lookbackDays: 7, jobTimeoutMs: 60_000, pageSize },
+      bigQueryClientFor(bq),
+    ),
+    store: new LocalSnapshotStore(dir),
+    log: silentLogger,
+    now: Date.now,
+  })(MANUAL_RUN, {});
 }

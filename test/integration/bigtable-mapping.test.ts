@@ -1,30 +1,23 @@
 import type { Table } from '@google-cloud/bigtable';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ProfileRuntime } from '../../functions/profile/runtime.js';
-import { createSnapshotMappingHandler } from '../../functions/snapshot-mapping/handler.js';
 import type { SyncSummary } from '../../functions/sync-mapping/handler.js';
-import { defaultIdTypeRegistry } from '../../shared/id-types.js';
 import type { ScheduledEvent } from '../../shared/jobs/scheduled-job.js';
-import { silentLogger } from '../../shared/logger.js';
-import { BigQueryMappingSource } from '../../shared/mapping/bigquery-mapping-source.js';
 import { shiftDays } from '../../shared/mapping/bigtable-layout.js';
-import { LocalSnapshotStore } from '../../shared/snapshots/local-snapshot-store.js';
 import type { AerospikeEmulator } from '../emulators/aerospike-emulator.js';
 import type { BigQueryEmulator } from '../emulators/bigquery-emulator.js';
 import { apiSchemaProblems } from '../helpers/api-schema-check.js';
-import { bigQueryClientFor } from '../helpers/bigquery-client.js';
 import { bigtableEnv, createMappingTable } from '../helpers/bigtable-table.js';
 import { captureLogger } from '../helpers/capture-logger.js';
 import { eventually } from '../helpers/eventually.js';
 import {
-  GRAPH_TABLE,
   type GraphStack,
   graphRuntime,
+  publishMappingSnapshot,
   startGraphStack,
 } from '../helpers/graph-stack.js';
 import { httpEvent, resultJson, resultText } from '../helpers/http-event.js';
-import { MAPPING_COLUMNS, type PartitionedMapping } from '../helpers/partitioned-mapping.js';
-import { MANUAL_RUN } from '../helpers/scheduled-event.js';
+import type { PartitionedMapping } from '../helpers/partitioned-mapping.js';
 import { testSyncJob } from '../helpers/sync-job.js';
 
 // The full identity graph in both modes, same data: BigQuery (several partitions) -> snapshotMapping
@@ -33,7 +26,6 @@ import { testSyncJob } from '../helpers/sync-job.js';
 const WINDOW_DAYS = 3;
 /** The graph's last partition: today (the GC rule's max age counts from the cells' dates). */
 const LAST = new Date().toISOString().slice(0, 10);
-const registry = defaultIdTypeRegistry();
 
 let stack: GraphStack;
 let bq: BigQueryEmulator;
@@ -44,14 +36,6 @@ let graph: PartitionedMapping;
 let snapshotMode: ProfileRuntime;
 let bigtableMode: ProfileRuntime;
 let sync: (event?: Partial<ScheduledEvent>) => Promise<SyncSummary>;
-
-const tableOptions = {
-  table: GRAPH_TABLE,
-  ...MAPPING_COLUMNS,
-  windowDays: WINDOW_DAYS,
-  jobTimeoutMs: 60_000,
-  pageSize: 500,
-};
 
 /** A profile runtime on this stack; `env` picks the mapping store. */
 function runtime(env: Record<string, string>): ProfileRuntime {
@@ -90,20 +74,7 @@ beforeAll(async () => {
 
   // Snapshot mode: the mapping job over the same window, published to the local snapshot store
   // that holds the catalog.
-  const store = new LocalSnapshotStore(dir);
-  const published = await createSnapshotMappingHandler({
-    config: {
-      MIN_ROWS_RATIO: 0,
-      JOB_TIMEOUT_MS: 60_000,
-      MAPPING_WINDOW_DAYS: WINDOW_DAYS,
-      MAPPING_MAX_BYTES: 0,
-    },
-    registry,
-    source: new BigQueryMappingSource({ ...tableOptions, lookbackDays: 7 }, bigQueryClientFor(bq)),
-    store,
-    log: silentLogger,
-    now: Date.now,
-  })(MANUAL_RUN, {});
+  const published = await publishMappingSnapshot({ bq, dir, windowDays: WINDOW_DAYS });
   expect(published).toMatchObject({
     outcome: 'published',
     source: { firstPartition: shiftDays(LAST, -2), lastPartition: LAST },

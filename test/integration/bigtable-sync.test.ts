@@ -3,12 +3,10 @@ import type { GetRowsOptions, GetRowsResponse, Table } from '@google-cloud/bigta
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadProfileConfig } from '../../functions/profile/config.js';
 import { createProfileRuntime, type ProfileRuntime } from '../../functions/profile/runtime.js';
-import { createSnapshotMappingHandler } from '../../functions/snapshot-mapping/handler.js';
 import { PLAN_MAX_AGE_MS, type SyncSummary } from '../../functions/sync-mapping/handler.js';
 import { createShardWorkerHandler } from '../../functions/sync-mapping-shard/handler.js';
 import { defaultIdTypeRegistry } from '../../shared/id-types.js';
 import { silentLogger } from '../../shared/logger.js';
-import { BigQueryMappingSource } from '../../shared/mapping/bigquery-mapping-source.js';
 import {
   COUNT_QUALIFIER,
   LINKS_FAMILY,
@@ -18,10 +16,8 @@ import {
 import { BigtableMappingStore, readVersion } from '../../shared/mapping/bigtable-mapping-store.js';
 import type { ShardMessage, ShardQueue } from '../../shared/mapping/shard-queue.js';
 import { readPlan, shardRange } from '../../shared/mapping/sync-plan.js';
-import { LocalSnapshotStore } from '../../shared/snapshots/local-snapshot-store.js';
 import type { AerospikeEmulator } from '../emulators/aerospike-emulator.js';
 import type { BigQueryEmulator } from '../emulators/bigquery-emulator.js';
-import { bigQueryClientFor } from '../helpers/bigquery-client.js';
 import {
   BIGTABLE,
   bigtableEnv,
@@ -35,16 +31,15 @@ import {
   GRAPH_TABLE,
   type GraphStack,
   graphRuntime,
+  publishMappingSnapshot,
   startGraphStack,
 } from '../helpers/graph-stack.js';
 import { httpEvent, resultText } from '../helpers/http-event.js';
 import {
-  MAPPING_COLUMNS,
   MAPPING_TABLE_SCHEMA,
   type MappingTableRow,
   type PartitionedMapping,
 } from '../helpers/partitioned-mapping.js';
-import { MANUAL_RUN } from '../helpers/scheduled-event.js';
 import type { SyncChildSettings } from '../helpers/sync-child.js';
 import { graphSource, syncUntilLanded, TEST_LIMITS, testSyncJob } from '../helpers/sync-job.js';
 import { makeTempDir } from '../helpers/temp-dir.js';
@@ -88,29 +83,7 @@ async function answer(mode: ProfileRuntime, id: string) {
 
 /** snapshotMapping over the table as it is now, published to the stack's snapshot directory. */
 async function publishSnapshot() {
-  const published = await createSnapshotMappingHandler({
-    config: {
-      MIN_ROWS_RATIO: 0,
-      JOB_TIMEOUT_MS: 60_000,
-      MAPPING_WINDOW_DAYS: WINDOW_DAYS,
-      MAPPING_MAX_BYTES: 0,
-    },
-    registry,
-    source: new BigQueryMappingSource(
-      {
-        table: GRAPH_TABLE,
-        ...MAPPING_COLUMNS,
-        windowDays: WINDOW_DAYS,
-        lookbackDays: 7,
-        jobTimeoutMs: 60_000,
-        pageSize: 500,
-      },
-      bigQueryClientFor(bq),
-    ),
-    store: new LocalSnapshotStore(dir),
-    log: silentLogger,
-    now: Date.now,
-  })(MANUAL_RUN, {});
+  const published = await publishMappingSnapshot({ bq, dir, windowDays: WINDOW_DAYS });
   expect(published.outcome).toBe('published');
 }
 
@@ -586,29 +559,13 @@ describe('a super-node of 100,000 ids', () => {
 
     // Snapshot mode on the same table answers the same linked ids and total.
     const superDir = await makeTempDir();
-    const published = await createSnapshotMappingHandler({
-      config: {
-        MIN_ROWS_RATIO: 0,
-        JOB_TIMEOUT_MS: 60_000,
-        MAPPING_WINDOW_DAYS: 1,
-        MAPPING_MAX_BYTES: 0,
-      },
-      registry,
-      source: new BigQueryMappingSource(
-        {
-          table: SUPER,
-          ...MAPPING_COLUMNS,
-          windowDays: 1,
-          lookbackDays: 7,
-          jobTimeoutMs: 60_000,
-          pageSize: 5_000,
-        },
-        bigQueryClientFor(bq),
-      ),
-      store: new LocalSnapshotStore(superDir),
-      log: silentLogger,
-      now: Date.now,
-    })(MANUAL_RUN, {});
+    const published = await publishMappingSnapshot({
+      bq,
+      dir: superDir,
+      windowDays: 1,
+      table: SUPER,
+      pageSize: 5_000,
+    });
     expect(published.outcome).toBe('published');
     const snapshot = createProfileRuntime(
       loadProfileConfig({
