@@ -262,12 +262,24 @@ export class AerospikeProfileStore implements ProfileStore {
     const own = this.options.retry !== 'client' && this.options.maxRetries > 0;
     const asBytes = this.bytes.on;
     const read: ReadInProgress = { client, records, started, total, own, asBytes };
-    const policy = this.policyFor(Aerospike, total, own, asBytes);
-    // The client's callback form, under ONE promise of ours: its promise form makes one more.
+    return this.batch(read, this.policyFor(Aerospike, total, own, asBytes));
+  }
+
+  /**
+   * One batch read of `read.records` with `policy`: the records, one per key (see received);
+   * what fails is handled by batchFailed. The client's callback form, under ONE promise of
+   * ours: its promise form makes one more.
+   */
+  private batch(
+    read: ReadInProgress,
+    policy: AerospikeModule.BatchPolicy,
+  ): Promise<(ProfileBins | undefined)[]> {
+    const { client, records } = read;
     return new Promise((resolve, reject) => {
       const failed = (err: unknown) => this.batchFailed(read, err).then(resolve, reject);
       try {
-        client.batchRead(records, policy, (err, results) => {
+        // The client only reads the array (no copy on the hot path).
+        client.batchRead(records as AerospikeModule.BatchReadRecord[], policy, (err, results) => {
           if (err) failed(err);
           else {
             try {
@@ -345,65 +357,26 @@ export class AerospikeProfileStore implements ProfileStore {
     retry: readonly number[],
     decode: readonly number[],
   ): Promise<(ProfileBins | undefined)[]> {
-    const { client, records, started, total } = read;
+    const { records, started, total, own } = read;
     if (retry.length > 0) {
       // Only the keys that failed, each on its own.
       const some = retry.map((i) => records[i] as AerospikeModule.BatchReadRecord);
       const failed = new BackendUnavailableError('aerospike', 'batch read record failed');
-      const again = await this.readEach(client, some, started + total, failed);
+      const again = await this.readEach(read.client, some, started + total, failed);
       for (const [j, i] of retry.entries()) bins[i] = again[j];
     }
     if (decode.length > 0) {
-      // Records whose list or map bins are not of the shape taken as bytes: read again, decoded.
+      // Records whose list or map bins are not of the shape taken as bytes: read again in one
+      // batch, decoded by the client, within what is left of the same total.
+      const left = Math.floor(started + total - performance.now());
+      if (left < 1) throw new BackendUnavailableError('aerospike', 'batch read failed');
+      const Aerospike = await loadLib();
       const some = decode.map((i) => records[i] as AerospikeModule.BatchReadRecord);
-      const again = await this.readDecoded(client, some, started + total);
-      for (const [j, i] of decode.entries()) bins[i] = again[j];
-    }
-    return bins;
-  }
-
-  /**
-   * Reads records again with the client decoding their lists and maps, in one batch within what
-   * is left until `deadline`; a record that fails in it, or the whole batch, is read key by key
-   * (readEach) when retries are ours.
-   */
-  private async readDecoded(
-    client: Client,
-    records: readonly AerospikeModule.BatchReadRecord[],
-    deadline: number,
-  ): Promise<(ProfileBins | undefined)[]> {
-    const Aerospike = await loadLib();
-    const left = Math.floor(deadline - performance.now());
-    const failed = new BackendUnavailableError('aerospike', 'batch read failed');
-    if (left < 1) throw failed;
-    const own = this.options.retry !== 'client' && this.options.maxRetries > 0;
-    let results: AerospikeModule.BatchResult[];
-    try {
-      results = await client.batchRead(
-        [...records],
+      const again = await this.batch(
+        { ...read, records: some, asBytes: false },
         this.batchPolicy(Aerospike, Math.min(left, this.options.totalTimeoutMs), own, false),
       );
-    } catch (err) {
-      const failure = this.failure('batch read failed', err);
-      if (!own || !(failure instanceof BackendUnavailableError)) throw failure;
-      return this.readEach(client, records, deadline, failure);
-    }
-    const bins: (ProfileBins | undefined)[] = new Array(results.length);
-    const retry: number[] = [];
-    for (let i = 0; i < results.length; i++) {
-      const r = results[i] as AerospikeModule.BatchResult;
-      if (r.status === OK) bins[i] = (r.record.bins ?? {}) as ProfileBins;
-      else if (r.status === RECORD_NOT_FOUND) bins[i] = undefined;
-      else {
-        const failure = this.failure('batch read record failed', { code: r.status });
-        if (!own || !(failure instanceof BackendUnavailableError)) throw failure;
-        retry.push(i);
-      }
-    }
-    if (retry.length > 0) {
-      const some = retry.map((i) => records[i] as AerospikeModule.BatchReadRecord);
-      const again = await this.readEach(client, some, deadline, failed);
-      for (const [j, i] of retry.entries()) bins[i] = again[j];
+      for (const [j, i] of decode.entries()) bins[i] = again[j];
     }
     return bins;
   }
