@@ -17,7 +17,7 @@ const byPath = new Map(
     {
       keys: p.keys,
       body: bodies.subarray(p.at, p.at + p.length),
-      headers: p.headers ?? { 'content-type': 'application/json; charset=utf-8' },
+      headers: p.headers,
     },
   ]),
 );
